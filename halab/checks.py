@@ -1,0 +1,161 @@
+"""The rules that relate fields of a lab to each other.
+
+Each rule is a small function returning the problems it finds; `problems()` runs them
+all so a lab file's author sees every mistake in one go. They run only on a lab whose
+fields are individually valid (see spec.parse), so each rule can trust the types.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
+
+from halab.problems import Problem
+
+if TYPE_CHECKING:
+    from halab.spec import Lab
+
+Rule = Callable[["Lab"], Iterator[Problem]]
+
+
+def problems(lab: Lab) -> list[Problem]:
+    """Every cross-field problem of the lab, in rule order."""
+    return [problem for rule in RULES for problem in rule(lab)]
+
+
+def addresses_in_subnet(lab: Lab) -> Iterator[Problem]:
+    """Nodes and VIPs must sit on the lab's one L2 segment: DR forwards by MAC, not by route."""
+    usable = f"{lab.subnet[1]}..{lab.subnet[-2]}"
+    owners = [(f"nodes.{name}.address", node.address) for name, node in lab.nodes.items()]
+    owners += [(f"virtual_services.{i}.vip", s.vip) for i, s in enumerate(lab.virtual_services)]
+    for path, address in owners:
+        if address not in lab.subnet or address in (lab.subnet.network_address, lab.subnet.broadcast_address):
+            yield Problem(path, f"{address} is not a usable address of subnet {lab.subnet} (allowed: {usable})")
+
+
+def unique_addresses(lab: Lab) -> Iterator[Problem]:
+    """Two nodes with one address, or a VIP that is also a node's address, break ARP for both."""
+    holder: dict[object, str] = {}
+    for name, node in lab.nodes.items():
+        if node.address in holder:
+            yield Problem(f"nodes.{name}.address", f"{node.address} is already the address of {holder[node.address]}")
+        holder.setdefault(node.address, name)
+    for i, service in enumerate(lab.virtual_services):
+        if service.vip in holder:
+            yield Problem(f"virtual_services.{i}.vip",
+                          f"{service.vip} collides with the address of node {holder[service.vip]}; a VIP must be free")
+
+
+def director_settings(lab: Lab) -> Iterator[Problem]:
+    """Directors need a VRRP state and priority; on other roles those keys mean nothing."""
+    for name, node in lab.nodes.items():
+        for key in ("state", "priority"):
+            value = getattr(node, key)
+            if node.role == "director" and value is None:
+                yield Problem(f"nodes.{name}.{key}", "required for a director (state: MASTER or BACKUP, priority: 1..254)")
+            if node.role != "director" and value is not None:
+                yield Problem(f"nodes.{name}.{key}", f"only directors have a {key}; {name} is a {node.role}")
+
+
+def roles_present(lab: Lab) -> Iterator[Problem]:
+    """Without a director nothing holds the VIP; without real servers or a service nothing answers."""
+    for role in ("director", "realserver"):
+        if not lab.role(role):
+            yield Problem("nodes", f"needs at least one node with role {role}")
+    if not lab.virtual_services:
+        yield Problem("virtual_services", "needs at least one virtual service (a VIP with its real servers)")
+
+
+def one_master(lab: Lab) -> Iterator[Problem]:
+    """Exactly one MASTER per VRRP instance, and it must outrank every BACKUP.
+
+    In active-active the second instance mirrors the first (states and priorities swapped),
+    so one MASTER among the directors covers both instances.
+    """
+    directors = lab.role("director")
+    masters = [name for name, node in directors.items() if node.state == "MASTER"]
+    if directors and len(masters) != 1:
+        yield Problem("nodes", f"exactly one director must have state MASTER, found {len(masters)}: {masters or 'none'}")
+        return
+    if not masters:
+        return
+    top = directors[masters[0]]
+    for name, node in directors.items():
+        if name != masters[0] and node.priority is not None and top.priority is not None and node.priority >= top.priority:
+            yield Problem(f"nodes.{masters[0]}.priority",
+                          f"{top.priority} must be higher than every BACKUP's priority ({name} has {node.priority})")
+
+
+def active_active_shape(lab: Lab) -> Iterator[Problem]:
+    """Dual master needs two directors and two VIPs: each director is MASTER of one."""
+    if lab.mode != "active-active":
+        return
+    if len(lab.role("director")) != 2:
+        yield Problem("nodes", f"active-active needs exactly 2 directors, found {len(lab.role('director'))}")
+    if len(lab.vips) != 2:
+        yield Problem("virtual_services", f"active-active needs exactly 2 distinct VIPs, found {len(lab.vips)}")
+    if lab.vrrp.virtual_router_id == 255:
+        yield Problem("vrrp.virtual_router_id", "255 leaves no id for the second instance (it uses id + 1); allowed: 1..254")
+
+
+def advert_interval(lab: Lab) -> Iterator[Problem]:
+    """VRRPv2 counts whole seconds; VRRPv3 counts centiseconds."""
+    value = lab.vrrp.advert_int
+    if lab.vrrp.version == 2 and value != int(value):
+        yield Problem("vrrp.advert_int", f"{value} is sub-second, which VRRP version 2 cannot express; "
+                                         "use a whole number of seconds or vrrp.version: 3")
+    if lab.vrrp.version == 3 and round(value * 100) != value * 100:
+        yield Problem("vrrp.advert_int", f"{value} is finer than VRRPv3's centisecond resolution")
+
+
+def authentication_version(lab: Lab) -> Iterator[Problem]:
+    """RFC 5798 removed authentication from VRRPv3; keepalived refuses it there."""
+    if lab.vrrp.version == 3 and lab.vrrp.authentication is not None:
+        yield Problem("vrrp.authentication", "VRRP version 3 has no authentication; set it to null or use version 2")
+
+
+def unicast_peers(lab: Lab) -> Iterator[Problem]:
+    """Unicast adverts go between directors, so every peer named must be one, and all must be."""
+    peers = lab.vrrp.unicast_peers
+    if not peers:
+        return
+    directors = lab.role("director")
+    for i, name in enumerate(peers):
+        if name not in directors:
+            yield Problem(f"vrrp.unicast_peers.{i}", f"{name!r} is not a director; allowed: {', '.join(directors)}")
+    missing = [name for name in directors if name not in peers]
+    if missing:
+        yield Problem("vrrp.unicast_peers", f"must list every director; missing {', '.join(missing)}")
+
+
+def real_servers_known(lab: Lab) -> Iterator[Problem]:
+    """A virtual service balances over nodes whose role is realserver."""
+    servers = lab.role("realserver")
+    for i, service in enumerate(lab.virtual_services):
+        for name in service.real_servers:
+            if name not in servers:
+                yield Problem(f"virtual_services.{i}.real_servers.{name}",
+                              f"not a realserver node; allowed: {', '.join(servers) or 'none defined'}")
+
+
+def forwarding_supported(lab: Lab) -> Iterator[Problem]:
+    """The lab wires real servers for direct routing (VIP on lo, ARP suppressed) only."""
+    for i, service in enumerate(lab.virtual_services):
+        if service.lb_kind != "DR":
+            yield Problem(f"virtual_services.{i}.lb_kind",
+                          f"{service.lb_kind!r} is valid keepalived but this lab wires real servers for DR only; allowed: DR")
+
+
+RULES: tuple[Rule, ...] = (
+    addresses_in_subnet,
+    unique_addresses,
+    director_settings,
+    roles_present,
+    one_master,
+    active_active_shape,
+    advert_interval,
+    authentication_version,
+    unicast_peers,
+    real_servers_known,
+    forwarding_supported,
+)

@@ -1,0 +1,40 @@
+"""One owner for every path the project reads or writes.
+
+Nothing else builds a path by hand: the state of a lab, the build cache and the files a
+provider generates all come from here, so `down` can find everything `up` made.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_LAB = ROOT / "labs" / "seed.yaml"
+PROVISION = ROOT / "provision"
+
+
+def home() -> Path:
+    """Where state and caches live: $HALAB_HOME, else .halab in the checkout."""
+    return Path(os.environ.get("HALAB_HOME", ROOT / ".halab"))
+
+
+class LabPaths:
+    """The files of one lab, under <home>/labs/<name>/."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.root = home() / "labs" / name
+
+    @property
+    def rendered(self) -> Path:
+        """The files `lab.render` writes: one tree per node, mirroring the node's filesystem."""
+        return self.root / "rendered"
+
+    @property
+    def lab_json(self) -> Path:
+        """The machine-readable lab for the Vagrantfile and the tests."""
+        return self.rendered / "lab.json"
+
+    def node_files(self, node: str) -> Path:
+        return self.rendered / node

@@ -1,0 +1,131 @@
+"""Every file a node needs, from the lab model: a pure function, no I/O but templates.
+
+`render(lab)` returns {relative path: text}. Paths start with the node's name and
+mirror where the file lives on that node (`server3/etc/keepalived/keepalived.conf`),
+so a provider installs a node's tree by copying it to `/`. `lab.json` describes the
+lab for the Vagrantfile and the tests.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+
+from halab.spec import Lab
+
+KEEPALIVED_CONF = "etc/keepalived/keepalived.conf"
+NGINX_CONF = "usr/local/nginx/conf/nginx.conf"
+INDEX_HTML = "usr/local/nginx/html/index.html"
+REALSERVER_SCRIPT = "usr/local/sbin/lvs-realserver"
+
+_ENV = jinja2.Environment(
+    loader=jinja2.PackageLoader("halab", "templates"),
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=True,
+    autoescape=False,
+)
+_ENV.filters["seconds"] = lambda value: f"{value:g}"
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One vrrp_instance block as one director sees it."""
+
+    name: str
+    vrid: int
+    vips: tuple[str, ...]
+    state: str
+    priority: int
+    comment: str = ""
+
+
+def render(lab: Lab) -> dict[str, str]:
+    """All files of all nodes, plus lab.json."""
+    files: dict[str, str] = {"lab.json": lab_json(lab)}
+    for name, node in lab.nodes.items():
+        if node.role == "director":
+            files[f"{name}/{KEEPALIVED_CONF}"] = keepalived_conf(lab, name)
+        elif node.role == "realserver":
+            files.update({f"{name}/{path}": text for path, text in realserver_files(lab, name).items()})
+    return files
+
+
+def write(files: dict[str, str], target: Path) -> list[Path]:
+    """Write rendered files under target, replacing what was there; scripts stay executable."""
+    written = []
+    for relative, text in sorted(files.items()):
+        path = target / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        path.chmod(0o755 if relative.endswith(REALSERVER_SCRIPT) else 0o644)
+        written.append(path)
+    return written
+
+
+def keepalived_conf(lab: Lab, director: str) -> str:
+    node = lab.nodes[director]
+    peers = [str(lab.nodes[p].address) for p in lab.vrrp.unicast_peers if p != director]
+    return _ENV.get_template("keepalived.conf.j2").render(
+        lab=lab, name=director, node=node, instances=instances(lab, director), unicast_peers=peers,
+        role_line=f"director, {node.state} of the first VRRP instance, priority {node.priority}",
+    )
+
+
+def instances(lab: Lab, director: str) -> list[Instance]:
+    """The VRRP instances of one director.
+
+    active-backup: one instance holding every VIP. active-active (the write-up's dual
+    master): a second instance, id + 1, holding the second VIP, where the two directors'
+    states and priorities are swapped, so each is MASTER of one VIP.
+    With nopreempt every director starts as BACKUP, since keepalived ignores nopreempt on
+    a MASTER; the highest priority still wins the first election.
+    """
+    me = lab.nodes[director]
+    other = next((n for name, n in lab.role("director").items() if name != director), me)
+    vips = tuple(str(vip) for vip in lab.vips)
+    vrid = lab.vrrp.virtual_router_id
+    if lab.mode == "active-active":
+        result = [Instance("VI_1", vrid, vips[:1], me.state, me.priority),
+                  Instance("VI_2", vrid + 1, vips[1:], other.state, other.priority)]
+    else:
+        result = [Instance("VI_1", vrid, vips, me.state, me.priority)]
+    if not lab.vrrp.preempt:
+        note = "nopreempt needs initial state BACKUP; priority decides the first election"
+        result = [Instance(i.name, i.vrid, i.vips, "BACKUP", i.priority, note if i.state == "MASTER" else "")
+                  for i in result]
+    return result
+
+
+def realserver_files(lab: Lab, server: str) -> dict[str, str]:
+    """nginx.conf, the page that names the server, and the VIP + ARP suppression script."""
+    node = lab.nodes[server]
+    ports = sorted({s.port for s in lab.virtual_services if server in s.real_servers})
+    context = {"lab": lab, "name": server, "node": node, "ports": ports}
+    return {
+        NGINX_CONF: _ENV.get_template("nginx.conf.j2").render(context),
+        INDEX_HTML: _ENV.get_template("index.html.j2").render(context),
+        REALSERVER_SCRIPT: _ENV.get_template("lvs-realserver.j2").render(context),
+    }
+
+
+def lab_json(lab: Lab) -> str:
+    """The lab as data for other languages (the Vagrantfile) and for the tests."""
+    data = {
+        "name": lab.name,
+        "subnet": str(lab.subnet),
+        "mode": lab.mode,
+        "interface": lab.vrrp.interface,
+        "vips": [str(vip) for vip in lab.vips],
+        "nodes": [
+            {"name": name, "address": str(node.address), "role": node.role,
+             "state": node.state, "priority": node.priority}
+            for name, node in lab.nodes.items()
+        ],
+        "versions": lab.versions.model_dump(),
+    }
+    return json.dumps(data, indent=2) + "\n"

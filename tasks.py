@@ -1,0 +1,12 @@
+"""invoke entry point: it only assembles collections; each lives in halab/tasks/.
+
+    invoke --list              every task
+    invoke --help lab.render   one task's options
+"""
+
+from invoke import Collection
+
+from halab.tasks import demo, lab, test
+
+ns = Collection(lab, test)
+ns.add_task(demo.demo)
