@@ -6,7 +6,7 @@
 
 from invoke import Collection
 
-from halab.tasks import demo, lab, test
+from halab.tasks import build, demo, lab, test
 
-ns = Collection(lab, test)
+ns = Collection(build, lab, test)
 ns.add_task(demo.demo)

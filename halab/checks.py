@@ -7,9 +7,11 @@ fields are individually valid (see spec.parse), so each rule can trust the types
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
+from halab import sources
 from halab.problems import Problem
 
 if TYPE_CHECKING:
@@ -146,6 +148,16 @@ def forwarding_supported(lab: Lab) -> Iterator[Problem]:
                           f"{service.lb_kind!r} is valid keepalived but this lab wires real servers for DR only; allowed: DR")
 
 
+def versions_pinned(lab: Lab) -> Iterator[Problem]:
+    """Only pinned versions can be fetched and verified; name the ones that can."""
+    table = sources.pinned()
+    for name, version in lab.versions.model_dump().items():
+        if version not in table[name]:
+            variable = f"HALAB_{name.upper()}_VERSION"
+            origin = f" (set by {variable})" if os.environ.get(variable) == version else ""
+            yield Problem(f"versions.{name}", f"{version!r}{origin} is not pinned; pinned: {', '.join(table[name])}")
+
+
 RULES: tuple[Rule, ...] = (
     addresses_in_subnet,
     unique_addresses,
@@ -158,4 +170,5 @@ RULES: tuple[Rule, ...] = (
     unicast_peers,
     real_servers_known,
     forwarding_supported,
+    versions_pinned,
 )

@@ -21,7 +21,7 @@ class Verdict:
     output: str
 
 
-def keepalived(conf: Path, binary: str = "keepalived", interface: str = "eth0") -> Verdict:
+def keepalived(conf: Path, binary: str | Path = "keepalived", interface: str = "eth0") -> Verdict:
     """`keepalived -t -f conf`, silent when the file is clean.
 
     keepalived also checks that the VRRP interface exists, so the test runs in a
@@ -30,22 +30,31 @@ def keepalived(conf: Path, binary: str = "keepalived", interface: str = "eth0") 
     """
     script = f'ip link add "$1" type veth peer name halab-peer && exec "$2" -t -f "$3"'
     result = subprocess.run(
-        ["unshare", "-n", "sh", "-c", script, "sh", interface, _which(binary), str(conf)],
+        ["unshare", "-n", "sh", "-c", script, "sh", interface, _which(binary), str(conf.resolve())],
         capture_output=True, text=True, timeout=60,
     )
     output = (result.stdout + result.stderr).strip()
     return Verdict(conf, result.returncode == 0 and not output, output)
 
 
-def nginx(conf: Path, binary: str = "nginx") -> Verdict:
-    """`nginx -q -t -c conf`: -q keeps only warnings and errors."""
-    result = subprocess.run([_which(binary), "-q", "-t", "-c", str(conf)], capture_output=True, text=True, timeout=60)
+def nginx(conf: Path, binary: str | Path = "nginx") -> Verdict:
+    """`nginx -q -t -c conf`: -q keeps only warnings and errors.
+
+    nginx -t opens the log files and creates the temp directories its build names (under
+    /var, per the write-up's flags), so it runs in a private mount namespace with a fresh
+    tmpfs on /var holding the directories a provisioned node has: the host's /var is
+    neither needed nor touched. The `nginx` user must exist (./bootstrap creates it).
+    """
+    script = ('mount -t tmpfs halab-var /var && mkdir -p /var/log/nginx /var/run/nginx /var/lock /var/temp/nginx '
+              '&& exec "$1" -q -t -c "$2"')
+    result = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh",
+                             _which(binary), str(conf.resolve())], capture_output=True, text=True, timeout=60)
     output = (result.stdout + result.stderr).strip()
     return Verdict(conf, result.returncode == 0 and not output, output)
 
 
-def _which(binary: str) -> str:
-    found = shutil.which(binary)
+def _which(binary: str | Path) -> str:
+    found = shutil.which(str(binary))
     if not found:
         raise FileNotFoundError(f"{binary} not found; run `invoke build` (or ./bootstrap) first")
     return found

@@ -13,6 +13,7 @@ each other (addresses in the subnet, one MASTER, peers that are directors...).
 
 from __future__ import annotations
 
+import os
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
@@ -180,6 +181,7 @@ def parse(text: str, source: str = "<lab>") -> Lab:
         raise SpecError(source, [Problem("", f"not valid YAML at {where}: {exc.problem}")]) from None
     if not isinstance(data, dict):
         raise SpecError(source, [Problem("", f"a lab file is a YAML mapping, got {type(data).__name__}")])
+    _apply_version_overrides(data)
     try:
         lab = Lab.model_validate(data)
     except ValidationError as exc:
@@ -188,6 +190,23 @@ def parse(text: str, source: str = "<lab>") -> Lab:
     if problems:
         raise SpecError(source, problems)
     return lab
+
+
+def version_overrides() -> dict[str, str]:
+    """HALAB_KEEPALIVED_VERSION / HALAB_NGINX_VERSION: this machine's choice over the lab file's.
+
+    For hosts that cannot fetch the lab's version (nginx 1.17.x exists only upstream);
+    the override is validated like the file's own value.
+    """
+    names = Versions.model_fields
+    return {name: os.environ[f"HALAB_{name.upper()}_VERSION"] for name in names
+            if os.environ.get(f"HALAB_{name.upper()}_VERSION")}
+
+
+def _apply_version_overrides(data: dict) -> None:
+    overrides = version_overrides()
+    if overrides and isinstance(data.setdefault("versions", {}), dict):
+        data["versions"].update(overrides)
 
 
 def _problem(error: Any) -> Problem:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from invoke import task
 
-from halab.tasks import lab
+from halab.tasks import build, lab
 
 
 @task
 def demo(c):
-    """Validate the default lab and render its files, checked by keepalived -t and nginx -t."""
+    """Validate the default lab, compile its keepalived and nginx, render its files and check them."""
     lab.validate(c)
+    build.all_(c)
     lab.render_(c, check=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from invoke import Exit, task
 
-from halab import configtest, render, spec
+from halab import build, configtest, render, sources, spec
 from halab.paths import LabPaths
 from halab.problems import SpecError
 
@@ -32,7 +32,7 @@ def validate(c, lab=None):
         print(f"  VIP {service.vip}:{service.port}/{service.protocol} {service.lb_algo}/{service.lb_kind} -> {servers}")
 
 
-@task(name="render", help={**LAB_HELP, "check": "also run keepalived -t / nginx -t on the rendered files"})
+@task(name="render", help={**LAB_HELP, "check": "also run keepalived -t / nginx -t (the lab's builds) on the files"})
 def render_(c, lab=None, check=False):
     """Render every node's files into the lab's state directory."""
     model = load(lab)
@@ -40,10 +40,19 @@ def render_(c, lab=None, check=False):
     written = render.write(render.render(model), target)
     print(f"rendered {len(written)} files for lab {model.name!r} into {target}")
     if check:
-        verdicts = [configtest.keepalived(p, interface=model.vrrp.interface) for p in written
+        binary = {name: _built(name, version).binary for name, version in model.versions.model_dump().items()}
+        verdicts = [configtest.keepalived(p, binary["keepalived"], model.vrrp.interface) for p in written
                     if p.name == "keepalived.conf"]
-        verdicts += [configtest.nginx(p) for p in written if p.name == "nginx.conf"]
+        verdicts += [configtest.nginx(p, binary["nginx"]) for p in written if p.name == "nginx.conf"]
         for verdict in verdicts:
             print(f"  {'ok  ' if verdict.ok else 'FAIL'} {verdict.path}" + (f"\n{verdict.output}" if verdict.output else ""))
         if not all(v.ok for v in verdicts):
             raise Exit("a rendered file failed its daemon's config test", code=1)
+
+
+def _built(name: str, version: str) -> build.Build:
+    """The host build of a pinned version, or a clean exit saying how to make it."""
+    found = build.find(sources.pin(name, version))
+    if not found:
+        raise Exit(f"{name} {version} is not built on this host yet: run `invoke build` first", code=1)
+    return found

@@ -1,0 +1,115 @@
+"""Host builds of keepalived and nginx, cached by everything that affects the result.
+
+The key hashes the pin (name, version, sha256), the build script and the helpers it
+sources, and the script's own plan (its configure flags, which depend on the compiler).
+A build lands in <home>/cache/builds/<name>-<version>-<key>/ only when it completed;
+a failed one leaves nothing but its log. The local lab runs these builds, and the
+config tests check rendered files with them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from halab import paths, sources
+from halab.sources import Pin, Progress
+
+BINARIES = {"keepalived": "usr/local/keepalived/sbin/keepalived", "nginx": "usr/local/nginx/sbin/nginx"}
+
+
+@dataclass(frozen=True)
+class Build:
+    """A finished build: its staged install tree and whether this call compiled it."""
+
+    pin: Pin
+    key: str
+    root: Path
+    compiled: bool
+
+    @property
+    def binary(self) -> Path:
+        return self.root / BINARIES[self.pin.name]
+
+
+class BuildError(Exception):
+    """A build that failed; says where its full log is."""
+
+
+def script(name: str) -> Path:
+    return paths.PROVISION / f"build-{name}.sh"
+
+
+def plan(pin: Pin) -> str:
+    """The configure command the script would run for this pin (nothing is built)."""
+    result = subprocess.run(["sh", str(script(pin.name)), f"/plan/{pin.filename}"], env={**os.environ, "HALAB_PLAN": "1"},
+                            capture_output=True, text=True, check=True, timeout=30)
+    return result.stdout.strip()
+
+
+def key(pin: Pin) -> str:
+    """What makes two builds the same: the pin, the scripts' text and the flags they choose."""
+    digest = hashlib.sha256()
+    for part in (pin.name, pin.version, pin.sha256 or "", script(pin.name).read_text(),
+                 (paths.PROVISION / "lib.sh").read_text(), plan(pin)):
+        digest.update(part.encode() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def location(pin: Pin, build_key: str) -> Path:
+    return paths.home() / "cache" / "builds" / f"{pin.name}-{pin.version}-{build_key}"
+
+
+def find(pin: Pin) -> Build | None:
+    """The cached build of this pin, if one with the current key exists."""
+    build_key = key(pin)
+    root = location(pin, build_key)
+    return Build(pin, build_key, root, compiled=False) if (root / "build.json").exists() else None
+
+
+def ensure(pin: Pin, progress: Progress = print) -> Build:
+    """A build of this pin: the cached one, or compiled now."""
+    cached = find(pin)
+    if cached:
+        progress(f"{pin.name} {pin.version}: up to date, nothing to do ({cached.root})")
+        return cached
+    build_key = key(pin)
+    root = location(pin, build_key)
+    tarball = sources.fetch(pin, progress=progress)
+    staging = root.with_name(root.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    log = root.with_name(root.name + ".log")
+    started = time.monotonic()
+    try:
+        _run_script(pin, tarball, staging, log, progress)
+        (staging / "build.json").write_text(json.dumps({
+            "name": pin.name, "version": pin.version, "sha256": pin.sha256, "key": build_key,
+            "plan": plan(pin), "seconds": round(time.monotonic() - started, 1),
+        }, indent=2) + "\n")
+        os.replace(staging, root)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    progress(f"{pin.name} {pin.version}: built in {time.monotonic() - started:.1f} s ({root})")
+    return Build(pin, build_key, root, compiled=True)
+
+
+def _run_script(pin: Pin, tarball: Path, destdir: Path, log: Path, progress: Progress) -> None:
+    """Run the provision script, echo its step lines as progress, keep the rest in the log."""
+    with log.open("w") as out:
+        process = subprocess.Popen(["sh", str(script(pin.name)), str(tarball), str(destdir)],
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        assert process.stdout is not None
+        for line in process.stdout:
+            out.write(line)
+            if line.startswith("==> "):
+                progress(f"{pin.name} {pin.version}: {line[4:].rstrip()}")
+        if process.wait() != 0:
+            tail = "".join(log.read_text().splitlines(keepends=True)[-15:])
+            raise BuildError(f"building {pin.name} {pin.version} failed; full log: {log}\n{tail}")

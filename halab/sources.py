@@ -1,0 +1,250 @@
+"""Pinned upstream tarballs: where to find them, and proof they are the right bytes.
+
+`fetch(pin)` walks a chain (the local cache, the pinned URLs, the distribution's source
+package of the same upstream version) and returns a cached path whose sha256 matches the
+pin. Every download lands in a temporary file next to the cache and is moved in only once
+verified, so the cache never holds a half-written or wrong file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import yaml
+
+from halab import paths
+
+PINS = paths.ROOT / "pins.yaml"
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Pin:
+    """One upstream tarball: name, version, where it lives, and its sha256 (None: unverifiable)."""
+
+    name: str
+    version: str
+    sha256: str | None
+    urls: tuple[str, ...]
+    debian_source: str
+
+    @property
+    def filename(self) -> str:
+        return f"{self.name}-{self.version}.tar.gz"
+
+
+class SourceError(Exception):
+    """A source that cannot be had, or not safely; the message says what to do."""
+
+
+class ChecksumMismatch(SourceError):
+    def __init__(self, what: str, expected: str, actual: str) -> None:
+        super().__init__(f"{what}: sha256 mismatch, expected {expected}, got {actual}; the file was deleted")
+        self.expected, self.actual = expected, actual
+
+
+class Miss(Exception):
+    """A mirror that does not have the file; the chain moves on to the next one."""
+
+
+class Mirror(Protocol):
+    def __str__(self) -> str: ...
+    def fetch(self, pin: Pin, dest: Path, progress: Progress) -> None: ...
+
+
+def pinned(pins_file: Path = PINS) -> dict[str, dict[str, Pin]]:
+    """Every pin, by name then version."""
+    data = yaml.safe_load(pins_file.read_text())
+    return {
+        name: {
+            str(version): Pin(name, str(version), sha, tuple(u.format(version=version) for u in entry["urls"]),
+                              entry["debian_source"])
+            for version, sha in entry["versions"].items()
+        }
+        for name, entry in data.items()
+    }
+
+
+def pin(name: str, version: str, pins_file: Path = PINS) -> Pin:
+    """The pin of one version, or an error listing the pinned ones."""
+    table = pinned(pins_file)
+    if name not in table:
+        raise SourceError(f"no source named {name!r}; pinned sources: {', '.join(table)}")
+    if version not in table[name]:
+        raise SourceError(f"{name} {version} is not pinned; pinned versions: {', '.join(table[name])} "
+                          f"(add it with its sha256 to {pins_file.name})")
+    return table[name][version]
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def default_mirrors() -> list[Mirror]:
+    return [UrlMirror(), DebianSource(paths.home() / "cache" / "apt")]
+
+
+def fetch(pin: Pin, cache: Path | None = None, mirrors: Sequence[Mirror] | None = None,
+          progress: Progress = print) -> Path:
+    """A verified copy of the pinned tarball in the cache, fetching it if need be."""
+    if pin.sha256 is None:
+        raise SourceError(f"{pin.name} {pin.version} is pinned without a sha256, so it cannot be verified; "
+                          f"download {pin.urls[0]}, check it against upstream's announcement and "
+                          f"put its sha256 in {PINS.name}")
+    cache = cache or paths.home() / "cache" / "sources"
+    cache.mkdir(parents=True, exist_ok=True)
+    target = cache / pin.filename
+    if target.exists():
+        actual = sha256_of(target)
+        if actual == pin.sha256:
+            return target
+        target.unlink()
+        progress(f"{target}: cached copy is corrupt (expected sha256 {pin.sha256}, got {actual}); deleted it, fetching again")
+    misses = []
+    for mirror in default_mirrors() if mirrors is None else mirrors:
+        try:
+            return _fetch_from(mirror, pin, target, progress)
+        except Miss as why:
+            misses.append(f"  - {mirror}: {why}")
+    raise SourceError(
+        f"{pin.filename} could not be found anywhere:\n" + "\n".join(misses or ["  - no mirrors configured"]) +
+        f"\nPut the tarball there by hand (sha256 {pin.sha256}):\n  {target}"
+        f"\nor choose another pinned version with HALAB_{pin.name.upper()}_VERSION (see `invoke build.sources`)."
+    )
+
+
+def _fetch_from(mirror: Mirror, pin: Pin, target: Path, progress: Progress) -> Path:
+    """One mirror into a temporary file; moved into the cache only once its sha256 matches."""
+    handle, name = tempfile.mkstemp(prefix=f".{pin.filename}.", suffix=".part", dir=target.parent)
+    os.close(handle)
+    partial = Path(name)
+    try:
+        progress(f"fetching {pin.filename} from {mirror}")
+        mirror.fetch(pin, partial, progress)
+        actual = sha256_of(partial)
+        if actual != pin.sha256:
+            raise ChecksumMismatch(f"{pin.filename} from {mirror}", pin.sha256, actual)
+        os.replace(partial, target)
+        progress(f"verified {pin.filename} (sha256 {actual[:16]}...)")
+        return target
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+class UrlMirror:
+    """The pinned upstream URLs, tried in order."""
+
+    def __init__(self, timeout: float = 20.0) -> None:
+        self.timeout = timeout
+
+    def __str__(self) -> str:
+        return "the pinned upstream URLs"
+
+    def fetch(self, pin: Pin, dest: Path, progress: Progress) -> None:
+        errors = []
+        for url in pin.urls:
+            try:
+                with urllib.request.urlopen(url, timeout=self.timeout) as response, dest.open("wb") as out:
+                    shutil.copyfileobj(response, out)
+                return
+            except (urllib.error.URLError, OSError, ValueError) as exc:
+                errors.append(f"{url} ({getattr(exc, 'reason', exc)})")
+        raise Miss("; ".join(errors) or "no URL pinned")
+
+
+class DebianSource:
+    """`apt-get source --download-only` with a private apt state: the system's apt setup is untouched.
+
+    The deb-src entries are derived from the system's own deb entries (same archive, same
+    suites, same keyring), so a mirrored network works as well as a direct one.
+    """
+
+    def __init__(self, workdir: Path, max_age: float = 86400) -> None:
+        self.workdir = workdir
+        self.max_age = max_age
+
+    def __str__(self) -> str:
+        return "the distribution's source packages (apt-get source)"
+
+    def fetch(self, pin: Pin, dest: Path, progress: Progress) -> None:
+        if not shutil.which("apt-get"):
+            raise Miss("apt-get not found (not a Debian/Ubuntu system)")
+        entries = deb_src_entries()
+        if not entries:
+            raise Miss("no Debian/Ubuntu archive found in the apt sources")
+        options = self._options(entries)
+        self._update(options, progress)
+        with tempfile.TemporaryDirectory(dir=self.workdir) as scratch:
+            # The Debian patches may be gone from the archive; only the .orig tarball matters.
+            subprocess.run(["apt-get", *options, "source", "--download-only", pin.debian_source],
+                           cwd=scratch, capture_output=True, text=True, timeout=600)
+            orig = Path(scratch) / f"{pin.debian_source}_{pin.version}.orig.tar.gz"
+            if not orig.exists():
+                found = sorted(p.name for p in Path(scratch).glob("*.orig.tar.*")) or ["nothing"]
+                raise Miss(f"it has {', '.join(found)}, not upstream {pin.version}")
+            shutil.move(orig, dest)
+
+    def _options(self, entries: list[str]) -> list[str]:
+        lists = self.workdir / "lists"
+        (lists / "partial").mkdir(parents=True, exist_ok=True)
+        source_list = self.workdir / "sources.list"
+        text = "\n".join(entries) + "\n"
+        if not source_list.exists() or source_list.read_text() != text:
+            source_list.write_text(text)
+            for stale in lists.glob("*_Sources*"):
+                stale.unlink()
+        return ["-o", f"Dir::Etc::SourceList={source_list}", "-o", "Dir::Etc::SourceParts=/nonexistent",
+                "-o", f"Dir::State::Lists={lists}", "-o", "APT::Sandbox::User=root"]
+
+    def _update(self, options: list[str], progress: Progress) -> None:
+        lists = self.workdir / "lists"
+        indexes = list(lists.glob("*_Sources*"))
+        if indexes and time.time() - min(p.stat().st_mtime for p in indexes) < self.max_age:
+            return
+        progress("refreshing the distribution's source index (private apt state, system untouched)")
+        result = subprocess.run(["apt-get", *options, "update"], capture_output=True, text=True, timeout=600)
+        if not list(lists.glob("*_Sources*")):
+            raise Miss(f"apt-get update found no source index: {result.stderr.strip()[-300:]}")
+
+
+def deb_src_entries(root: Path = Path("/etc/apt")) -> list[str]:
+    """deb-src lines mirroring the system's Debian/Ubuntu `deb` entries (one-line and deb822 formats)."""
+    entries = []
+    for uri, suites, components, options in _deb_entries(root):
+        if re.search(r"/(debian|ubuntu)(-security)?/?$", uri):
+            for suite in suites:
+                entries.append(f"deb-src {options}{uri} {suite} {' '.join(components)}".replace("  ", " "))
+    return list(dict.fromkeys(entries))
+
+
+def _deb_entries(root: Path):
+    """(uri, suites, components, '[options] ') of each `deb` source the system uses."""
+    one_line = [root / "sources.list", *sorted((root / "sources.list.d").glob("*.list"))]
+    for path in one_line:
+        for line in path.read_text().splitlines() if path.exists() else []:
+            match = re.match(r"^deb\s+(\[[^\]]*\]\s+)?(\S+)\s+(\S+)\s+(.*)$", line.strip())
+            if match:
+                yield match[2], [match[3]], match[4].split(), match[1] or ""
+    for path in sorted((root / "sources.list.d").glob("*.sources")):
+        for stanza in path.read_text().split("\n\n"):
+            fields = dict(re.findall(r"^([A-Za-z-]+):\s*(.*)$", stanza, re.M))
+            if "deb" in fields.get("Types", "").split() and "URIs" in fields:
+                signed = f"[signed-by={fields['Signed-By']}] " if fields.get("Signed-By", "").startswith("/") else ""
+                for uri in fields["URIs"].split():
+                    yield uri, fields.get("Suites", "").split(), fields.get("Components", "").split(), signed

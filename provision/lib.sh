@@ -1,0 +1,49 @@
+# Shared helpers for the build scripts; sourced, not run.
+
+step() { printf '==> %s\n' "$*"; }
+
+# The tarball's version: keepalived-2.2.7.tar.gz -> 2.2.7
+tarball_version() { basename "$1" .tar.gz | sed 's/^[a-z]*-//'; }
+
+# version_lt A B: true when A sorts before B as a version.
+version_lt() { [ "$1" != "$2" ] && [ "$(printf '%s\n%s\n' "$1" "$2" | sort -V | head -n1)" = "$1" ]; }
+
+has_systemd() { [ -d /run/systemd/system ]; }
+
+gcc_major() { gcc -dumpversion 2>/dev/null | cut -d. -f1; }
+
+# install_packages "debian packages" "rhel packages": installs only what is missing.
+install_packages() {
+    if command -v apt-get >/dev/null 2>&1; then
+        missing=""
+        for pkg in $1; do
+            dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing="$missing $pkg"
+        done
+        [ -z "$missing" ] && return 0
+        step "installing build dependencies:$missing"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
+    elif command -v dnf >/dev/null 2>&1; then
+        missing=""
+        for pkg in $2; do rpm -q "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"; done
+        [ -z "$missing" ] && return 0
+        step "installing build dependencies:$missing"
+        # libnfnetlink-devel lives in CRB (Rocky/RHEL 9) or PowerTools (8).
+        dnf -y -q install dnf-plugins-core >/dev/null
+        dnf config-manager --set-enabled crb 2>/dev/null || dnf config-manager --set-enabled powertools 2>/dev/null || true
+        dnf -y -q install $missing >/dev/null
+    else
+        echo "neither apt-get nor dnf found: install by hand: $1" >&2
+        return 1
+    fi
+}
+
+# already_built STAMP TEXT: true when a previous run left the same stamp (idempotency).
+already_built() { [ -f "$1" ] && [ "$(cat "$1")" = "$2" ]; }
+
+# unpack TARBALL: into a fresh scratch directory, removed when the script exits.
+unpack() {
+    SCRATCH=$(mktemp -d "${TMPDIR:-/tmp}/halab-build.XXXXXX")
+    trap 'rm -rf "$SCRATCH"' EXIT INT TERM
+    tar -xzf "$1" -C "$SCRATCH"
+    SRC=$(find "$SCRATCH" -mindepth 1 -maxdepth 1 -type d | head -n1)
+}
