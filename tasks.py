@@ -6,7 +6,7 @@
 
 from invoke import Collection
 
-from halab.tasks import build, demo, lab, test
+from halab.tasks import build, demo, fault, lab, test
 
-ns = Collection(build, lab, test)
+ns = Collection(build, fault, lab, test)
 ns.add_task(demo.demo)

@@ -38,3 +38,30 @@ class LabPaths:
 
     def node_files(self, node: str) -> Path:
         return self.rendered / node
+
+    @property
+    def ssh(self) -> Path:
+        """Per-lab keys, sshd_config, known_hosts and the ssh_config users and tests use."""
+        return self.root / "ssh"
+
+    @property
+    def ssh_config(self) -> Path:
+        return self.ssh / "ssh_config"
+
+    @property
+    def nodes(self) -> Path:
+        return self.root / "nodes"
+
+    def node(self, node: str) -> Path:
+        """A node's writable host directory: node.env, console, logs, readiness markers."""
+        return self.nodes / node
+
+    @property
+    def uml(self) -> Path:
+        """UML's own runtime directory (uml_dir): pid files and mconsole sockets."""
+        return self.root / "uml"
+
+    @property
+    def netns(self) -> str:
+        """The private network namespace holding the lab's switch."""
+        return f"halab-{self.name}"

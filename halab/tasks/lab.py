@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
 from invoke import Exit, task
 
 from halab import build, configtest, render, sources, spec
 from halab.paths import LabPaths
 from halab.problems import SpecError
+from halab.providers.base import ProviderError
+from halab.providers.local import LocalProvider, teardown
 
 LAB_HELP = {"lab": "lab file (YAML); default: labs/seed.yaml, the write-up's lab"}
 
@@ -56,3 +60,74 @@ def _built(name: str, version: str) -> build.Build:
     if not found:
         raise Exit(f"{name} {version} is not built on this host yet: run `invoke build` first", code=1)
     return found
+
+
+def provider(lab: str | None) -> LocalProvider:
+    return LocalProvider(load(lab))
+
+
+@task(help=LAB_HELP)
+def doctor(c, lab=None):
+    """Check this host can run the lab: root, user-mode Linux and IPVS, namespaces, tools, builds."""
+    checks = provider(lab).preflight()
+    for check in checks:
+        print(f"  {'ok  ' if check.ok else 'FAIL'} {check.name}" + ("" if check.ok else f"\n       fix: {check.fix}"))
+    if not all(check.ok for check in checks):
+        raise Exit("the host is not ready for the local lab (see the fixes above)", code=1)
+
+
+@task(help={**LAB_HELP, "keep": "on failure, leave what started running for debugging"})
+def up(c, lab=None, keep=False):
+    """Boot the lab (preflight first); on failure, show the node's console and tear down."""
+    local = provider(lab)
+    try:
+        local.up(keep=keep)
+    except ProviderError as exc:
+        raise Exit(str(exc), code=1) from None
+    print(f"ssh: ssh -F {local.ssh_config()} server3   (or: invoke lab.ssh server3)")
+    _print_status(local)
+
+
+@task(help={**LAB_HELP, "name": "the lab's name, when its file is gone (default: the lab file's name)"})
+def down(c, lab=None, name=None):
+    """Stop every guest and remove the lab's namespace; idempotent, works after a crash."""
+    lab_name = name or load(lab).name
+    try:
+        teardown(LabPaths(lab_name))
+    except ProviderError as exc:
+        raise Exit(str(exc), code=1) from None
+    print(f"lab {lab_name!r} is down")
+
+
+@task(help=LAB_HELP)
+def status(c, lab=None):
+    """A table of the lab's nodes: role, address, up/down, VRRP state and VIPs held."""
+    _print_status(provider(lab))
+
+
+def _print_status(local: LocalProvider) -> None:
+    print(f"{'node':<10} {'role':<11} {'address':<15} {'state':<5} {'vrrp':<8} vips")
+    for row in local.status():
+        print(f"{row.name:<10} {row.role:<11} {row.address:<15} {'up' if row.up else 'down':<5} {row.vrrp:<8} "
+              f"{' '.join(row.vips) or '-'}")
+
+
+@task(help={**LAB_HELP, "node": "node name", "lines": "how many lines of each log"})
+def logs(c, node, lab=None, lines=40):
+    """Show a node's logs: console, boot, keepalived and nginx."""
+    directory = LabPaths(load(lab).name).node(node)
+    if not directory.exists():
+        raise Exit(f"no logs for node {node!r}: is it part of the lab, and was the lab ever up?", code=1)
+    for log in [directory / "console.log", directory / "boot.log", *sorted((directory / "log").rglob("*.log"))]:
+        if log.exists():
+            print(f"==> {log} <==")
+            print("\n".join(log.read_text(errors="replace").splitlines()[-lines:]))
+
+
+@task(help={**LAB_HELP, "node": "node name"})
+def ssh(c, node, lab=None):
+    """ssh into a node; anything after `--` runs as a command: invoke lab.ssh server3 -- ipvsadm -Ln"""
+    config = LabPaths(load(lab).name).ssh_config
+    if not config.exists():
+        raise Exit("the lab has no ssh_config yet: run `invoke lab.up` first", code=1)
+    os.execvp("ssh", ["ssh", "-F", str(config), node] + ([c.remainder] if c.remainder else []))

@@ -1,0 +1,100 @@
+#!/bin/sh
+# Inside a local-lab guest (a user-mode Linux kernel whose root is the host's / over
+# hostfs, read-only). Two uses:
+#   as init (PID 1):  the kernel runs it with HALAB_NODE_DIR=<host dir> from its command
+#                     line; it builds the node's private filesystem, network and services.
+#   over ssh:         guest.sh start|stop keepalived|nginx  (the fault verbs use these).
+# The node's settings come from $HALAB_NODE_DIR/node.env, written by the provider.
+export PATH=/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin
+NODE_MNT=/run/halab
+
+start_service() {
+    case "$1" in
+    keepalived)
+        # -l: log to the console stream we redirect; -D: detailed; -n: stay in the foreground.
+        setsid keepalived -n -l -D -f "$RENDERED/etc/keepalived/keepalived.conf" \
+            -p /run/keepalived.pid >>/var/log/keepalived.log 2>&1 < /dev/null &
+        ;;
+    nginx)
+        mkdir -p /var/temp/nginx/client /var/temp/nginx/proxy /var/temp/nginx/fastcgi \
+            /var/temp/nginx/uwsgi /var/temp/nginx/scgi /var/run/nginx /var/log/nginx
+        /usr/local/nginx/sbin/nginx
+        ;;
+    *) echo "unknown service $1" >&2; return 2 ;;
+    esac
+}
+
+stop_service() {
+    case "$1" in
+    keepalived) [ -s /run/keepalived.pid ] && kill "$(cat /run/keepalived.pid)" 2>/dev/null; pkill -x keepalived || true ;;
+    nginx) /usr/local/nginx/sbin/nginx -s quit 2>/dev/null || pkill -x nginx || true ;;
+    *) echo "unknown service $1" >&2; return 2 ;;
+    esac
+}
+
+boot() {
+    set -eu
+    mount -t proc proc /proc
+    mount -t sysfs sys /sys
+    mount -t devtmpfs dev /dev 2>/dev/null || true
+    mkdir -p /dev/pts && mount -t devpts devpts /dev/pts
+    for dir in /run /tmp /var /root /usr/local; do mount -t tmpfs -o mode=0755 tmpfs "$dir"; done
+    chmod 1777 /tmp
+    mkdir -p "$NODE_MNT" && mount -t hostfs -o "$HALAB_NODE_DIR" none "$NODE_MNT"
+    . "$NODE_MNT/node.env"
+    exec >>"$NODE_MNT/boot.log" 2>&1
+    mkdir -p "$NODE_MNT/log" /var/log && mount --bind "$NODE_MNT/log" /var/log
+    hostname "$NODE"
+
+    # The write-up's paths, backed by the host builds and this node's rendered files.
+    mkdir -p /usr/local/sbin /usr/local/keepalived /usr/local/nginx/sbin /usr/local/nginx/conf /usr/local/nginx/html
+    mount --bind "$KEEPALIVED_BUILD/usr/local/keepalived" /usr/local/keepalived
+    mount --bind "$NGINX_BUILD/usr/local/nginx/sbin" /usr/local/nginx/sbin
+    ln -s /usr/local/keepalived/sbin/keepalived /usr/local/sbin/keepalived
+    ln -s /usr/local/nginx/sbin/nginx /usr/local/sbin/nginx
+    [ -d "$RENDERED/usr/local/nginx" ] && mount --bind "$RENDERED/usr/local/nginx/conf" /usr/local/nginx/conf
+    [ -d "$RENDERED/usr/local/nginx" ] && mount --bind "$RENDERED/usr/local/nginx/html" /usr/local/nginx/html
+    [ -e "$RENDERED/usr/local/sbin/lvs-realserver" ] && ln -s "$RENDERED/usr/local/sbin/lvs-realserver" /usr/local/sbin/
+
+    # The kernel's modules (IPVS, arptables) are on the host, under the UML package.
+    mkdir -p /run/modules/lib/modules
+    ln -s "/usr/lib/uml/modules/$(uname -r)" "/run/modules/lib/modules/$(uname -r)"
+
+    ip link set lo up
+    ip link set vec0 name eth0
+    ip link set eth0 address "$MAC"
+    ip link set eth0 up
+    ip addr add "$ADDRESS/$PREFIXLEN" dev eth0
+    # The provider attaches our tap to the lab switch once it exists; wait for that.
+    tries=0
+    while [ ! -e "$NODE_MNT/linked" ] && [ "$tries" -lt 300 ]; do sleep 0.1; tries=$((tries + 1)); done
+
+    mkdir -p /root/.ssh /run/sshd && chmod 700 /root/.ssh
+    cp "$SSH_DIR/authorized_keys" /root/.ssh/authorized_keys && chmod 600 /root/.ssh/authorized_keys
+    /usr/sbin/sshd -f "$SSH_DIR/sshd_config"
+
+    case "$ROLE" in
+    director)
+        for module in ip_vs ip_vs_rr ip_vs_wrr ip_vs_lc ip_vs_wlc ip_vs_sh ip_vs_dh ip_vs_sed ip_vs_nq; do
+            modprobe -d /run/modules "$module" || true
+        done
+        start_service keepalived
+        ;;
+    realserver)
+        for module in arp_tables arptable_filter arpt_mangle; do modprobe -d /run/modules "$module" || true; done
+        lvs-realserver start
+        start_service nginx
+        ;;
+    esac
+    touch "$NODE_MNT/ready"
+    set +e
+    # PID 1 must never exit (the kernel would panic); it also reaps orphans.
+    while :; do sleep 3600 & wait; done
+}
+
+case "${1:-}" in
+start) . "$NODE_MNT/node.env"; start_service "$2" ;;
+stop) . "$NODE_MNT/node.env"; stop_service "$2" ;;
+"") [ "$$" = 1 ] && boot || { echo "usage: $0 start|stop keepalived|nginx" >&2; exit 2; } ;;
+*) echo "usage: $0 start|stop keepalived|nginx" >&2; exit 2 ;;
+esac

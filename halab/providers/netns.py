@@ -1,0 +1,49 @@
+"""The lab's switch: a bridge inside a private network namespace.
+
+The lab subnet lives only here and in the guests: the root namespace never gets an
+address or a route in it. The bridge holds the subnet's last usable address, the one
+point through which ssh (ProxyCommand `ip netns exec ... socat`) reaches the guests.
+"""
+
+from __future__ import annotations
+
+import subprocess
+
+BRIDGE = "br0"
+
+
+def run(*command: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(list(command), capture_output=True, text=True, check=check, timeout=30)
+
+
+def exists(name: str) -> bool:
+    return name in run("ip", "netns", "list", check=False).stdout.split()
+
+
+def create(name: str, access: str) -> None:
+    """The namespace with its bridge up and the access address on it."""
+    run("ip", "netns", "add", name)
+    inside = ("ip", "netns", "exec", name)
+    run(*inside, "ip", "link", "set", "lo", "up")
+    run(*inside, "ip", "link", "add", BRIDGE, "type", "bridge", "stp_state", "0", "forward_delay", "0")
+    run(*inside, "ip", "addr", "add", access, "dev", BRIDGE)
+    run(*inside, "ip", "link", "set", BRIDGE, "up")
+
+
+def delete(name: str) -> None:
+    if exists(name):
+        run("ip", "netns", "del", name)
+
+
+def links(name: str) -> set[str]:
+    result = run("ip", "netns", "exec", name, "ip", "-o", "link", "show", check=False)
+    return {line.split(":")[1].strip().split("@")[0] for line in result.stdout.splitlines() if ":" in line}
+
+
+def attach(name: str, tap: str) -> None:
+    run("ip", "netns", "exec", name, "ip", "link", "set", tap, "master", BRIDGE, "up")
+
+
+def set_link(name: str, tap: str, up: bool) -> None:
+    run("ip", "netns", "exec", name, "ip", "link", "set", tap, "up" if up else "down")
+
