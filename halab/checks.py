@@ -48,6 +48,18 @@ def unique_addresses(lab: Lab) -> Iterator[Problem]:
                           f"{service.vip} collides with the address of node {holder[service.vip]}; a VIP must be free")
 
 
+def access_point_free(lab: Lab) -> Iterator[Problem]:
+    """The subnet's last usable address is the local lab's access point (its switch's own address)."""
+    reserved = lab.subnet[-2]
+    for name, node in lab.nodes.items():
+        if node.address == reserved:
+            yield Problem(f"nodes.{name}.address", f"{reserved} is reserved for the lab switch (ssh access point); "
+                                                   f"allowed: {lab.subnet[1]}..{lab.subnet[-3]}")
+    for i, service in enumerate(lab.virtual_services):
+        if service.vip == reserved:
+            yield Problem(f"virtual_services.{i}.vip", f"{reserved} is reserved for the lab switch (ssh access point)")
+
+
 def director_settings(lab: Lab) -> Iterator[Problem]:
     """Directors need a VRRP state and priority; on other roles those keys mean nothing."""
     for name, node in lab.nodes.items():
@@ -161,6 +173,7 @@ def versions_pinned(lab: Lab) -> Iterator[Problem]:
 RULES: tuple[Rule, ...] = (
     addresses_in_subnet,
     unique_addresses,
+    access_point_free,
     director_settings,
     roles_present,
     one_master,

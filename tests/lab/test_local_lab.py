@@ -1,0 +1,146 @@
+"""The embedded local lab, for real: user-mode Linux guests, real VRRP, real IPVS DR.
+
+Every lab these tests start, they tear down; each test then checks the host is clean.
+The lab files are the seed's, renamed per test, with the suite's buildable versions.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from halab import spec
+from halab.paths import LabPaths
+from halab.providers import netns, sshaccess
+from halab.providers.local import LocalProvider, processes, teardown, umid
+from tests.conftest import TEST_VERSIONS, needs_root
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = [needs_root("the lab creates network namespaces and user-mode Linux guests with taps"), pytest.mark.root]
+
+
+def lab_file(tmp_path: Path, name: str) -> Path:
+    text = (ROOT / "labs" / "seed.yaml").read_text().replace("name: seed", f"name: {name}")
+    text = text.replace("keepalived: 2.2.7", f"keepalived: {TEST_VERSIONS['keepalived']}")
+    text = text.replace("nginx: 1.17.8", f"nginx: {TEST_VERSIONS['nginx']}")
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(text)
+    return path
+
+
+def invoke(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "invoke", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def assert_clean(name: str) -> None:
+    """Nothing of the lab is left: namespace (and with it every tap), guests, ssh helpers, mounts."""
+    paths = LabPaths(name)
+    assert not netns.exists(paths.netns)
+    assert processes(f"umid={umid(name, '')}") == []
+    assert processes(str(paths.ssh) + "/") == []
+    assert not [line for line in Path("/proc/self/mountinfo").read_text().splitlines() if paths.netns in line]
+
+
+def requests_through_vip(paths: LabPaths, count: int) -> list[str]:
+    """count requests from the client to the VIP, each bounded to 2 s."""
+    command = f"for i in $(seq {count}); do curl -s -m 2 http://172.25.1.100/ || echo FAILED; done"
+    result = sshaccess.run(paths, "client", command, timeout=count * 3 + 10)
+    return result.stdout.splitlines()
+
+
+@pytest.fixture(scope="module")
+def seed_lab(builds, tmp_path_factory):
+    lab = spec.load(lab_file(tmp_path_factory.mktemp("seed"), "seedtest"))
+    provider = LocalProvider(lab, progress=lambda _: None)
+    provider.up()
+    yield provider
+    provider.down()
+    assert_clean(lab.name)
+
+
+def test_vip_sits_on_the_master_only(seed_lab):
+    rows = {row.name: row for row in seed_lab.status()}
+    assert all(row.up for row in rows.values())
+    assert rows["server3"].vrrp == "MASTER" and rows["server3"].vips == ("172.25.1.100",)
+    assert rows["server4"].vrrp == "BACKUP" and rows["server4"].vips == ()
+
+
+def test_twenty_requests_alternate_between_the_real_servers(seed_lab):
+    pages = requests_through_vip(seed_lab.paths, 20)
+    assert len(pages) == 20 and "FAILED" not in pages
+    assert set(pages) == {"<h1>server1's page</h1>", "<h1>server2's page</h1>"}
+    assert all(a != b for a, b in zip(pages, pages[1:])), pages
+
+
+def test_the_director_runs_real_ipvs_in_direct_routing(seed_lab):
+    table = sshaccess.run(seed_lab.paths, "server3", "ipvsadm -Ln").stdout
+    assert "TCP  172.25.1.100:80 rr" in table
+    assert "172.25.1.101:80              Route   1" in table and "172.25.1.102:80              Route   1" in table
+
+
+def test_up_again_is_a_no_op(seed_lab):
+    said: list[str] = []
+    LocalProvider(seed_lab.lab, progress=said.append).up()
+    assert said == [f"lab {seed_lab.lab.name!r} is already up"]
+
+
+def test_the_lab_subnet_never_reaches_the_root_namespace(seed_lab):
+    addresses = subprocess.run(["ip", "-o", "addr"], capture_output=True, text=True).stdout
+    routes = subprocess.run(["ip", "route"], capture_output=True, text=True).stdout
+    assert "172.25.1." not in addresses and "172.25.1." not in routes
+
+
+def test_a_lab_killed_mid_boot_is_cleaned_by_lab_down(builds, tmp_path):
+    path = lab_file(tmp_path, "killed")
+    starter = subprocess.Popen([sys.executable, "-m", "invoke", "lab.up", "--lab", str(path)], cwd=ROOT,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while not processes(f"umid={umid('killed', '')}") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert processes(f"umid={umid('killed', '')}"), "no guest started within 30 s"
+    os.kill(starter.pid, signal.SIGKILL)
+    starter.wait()
+    result = invoke("lab.down", "--lab", str(path))
+    assert result.returncode == 0, result.stderr
+    assert_clean("killed")
+    assert invoke("lab.down", "--name", "killed").returncode == 0  # idempotent
+
+
+def test_two_labs_run_side_by_side(seed_lab, builds, tmp_path):
+    twin = LocalProvider(spec.load(lab_file(tmp_path, "twin")), progress=lambda _: None)
+    try:
+        twin.up()
+        assert requests_through_vip(twin.paths, 4) and "FAILED" not in requests_through_vip(twin.paths, 4)
+        assert "FAILED" not in requests_through_vip(seed_lab.paths, 4)
+    finally:
+        twin.down()
+    assert_clean("twin")
+    assert all(row.up for row in seed_lab.status())
+
+
+def test_a_broken_lab_file_stops_lab_up_before_anything_starts(tmp_path):
+    path = lab_file(tmp_path, "broken")
+    path.write_text(path.read_text().replace("priority: 100}", "priority: 300}"))
+    result = invoke("lab.up", "--lab", str(path))
+    assert result.returncode == 2
+    assert "nodes.server3.priority: 300 is not allowed" in result.stderr
+    assert not LabPaths("broken").root.exists()
+    assert_clean("broken")
+
+
+def test_a_failing_node_shows_its_console_and_everything_is_torn_down(builds, tmp_path, monkeypatch):
+    lab = spec.load(lab_file(tmp_path, "failing"))
+    provider = LocalProvider(lab, progress=lambda _: None)
+    monkeypatch.setattr("halab.providers.local.GUEST_MEMORY", "1M")  # too little for a kernel to boot
+    monkeypatch.setattr("halab.providers.local.BOOT_TIMEOUT", 20.0)
+    with pytest.raises(Exception) as caught:
+        provider.up()
+    assert "console.log" in str(caught.value)
+    assert_clean("failing")
