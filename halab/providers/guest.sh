@@ -43,6 +43,11 @@ boot() {
     mkdir -p "$NODE_MNT" && mount -t hostfs -o "$HALAB_NODE_DIR" none "$NODE_MNT"
     . "$NODE_MNT/node.env"
     exec >>"$NODE_MNT/boot.log" 2>&1
+    # The project and its state may live under a directory the tmpfs mounts above just
+    # hid (a checkout in /tmp, say): show them again, read-only, from the host.
+    for path in $HOST_PATHS; do
+        [ -e "$path" ] || { mkdir -p "$path" && mount -r -t hostfs -o "$path" none "$path"; }
+    done
     mkdir -p "$NODE_MNT/log" /var/log && mount --bind "$NODE_MNT/log" /var/log
     hostname "$NODE"
 

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from halab import build, render, sources
+from halab import paths
 from halab.paths import LabPaths
 from halab.providers import netns, sshaccess
 from halab.providers.base import Check, NodeStatus, ProviderError
@@ -195,6 +196,7 @@ class LocalProvider:
             "RENDERED": str(self.paths.node_files(name)), "SSH_DIR": str(self.paths.ssh),
             "KEEPALIVED_BUILD": str(build.find(sources.pin("keepalived", versions.keepalived)).root),
             "NGINX_BUILD": str(build.find(sources.pin("nginx", versions.nginx)).root),
+            "HOST_PATHS": f"{paths.ROOT} {paths.home()}",
         }
         return "".join(f"{key}='{value}'\n" for key, value in values.items())
 
