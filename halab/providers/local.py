@@ -252,12 +252,14 @@ class LocalProvider:
             held: tuple[str, ...] = ()
             vrrp = "-"
             if alive:
-                result = sshaccess.run(self.paths, name, "ip -4 -o addr show dev eth0; pidof keepalived >/dev/null && echo keepalived-running; true", timeout=10)
-                alive = result.returncode == 0
+                result = sshaccess.run(self.paths, name, "ip -4 -o addr show dev eth0; "
+                                       "pidof keepalived >/dev/null && echo keepalived-running; true", timeout=5)
                 held = tuple(sorted(a for a in vips if f" {a}/" in result.stdout))
-                if node.role == "director":
+                if result.returncode != 0:
+                    vrrp = "unreachable"
+                elif node.role == "director":
                     vrrp = ("MASTER" if held else "BACKUP") if "keepalived-running" in result.stdout else "stopped"
-            rows.append(NodeStatus(name, node.role, str(node.address), alive, vrrp if alive else "-", held))
+            rows.append(NodeStatus(name, node.role, str(node.address), alive, vrrp, held))
         return rows
 
     # --- faults -------------------------------------------------------------------
@@ -279,10 +281,10 @@ class LocalProvider:
         self._wait_ready([node])
 
     def cut_link(self, node: str) -> None:
-        netns.set_link(self.paths.netns, self._tap(node), up=False)
+        netns.detach(self.paths.netns, self._tap(node))
 
     def restore_link(self, node: str) -> None:
-        netns.set_link(self.paths.netns, self._tap(node), up=True)
+        netns.attach(self.paths.netns, self._tap(node))
 
     def _guest(self, node: str, verb: str) -> None:
         result = sshaccess.run(self.paths, node, f"sh {GUEST} {verb}")

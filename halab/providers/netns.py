@@ -44,6 +44,8 @@ def attach(name: str, tap: str) -> None:
     run("ip", "netns", "exec", name, "ip", "link", "set", tap, "master", BRIDGE, "up")
 
 
-def set_link(name: str, tap: str, up: bool) -> None:
-    run("ip", "netns", "exec", name, "ip", "link", "set", tap, "up" if up else "down")
+def detach(name: str, tap: str) -> None:
+    """Unplug a guest from the switch. The tap itself stays up: a user-mode Linux NIC whose
+    tap goes down stops reading from it for good, so `ip link set down` is no way to cut."""
+    run("ip", "netns", "exec", name, "ip", "link", "set", tap, "nomaster")
 

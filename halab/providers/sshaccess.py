@@ -52,6 +52,10 @@ def prepare(lab: Lab, paths: LabPaths) -> None:
 
 
 def run(paths: LabPaths, node: str, command: str, timeout: float = 30) -> subprocess.CompletedProcess:
-    """One command on a node over the lab's ssh_config."""
-    return subprocess.run(["ssh", "-F", str(paths.ssh_config), node, command],
-                          capture_output=True, text=True, timeout=timeout)
+    """One command on a node over the lab's ssh_config; a node that does not answer in time
+    (its link cut, say) gives ssh's own failure code, 255, instead of an exception."""
+    argv = ["ssh", "-F", str(paths.ssh_config), node, command]
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return subprocess.CompletedProcess(argv, 255, "", f"{node}: no answer within {timeout:.0f} s")
