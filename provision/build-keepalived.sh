@@ -56,12 +56,8 @@ else
     step "unpacking $(basename "$TARBALL")"
     unpack "$TARBALL"
     cd "$SRC"
-    step "configuring keepalived $VERSION (CFLAGS=$CFLAGS)"
-    CFLAGS="$CFLAGS" ./configure $FLAGS >configure.log 2>&1 || { tail -n 30 configure.log >&2; exit 1; }
-    step "compiling keepalived $VERSION"
-    make -j"$(nproc)" >make.log 2>&1 || { tail -n 30 make.log >&2; exit 1; }
-    step "installing into $DESTDIR$PREFIX"
-    make install DESTDIR="${DESTDIR%/}" >/dev/null
+    export CFLAGS
+    configure_make_install "keepalived $VERSION (CFLAGS=$CFLAGS)" "$DESTDIR" $FLAGS
     echo "$ID" > "$STAMP"
 fi
 if [ "$DESTDIR" = / ]; then

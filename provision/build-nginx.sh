@@ -65,12 +65,7 @@ else
     cd "$SRC"
     # As the write-up does: no debug symbols (auto/cc/gcc adds -g).
     sed -i 's/^CFLAGS="\$CFLAGS -g"/# &/' auto/cc/gcc
-    step "configuring nginx $VERSION"
-    ./configure $FLAGS >configure.log 2>&1 || { tail -n 30 configure.log >&2; exit 1; }
-    step "compiling nginx $VERSION"
-    make -j"$(nproc)" >make.log 2>&1 || { tail -n 30 make.log >&2; exit 1; }
-    step "installing into $DESTDIR$PREFIX"
-    make install DESTDIR="${DESTDIR%/}" >/dev/null
+    configure_make_install "nginx $VERSION" "$DESTDIR" $FLAGS
     echo "$ID" > "$STAMP"
 fi
 if [ "$DESTDIR" = / ]; then

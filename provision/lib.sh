@@ -47,3 +47,15 @@ unpack() {
     tar -xzf "$1" -C "$SCRATCH"
     SRC=$(find "$SCRATCH" -mindepth 1 -maxdepth 1 -type d | head -n1)
 }
+
+# configure_make_install LABEL DESTDIR CONFIGURE_ARGS...: in $SRC, with the log tail on failure.
+configure_make_install() {
+    label=$1 destdir=$2
+    shift 2
+    step "configuring $label"
+    ./configure "$@" >configure.log 2>&1 || { tail -n 30 configure.log >&2; exit 1; }
+    step "compiling $label"
+    make -j"$(nproc)" >make.log 2>&1 || { tail -n 30 make.log >&2; exit 1; }
+    step "installing into $destdir"
+    make install DESTDIR="${destdir%/}" >/dev/null
+}
