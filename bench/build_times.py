@@ -16,12 +16,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from halab.sources import version_variable
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def timed_build(home: Path, versions: dict[str, str]) -> float:
     env = {**os.environ, "HALAB_HOME": str(home),
-           **{f"HALAB_{name.upper()}_VERSION": version for name, version in versions.items()}}
+           **{version_variable(name): version for name, version in versions.items()}}
     started = time.monotonic()
     subprocess.run([sys.executable, "-m", "invoke", "build"], cwd=ROOT, env=env, check=True,
                    stdout=subprocess.DEVNULL)

@@ -165,7 +165,7 @@ def versions_pinned(lab: Lab) -> Iterator[Problem]:
     table = sources.pinned()
     for name, version in lab.versions.model_dump().items():
         if version not in table[name]:
-            variable = f"HALAB_{name.upper()}_VERSION"
+            variable = sources.version_variable(name)
             origin = f" (set by {variable})" if os.environ.get(variable) == version else ""
             yield Problem(f"versions.{name}", f"{version!r}{origin} is not pinned; pinned: {', '.join(table[name])}")
 

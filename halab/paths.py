@@ -31,11 +31,6 @@ class LabPaths:
         """The files `lab.render` writes: one tree per node, mirroring the node's filesystem."""
         return self.root / "rendered"
 
-    @property
-    def lab_json(self) -> Path:
-        """The machine-readable lab for the Vagrantfile and the tests."""
-        return self.rendered / "lab.json"
-
     def node_files(self, node: str) -> Path:
         return self.rendered / node
 

@@ -64,6 +64,11 @@ class Mirror(Protocol):
     def fetch(self, pin: Pin, dest: Path, progress: Progress) -> None: ...
 
 
+def version_variable(name: str) -> str:
+    """The environment variable that overrides a lab file's version of `name` on one host."""
+    return f"HALAB_{name.upper()}_VERSION"
+
+
 def pinned(pins_file: Path = PINS) -> dict[str, dict[str, Pin]]:
     """Every pin, by name then version."""
     data = yaml.safe_load(pins_file.read_text())
@@ -125,7 +130,7 @@ def fetch(pin: Pin, cache: Path | None = None, mirrors: Sequence[Mirror] | None 
     raise SourceError(
         f"{pin.filename} could not be found anywhere:\n" + "\n".join(misses or ["  - no mirrors configured"]) +
         f"\nPut the tarball there by hand (sha256 {pin.sha256}):\n  {target}"
-        f"\nor choose another pinned version with HALAB_{pin.name.upper()}_VERSION (see `invoke build.sources`)."
+        f"\nor choose another pinned version with {version_variable(pin.name)} (see `invoke build.sources`)."
     )
 
 

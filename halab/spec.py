@@ -30,7 +30,7 @@ from pydantic import (
     ValidationError,
 )
 
-from halab import checks, paths
+from halab import checks, paths, sources
 from halab.problems import Problem, SpecError
 
 Name = Annotated[StrictStr, Field(pattern=r"^[a-z][a-z0-9-]{0,14}$")]
@@ -198,9 +198,8 @@ def version_overrides() -> dict[str, str]:
     For hosts that cannot fetch the lab's version (nginx 1.17.x exists only upstream);
     the override is validated like the file's own value.
     """
-    names = Versions.model_fields
-    return {name: os.environ[f"HALAB_{name.upper()}_VERSION"] for name in names
-            if os.environ.get(f"HALAB_{name.upper()}_VERSION")}
+    return {name: os.environ[sources.version_variable(name)] for name in Versions.model_fields
+            if os.environ.get(sources.version_variable(name))}
 
 
 def _apply_version_overrides(data: dict) -> None:

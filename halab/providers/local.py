@@ -9,6 +9,7 @@ of them from /proc even when the process that started the lab died with kill -9.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import pwd
@@ -138,7 +139,7 @@ class LocalProvider:
             self._start()
         except BaseException:
             if keep:
-                self.progress(f"--keep: leaving the lab as it is for debugging; `invoke lab.down` removes it")
+                self.progress("--keep: leaving the lab as it is for debugging; `invoke lab.down` removes it")
             else:
                 self.down()
             raise
@@ -187,15 +188,20 @@ class LocalProvider:
                            stderr=subprocess.STDOUT, check=True, timeout=10)
         self.progress(f"  {name}: booting ({node.role}, {node.address})")
 
+    @functools.cached_property
+    def _builds(self) -> dict[str, Path]:
+        """The staged install trees the guests mount (checked present by the preflight)."""
+        return {name: build.find(sources.pin(name, version)).root
+                for name, version in self.lab.versions.model_dump().items()}
+
     def _node_env(self, name: str) -> str:
         node = self.lab.nodes[name]
-        versions = self.lab.versions
         values = {
             "NODE": name, "ROLE": node.role, "ADDRESS": str(node.address),
             "PREFIXLEN": str(self.lab.subnet.prefixlen), "MAC": self._mac(name),
             "RENDERED": str(self.paths.node_files(name)), "SSH_DIR": str(self.paths.ssh),
-            "KEEPALIVED_BUILD": str(build.find(sources.pin("keepalived", versions.keepalived)).root),
-            "NGINX_BUILD": str(build.find(sources.pin("nginx", versions.nginx)).root),
+            "KEEPALIVED_BUILD": str(self._builds["keepalived"]),
+            "NGINX_BUILD": str(self._builds["nginx"]),
             "HOST_PATHS": f"{paths.ROOT} {paths.home()}",
         }
         return "".join(f"{key}='{value}'\n" for key, value in values.items())

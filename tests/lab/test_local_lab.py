@@ -117,7 +117,8 @@ def test_two_labs_run_side_by_side(seed_lab, builds, tmp_path):
     twin = LocalProvider(spec.load(lab_file(tmp_path, "twin")), progress=lambda _: None)
     try:
         twin.up()
-        assert requests_through_vip(twin.paths, 4) and "FAILED" not in requests_through_vip(twin.paths, 4)
+        twin_pages = requests_through_vip(twin.paths, 4)
+        assert len(twin_pages) == 4 and "FAILED" not in twin_pages
         assert "FAILED" not in requests_through_vip(seed_lab.paths, 4)
     finally:
         twin.down()
