@@ -258,7 +258,7 @@ class LocalProvider:
             held: tuple[str, ...] = ()
             vrrp = "-"
             if alive:
-                result = sshaccess.run(self.paths, name, "ip -4 -o addr show dev eth0; "
+                result = sshaccess.run(self.paths.ssh_config, name, "ip -4 -o addr show dev eth0; "
                                        "pidof keepalived >/dev/null && echo keepalived-running; true", timeout=5)
                 held = tuple(sorted(a for a in vips if f" {a}/" in result.stdout))
                 if result.returncode != 0:
@@ -293,7 +293,7 @@ class LocalProvider:
         netns.attach(self.paths.netns, self._tap(node))
 
     def _guest(self, node: str, verb: str) -> None:
-        result = sshaccess.run(self.paths, node, f"sh {GUEST} {verb}")
+        result = sshaccess.run(self.paths.ssh_config, node, f"sh {GUEST} {verb}")
         if result.returncode != 0:
             raise ProviderError(f"{node}: `{verb}` failed: {result.stderr.strip() or result.stdout.strip()}")
 

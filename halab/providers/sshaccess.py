@@ -8,6 +8,7 @@ known_hosts pins the lab's host key, and a ControlMaster keeps commands at ~0.1 
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 from halab.paths import LabPaths
 from halab.spec import Lab
@@ -51,10 +52,10 @@ def prepare(lab: Lab, paths: LabPaths) -> None:
     paths.ssh_config.write_text("\n".join(blocks))
 
 
-def run(paths: LabPaths, node: str, command: str, timeout: float = 30) -> subprocess.CompletedProcess:
-    """One command on a node over the lab's ssh_config; a node that does not answer in time
-    (its link cut, say) gives ssh's own failure code, 255, instead of an exception."""
-    argv = ["ssh", "-F", str(paths.ssh_config), node, command]
+def run(ssh_config: Path, node: str, command: str, timeout: float = 30) -> subprocess.CompletedProcess:
+    """One command on a node over a lab's ssh_config (any provider's); a node that does not
+    answer in time (its link cut, say) gives ssh's own failure code, 255, not an exception."""
+    argv = ["ssh", "-F", str(ssh_config), node, command]
     try:
         return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:

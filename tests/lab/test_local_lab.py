@@ -51,7 +51,7 @@ def assert_clean(name: str) -> None:
 def requests_through_vip(paths: LabPaths, count: int) -> list[str]:
     """count requests from the client to the VIP, each bounded to 2 s."""
     command = f"for i in $(seq {count}); do curl -s -m 2 http://172.25.1.100/ || echo FAILED; done"
-    result = sshaccess.run(paths, "client", command, timeout=count * 3 + 10)
+    result = sshaccess.run(paths.ssh_config, "client", command, timeout=count * 3 + 10)
     return result.stdout.splitlines()
 
 
@@ -80,7 +80,7 @@ def test_twenty_requests_alternate_between_the_real_servers(seed_lab):
 
 
 def test_the_director_runs_real_ipvs_in_direct_routing(seed_lab):
-    table = sshaccess.run(seed_lab.paths, "server3", "ipvsadm -Ln").stdout
+    table = sshaccess.run(seed_lab.paths.ssh_config, "server3", "ipvsadm -Ln").stdout
     assert "TCP  172.25.1.100:80 rr" in table
     assert "172.25.1.101:80              Route   1" in table and "172.25.1.102:80              Route   1" in table
 

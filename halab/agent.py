@@ -1,0 +1,210 @@
+"""The measuring end on the client node: standard library only, Python 3.6 and later.
+
+It runs on the lab's client (a local-lab guest, a Vagrant VM, a cloud instance) as
+`python3 -c <this file> COMMAND ...`, sent over the lab's ssh_config by halab.probe,
+so nothing has to be installed there first. It prints JSON, one object per line.
+
+  http     requests to the VIP(s) at a fixed rate, each on a new connection (so the
+           scheduler sees every one), each recorded with send/finish times, the page
+           that answered and the VIP's MAC in the client's ARP table at that moment;
+           bounded by --count and --duration, and ended early by closing stdin.
+  arp      who answers an ARP request for an address: the MACs of every reply.
+  capture  N sequential requests while capturing the client's own frames: the MACs
+           the requests went to and the MACs the replies came from (DR evidence).
+"""
+
+import argparse
+import json
+import select
+import socket
+import struct
+import sys
+import threading
+import time
+
+ETH_P_ARP = 0x0806
+ETH_P_IP = 0x0800
+ETH_P_ALL = 0x0003
+MAX_IN_FLIGHT = 64
+
+
+def emit(record, lock=threading.Lock()):
+    """One JSON line, whole, even from several threads."""
+    with lock:
+        sys.stdout.write(json.dumps(record, sort_keys=True) + "\n")
+        sys.stdout.flush()
+
+
+def neighbor(address):
+    """The MAC the client's ARP table holds for address now ("" when it has none)."""
+    with open("/proc/net/arp") as table:
+        for line in table.read().splitlines()[1:]:
+            fields = line.split()
+            if fields and fields[0] == address and fields[2] != "0x0":
+                return fields[3]
+    return ""
+
+
+def fetch(host, port, timeout):
+    """One HTTP/1.0 GET on a fresh connection; the body's first line, or raises OSError."""
+    with socket.create_connection((host, port), timeout=timeout) as conn:
+        conn.settimeout(timeout)
+        conn.sendall(("GET / HTTP/1.0\r\nHost: %s\r\n\r\n" % host).encode())
+        chunks = []
+        while True:
+            chunk = conn.recv(4096)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+    status = head.split(b"\r\n", 1)[0].decode(errors="replace")
+    if " 200 " not in status + " ":
+        raise OSError("HTTP status: %s" % status)
+    return body.decode(errors="replace").strip().splitlines()[0] if body.strip() else ""
+
+
+def one_request(seq, host, port, timeout):
+    sent = time.time()
+    record = {"seq": seq, "target": host, "sent": sent, "mac": neighbor(host)}
+    try:
+        record.update(ok=True, page=fetch(host, port, timeout))
+    except (OSError, ValueError) as exc:
+        record.update(ok=False, error=type(exc).__name__ + ": " + str(exc))
+    record["done"] = time.time()
+    emit(record)
+
+
+def stdin_closed(stop):
+    """Set stop when the controlling side closes our stdin (the probe's end signal)."""
+    try:
+        while sys.stdin.buffer.read1(4096) if hasattr(sys.stdin.buffer, "read1") else sys.stdin.read(1):
+            pass
+    except OSError:
+        pass
+    stop.set()
+
+
+def http(args):
+    targets = [(t.rsplit(":", 1)[0], int(t.rsplit(":", 1)[1])) for t in args.target]
+    interval = 1.0 / args.rate
+    stop = threading.Event()
+    threading.Thread(target=stdin_closed, args=(stop,), daemon=True).start()
+    start = time.time()
+    emit({"event": "start", "time": start, "rate": args.rate, "targets": args.target})
+    seq = 0
+    workers = []
+    while seq < args.count and time.time() - start < args.duration and not stop.is_set():
+        tick = start + (seq // len(targets)) * interval
+        for host, port in targets:
+            workers = [w for w in workers if w.is_alive()]
+            if len(workers) >= MAX_IN_FLIGHT:
+                now = time.time()
+                emit({"seq": seq, "target": host, "sent": now, "done": now, "ok": False, "mac": "",
+                      "error": "probe saturated: %d requests in flight" % MAX_IN_FLIGHT})
+            else:
+                worker = threading.Thread(target=one_request, args=(seq, host, port, args.timeout), daemon=True)
+                worker.start()
+                workers.append(worker)
+            seq += 1
+        delay = tick + interval - time.time()
+        if delay > 0:
+            stop.wait(delay)
+    for worker in workers:
+        worker.join(args.timeout + 1)
+    emit({"event": "end", "time": time.time(), "requests": seq})
+
+
+def mac_bytes(text):
+    return bytes(int(part, 16) for part in text.split(":"))
+
+
+def mac_text(raw):
+    return ":".join("%02x" % b for b in raw)
+
+
+def arp(args):
+    """Broadcast one ARP request per --count, collect replies for --wait seconds."""
+    sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ARP))
+    sock.bind((args.iface, ETH_P_ARP))
+    own_mac = sock.getsockname()[4]
+    own_ip = socket.inet_aton(args.source)
+    target = socket.inet_aton(args.ip)
+    request = (b"\xff" * 6 + own_mac + struct.pack("!H", ETH_P_ARP)
+               + struct.pack("!HHBBH", 1, ETH_P_IP, 6, 4, 1) + own_mac + own_ip + b"\x00" * 6 + target)
+    replies = {}
+    for _ in range(args.count):
+        sock.send(request)
+        deadline = time.time() + args.wait / args.count
+        while time.time() < deadline:
+            ready, _, _ = select.select([sock], [], [], max(0.0, deadline - time.time()))
+            if not ready:
+                continue
+            frame = sock.recv(2048)
+            op, sender_mac, sender_ip = struct.unpack("!H", frame[20:22])[0], frame[22:28], frame[28:32]
+            if op == 2 and sender_ip == target:
+                replies[mac_text(sender_mac)] = replies.get(mac_text(sender_mac), 0) + 1
+    emit({"ip": args.ip, "replies": replies})
+
+
+def capture(args):
+    """Requests one after another, then read back every frame of theirs the client saw."""
+    host, port = args.target.rsplit(":", 1)[0], int(args.target.rsplit(":", 1)[1])
+    sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    sock.bind((args.iface, ETH_P_ALL))
+    pages = []
+    for _ in range(args.count):
+        try:
+            pages.append(fetch(host, port, args.timeout))
+        except OSError as exc:
+            pages.append("FAILED: %s" % exc)
+    vip = socket.inet_aton(host)
+    sent_to, replied_from = {}, {}
+    sock.setblocking(False)
+    while True:
+        try:
+            frame = sock.recv(65535)
+        except BlockingIOError:
+            break
+        if len(frame) < 38 or struct.unpack("!H", frame[12:14])[0] != ETH_P_IP or frame[23] != 6:
+            continue
+        header = (frame[14] & 0x0F) * 4
+        src_port, dst_port = struct.unpack("!HH", frame[14 + header:18 + header])
+        if frame[30:34] == vip and dst_port == port:
+            key = mac_text(frame[0:6])
+            sent_to[key] = sent_to.get(key, 0) + 1
+        elif frame[26:30] == vip and src_port == port:
+            key = mac_text(frame[6:12])
+            replied_from[key] = replied_from.get(key, 0) + 1
+    emit({"target": args.target, "pages": pages, "requests_to": sent_to, "replies_from": replied_from})
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="agent", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command")
+    probe = commands.add_parser("http", help="requests at a fixed rate, each recorded")
+    probe.add_argument("--target", action="append", required=True, help="VIP:PORT; repeat for several")
+    probe.add_argument("--rate", type=float, default=20.0, help="request rounds per second")
+    probe.add_argument("--count", type=int, default=12000, help="stop after this many requests")
+    probe.add_argument("--duration", type=float, default=300.0, help="stop after this many seconds")
+    probe.add_argument("--timeout", type=float, default=1.0, help="per request, seconds")
+    who = commands.add_parser("arp", help="the MACs that answer ARP for an address")
+    who.add_argument("--ip", required=True)
+    who.add_argument("--source", required=True, help="this node's own address")
+    who.add_argument("--iface", default="eth0")
+    who.add_argument("--count", type=int, default=3)
+    who.add_argument("--wait", type=float, default=1.5)
+    cap = commands.add_parser("capture", help="requests while capturing: where they went, who replied")
+    cap.add_argument("--target", required=True, help="VIP:PORT")
+    cap.add_argument("--iface", default="eth0")
+    cap.add_argument("--count", type=int, default=10)
+    cap.add_argument("--timeout", type=float, default=2.0)
+    args = parser.parse_args(argv)
+    handlers = {"http": http, "arp": arp, "capture": capture}
+    if args.command not in handlers:
+        parser.error("a command is required: http, arp or capture")
+    handlers[args.command](args)
+
+
+if __name__ == "__main__":
+    main()

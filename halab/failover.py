@@ -1,0 +1,355 @@
+"""Failover scenarios, measured as the VIP's users see them.
+
+A scenario is a fault and its repair, each a *phase*. While it runs, the agent on the
+client (halab/probe.py) sends requests to every VIP at a fixed rate and records each
+one. Each phase is judged against its protocol bound, from the lab file:
+
+- keepalived stopped cleanly on the MASTER: it sends a priority-0 advert and the BACKUP
+  takes over after its skew time alone, (256 - priority) / 256 s (VRRPv3: times advert_int);
+- the MASTER crashed or cut off: the BACKUP waits 3 x advert_int + skew (master down);
+- the MASTER back: one advert settles who holds the VIP (preempt: the MASTER again,
+  nopreempt: the BACKUP keeps it);
+- a real server's nginx stopped or its node crashed: the health checker notices within
+  delay_loop + connect_timeout, then retries once (keepalived's default `retry 1`,
+  `delay_before_retry 1`) before IPVS drops it; back, it rejoins at the next check.
+
+A phase passes when the longest gap between successful responses is within its bound +
+margin (2 s + 20 % of the bound), no request failed after that window, and the VIPs and IPVS members are where
+the protocol says they must be at the end.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+from halab import ipvs, probe
+from halab.providers import sshaccess
+from halab.providers.base import Provider, ProviderError
+from halab.spec import Lab
+
+# Added to every bound, for what the protocol does not count: the probe's own interval
+# and per-request timeout, the gratuitous ARP reaching the client, and five guests
+# sharing two cores on a host that runs other work too (timers stretch with the bound).
+MARGIN = 2.0
+MARGIN_SHARE = 0.2
+
+
+def margin(bound: float) -> float:
+    """The slack a phase gets over its protocol bound: MARGIN + MARGIN_SHARE x bound."""
+    return MARGIN + MARGIN_SHARE * bound
+
+PROBE_RATE = 20.0
+PROBE_TIMEOUT = 1.0
+BASELINE = 2.0
+TAIL = 2.0
+# keepalived's checker defaults (keepalived.conf(5)): one retry, one second apart.
+CHECK_RETRY = 1
+CHECK_DELAY_BEFORE_RETRY = 1
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One action on the lab, what it may cost the client, and where things must end up."""
+
+    name: str
+    act: Callable[[Provider], None]
+    bound: float
+    basis: str
+    holders: dict[str, str]            # VIP -> director that must hold it afterwards
+    members: dict[str, bool] = field(default_factory=dict)  # real server -> must be in IPVS
+    settle: float = 0.0                # how long after the action the end state may take
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    phases: tuple[Phase, ...]
+
+
+@dataclass
+class PhaseResult:
+    scenario: str
+    phase: str
+    bound_ms: int
+    basis: str
+    margin_ms: int
+    outage_ms: int
+    failed: int
+    failed_outside: int
+    vip_moves: list[dict]
+    problems: list[str]
+    start: float          # seconds since the probe started
+    window_end: float     # failures after this count against the phase
+    end: float
+
+    def reasons(self) -> list[str]:
+        """Why the phase failed; empty when it passed."""
+        reasons = list(self.problems)
+        if self.outage_ms > self.bound_ms + self.margin_ms:
+            reasons.insert(0, f"outage {self.outage_ms} ms > bound {self.bound_ms} + margin {self.margin_ms} ms")
+        if self.failed_outside:
+            reasons.insert(0, f"{self.failed_outside} requests failed after the window closed")
+        return reasons
+
+    @property
+    def passed(self) -> bool:
+        return not self.reasons()
+
+
+@dataclass
+class ScenarioRun:
+    """Everything measured in one scenario: for the report, the plot and the verdicts."""
+
+    scenario: str
+    description: str
+    started: float                     # host clock, epoch seconds
+    clock_offset: float                # client clock minus host clock
+    macs: dict[str, str]               # MAC -> node
+    requests: list[dict]               # agent records, times made relative to `started`
+    phases: list[PhaseResult]
+
+    @property
+    def passed(self) -> bool:
+        return all(p.passed for p in self.phases)
+
+    def as_dict(self) -> dict:
+        data = asdict(self)
+        data["passed"] = self.passed
+        for phase, result in zip(data["phases"], self.phases):
+            phase["passed"] = result.passed
+        return data
+
+
+# --- the scenarios of a lab ------------------------------------------------------------
+
+
+def masters(lab: Lab) -> dict[str, str]:
+    """VIP -> the director that holds it when all is well (active-active: one each)."""
+    directors = sorted(lab.role("director").items(), key=lambda item: -(item[1].priority or 0))
+    first, second = directors[0][0], directors[-1][0]
+    vips = [str(v) for v in lab.vips]
+    if lab.mode == "active-active":
+        return {vips[0]: first, **{vip: second for vip in vips[1:]}}
+    return {vip: first for vip in vips}
+
+
+def skew(lab: Lab, priority: int) -> float:
+    """VRRP skew time: (256 - priority) / 256 s; in VRRPv3 scaled by the advert interval."""
+    scale = lab.vrrp.advert_int if lab.vrrp.version == 3 else 1.0
+    return (256 - priority) * scale / 256
+
+
+def scenarios(lab: Lab) -> list[Scenario]:
+    """Every scenario the lab supports, in the order they run."""
+    master = masters(lab)[str(lab.vips[0])]
+    backup = next(name for name in lab.role("director") if name != master)
+    backup_priority = lab.nodes[backup].priority or 0
+    advert = lab.vrrp.advert_int
+    down = 3 * advert + skew(lab, backup_priority)
+    down_basis = f"3 x advert_int {advert:g} + skew {skew(lab, backup_priority):.3f} s"
+    stop_basis = f"skew (256 - {backup_priority}) / 256" + (f" x {advert:g}" if lab.vrrp.version == 3 else "")
+    normal = masters(lab)
+    failed_over = {vip: backup for vip in normal}
+    back = normal if lab.vrrp.preempt else failed_over
+    back_basis = f"one advert ({advert:g} s); {'preempt: the MASTER takes the VIP back' if lab.vrrp.preempt else 'nopreempt: the BACKUP keeps the VIP'}"
+    # Two MASTERs after a cut heals: the lower priority steps down whatever nopreempt says.
+    healed = normal
+
+    service = lab.virtual_services[0]
+    server = next(iter(service.real_servers))
+    check = service.health_check
+    detect = check.delay_loop + check.connect_timeout + CHECK_RETRY * (CHECK_DELAY_BEFORE_RETRY + check.connect_timeout)
+    detect_basis = (f"delay_loop {check.delay_loop} + connect_timeout {check.connect_timeout} "
+                    f"+ {CHECK_RETRY} retry x ({CHECK_DELAY_BEFORE_RETRY} + {check.connect_timeout}) s")
+    rejoin = check.delay_loop + check.connect_timeout
+
+    return [
+        Scenario("keepalived-stop", f"keepalived stopped cleanly on the MASTER {master}, then started", (
+            Phase(f"stop keepalived on {master}", lambda p: p.stop_service(master, "keepalived"), skew(lab, backup_priority),
+                  stop_basis, failed_over),
+            Phase(f"start keepalived on {master}", lambda p: p.start_service(master, "keepalived"), advert, back_basis,
+                  back, settle=down),
+        )),
+        Scenario("director-crash", f"the MASTER {master} crashes (kernel killed), then boots again", (
+            Phase(f"crash {master}", lambda p: p.crash(master), down, down_basis, failed_over),
+            Phase(f"restart {master}", lambda p: p.restart(master), advert, back_basis, back, settle=down),
+        )),
+        Scenario("link-cut", f"the MASTER {master}'s link to the lab switch is cut, then restored", (
+            Phase(f"cut {master}'s link", lambda p: p.cut_link(master), down, down_basis, failed_over),
+            Phase(f"restore {master}'s link", lambda p: p.restore_link(master), advert,
+                  f"one advert ({advert:g} s); two MASTERs: the higher priority stays", healed, settle=down),
+        )),
+        Scenario("nginx-stop", f"nginx stopped on the real server {server}, then started", (
+            Phase(f"stop nginx on {server}", lambda p: p.stop_service(server, "nginx"), detect, detect_basis,
+                  normal, {server: False}, settle=detect),
+            Phase(f"start nginx on {server}", lambda p: p.start_service(server, "nginx"), 0.0,
+                  "none: it rejoins only once its check passes", normal, {server: True}, settle=rejoin),
+        )),
+        Scenario("realserver-crash", f"the real server {server} crashes, then boots again", (
+            Phase(f"crash {server}", lambda p: p.crash(server), detect, detect_basis, normal, {server: False},
+                  settle=detect),
+            Phase(f"restart {server}", lambda p: p.restart(server), 0.0,
+                  "none: it rejoins only once its check passes", normal, {server: True}, settle=rejoin),
+        )),
+    ]
+
+
+# --- running one -----------------------------------------------------------------------
+
+
+class Runner:
+    """Runs scenarios on a lab that is up, through the provider's fault verbs and ssh_config."""
+
+    def __init__(self, lab: Lab, provider: Provider, progress: Callable[[str], None] = print) -> None:
+        self.lab = lab
+        self.provider = provider
+        self.progress = progress
+        self.ssh_config = provider.ssh_config()
+        self.client = next(iter(lab.role("client")))
+        self.targets = [f"{vip}:{lab.virtual_services[0].port}" for vip in lab.vips]
+
+    def run(self, scenario: Scenario) -> ScenarioRun:
+        self.restore_baseline()
+        offset = min((probe.clock_offset(self.ssh_config, self.client) for _ in range(3)), key=abs)
+        macs = self.macs()
+        self.progress(f"scenario {scenario.name}: {scenario.description}")
+        started = time.time()
+        http = probe.HttpProbe(self.ssh_config, self.client, self.targets, PROBE_RATE, PROBE_TIMEOUT).start()
+        marks = []
+        try:
+            time.sleep(BASELINE)
+            for phase in scenario.phases:
+                acted = time.time()
+                self.progress(f"  {phase.name} (bound {phase.bound * 1000:.0f} ms: {phase.basis})")
+                phase.act(self.provider)
+                done = time.time()
+                time.sleep(max(0.0, acted + max(phase.bound, phase.settle) + margin(phase.bound) + TAIL - time.time()))
+                marks.append((phase, acted, done, self.end_state_problems(phase)))
+        finally:
+            records = http.stop()
+        requests = [{**r, "sent": r["sent"] - offset - started, "done": r["done"] - offset - started}
+                    for r in records]
+        results = []
+        for index, (phase, acted, done, problems) in enumerate(marks):
+            until = marks[index + 1][1] - started if index + 1 < len(marks) else max(
+                (r["done"] for r in requests), default=0.0)
+            results.append(judge(scenario.name, phase, acted - started, done - started, until, requests, macs, problems))
+        return ScenarioRun(scenario.name, scenario.description, started, offset, macs, requests, results)
+
+    # --- the lab's state, over ssh --------------------------------------------------
+
+    def macs(self) -> dict[str, str]:
+        """MAC -> node, for naming the VIP's holder from the client's ARP table."""
+        interface = self.lab.vrrp.interface
+        found = {}
+        for node in self.lab.nodes:
+            result = sshaccess.run(self.ssh_config, node, f"cat /sys/class/net/{interface}/address", timeout=10)
+            if result.returncode == 0:
+                found[result.stdout.strip()] = node
+        return found
+
+    def holders(self) -> dict[str, list[str]]:
+        """VIP -> directors holding it now (should be exactly one each)."""
+        held: dict[str, list[str]] = {str(vip): [] for vip in self.lab.vips}
+        for row in self.provider.status():
+            for vip in row.vips:
+                held.setdefault(vip, []).append(row.name)
+        return held
+
+    def members(self) -> set[str] | None:
+        """Real servers in the first service's IPVS table on the director holding its VIP."""
+        service = self.lab.virtual_services[0]
+        holder = self.holders().get(str(service.vip), [])
+        if len(holder) != 1:
+            return None
+        table = sshaccess.run(self.ssh_config, holder[0], "ipvsadm -Ln", timeout=10)
+        found = ipvs.parse(table.stdout).get((service.protocol, str(service.vip), service.port))
+        addresses = {d.address for d in found.destinations} if found else set()
+        return {name for name, node in self.lab.nodes.items() if str(node.address) in addresses}
+
+    def end_state_problems(self, phase: Phase) -> list[str]:
+        problems = []
+        held = self.holders()
+        for vip, director in phase.holders.items():
+            if held.get(vip) != [director]:
+                problems.append(f"VIP {vip} held by {held.get(vip) or 'nobody'}, expected {director}")
+        if phase.members:
+            members = self.members()
+            for server, present in phase.members.items():
+                if members is None or (server in members) != present:
+                    problems.append(f"{server} {'missing from' if present else 'still in'} the IPVS table "
+                                    f"(members: {sorted(members) if members is not None else 'no single VIP holder'})")
+        return problems
+
+    def restore_baseline(self, timeout: float = 60.0) -> None:
+        """Back to the lab's normal state before a scenario: every VIP on its own MASTER
+        (after nopreempt left it elsewhere) and every real server in IPVS."""
+        normal = masters(self.lab)
+        for vip, director in normal.items():
+            for holder in self.holders().get(vip, []):
+                if holder != director:
+                    self.progress(f"  (baseline: moving {vip} back from {holder} to {director})")
+                    self.provider.stop_service(holder, "keepalived")
+                    self._wait(lambda: self.holders().get(vip) == [director], timeout, f"{vip} to move to {director}")
+                    self.provider.start_service(holder, "keepalived")
+        everyone = set(self.lab.virtual_services[0].real_servers)
+        self._wait(lambda: all(self.holders()[v] == [d] for v, d in normal.items()) and self.members() == everyone,
+                   timeout, "the VIPs on their MASTERs and every real server in IPVS")
+
+    @staticmethod
+    def _wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() > deadline:
+                raise ProviderError(f"waited {timeout:.0f} s for {what}")
+            time.sleep(0.5)
+
+
+# --- judging a phase --------------------------------------------------------------------
+
+
+def judge(scenario: str, phase: Phase, acted: float, done: float, until: float, requests: list[dict],
+          macs: dict[str, str], problems: list[str]) -> PhaseResult:
+    """The numbers of one phase from the probe's records (times relative to the probe start).
+
+    The failure window opens when the action starts and closes `bound + margin` after it
+    returned (a restart returns once the node has booted).
+    """
+    window_end = done + phase.bound + margin(phase.bound)
+    mine = [r for r in requests if acted <= r["sent"] < until]
+    failures = [r for r in mine if not r["ok"]]
+    outside = [r for r in failures if r["sent"] > window_end]
+    return PhaseResult(
+        scenario=scenario, phase=phase.name, bound_ms=round(phase.bound * 1000), basis=phase.basis,
+        margin_ms=round(margin(phase.bound) * 1000), outage_ms=round(outage(requests, acted, until) * 1000),
+        failed=len(failures), failed_outside=len(outside),
+        vip_moves=vip_moves(requests, acted, until, macs), problems=problems, start=acted, window_end=window_end, end=until,
+    )
+
+
+def outage(requests: list[dict], start: float, end: float) -> float:
+    """The longest time, per VIP, between two successful responses, over gaps that reach into
+    [start, end): what a user polling the VIP saw as the service being down."""
+    longest = 0.0
+    for target in {r["target"] for r in requests}:
+        times = sorted(r["done"] for r in requests if r["ok"] and r["target"] == target)
+        for before, after in zip(times, times[1:]):
+            if after > start and before < end:
+                longest = max(longest, after - before)
+    return longest
+
+
+def vip_moves(requests: list[dict], start: float, end: float, macs: dict[str, str]) -> list[dict]:
+    """When the client's ARP entry for each VIP changed owner, as the client saw it."""
+    moves = []
+    for target in sorted({r["target"] for r in requests}):
+        previous = None
+        for record in sorted((r for r in requests if r["target"] == target), key=lambda r: r["sent"]):
+            owner = macs.get(record["mac"], record["mac"] or "none")
+            if previous is not None and owner != previous and start <= record["sent"] < end:
+                moves.append({"vip": target, "at": round(record["sent"], 3), "from": previous, "to": owner})
+            previous = owner
+    return moves

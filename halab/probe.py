@@ -1,0 +1,100 @@
+"""The host's side of the measuring agent: run halab/agent.py on a node, over ssh.
+
+Only the lab's ssh_config is used, so a probe works the same on every provider. The
+agent's source travels on the command line (`python3 -c`), leaving stdin free: closing
+it is how a running http probe is told to stop.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+AGENT = Path(__file__).with_name("agent.py")
+
+
+class ProbeError(Exception):
+    """The agent could not run on the node, or said something that is not JSON."""
+
+
+def _command(ssh_config: Path, node: str, args: list[str]) -> list[str]:
+    remote = "python3 -c " + shlex.quote(AGENT.read_text()) + " " + " ".join(shlex.quote(a) for a in args)
+    return ["ssh", "-F", str(ssh_config), node, remote]
+
+
+def run(ssh_config: Path, node: str, args: list[str], timeout: float = 60) -> list[dict]:
+    """One agent command to completion; its JSON records."""
+    try:
+        result = subprocess.run(_command(ssh_config, node, args), capture_output=True, text=True,
+                                timeout=timeout, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise ProbeError(f"agent {args[0]} on {node} did not finish within {timeout:.0f} s") from None
+    if result.returncode != 0:
+        raise ProbeError(f"agent {args[0]} on {node} failed ({result.returncode}): {result.stderr.strip()}")
+    return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+
+
+def clock_offset(ssh_config: Path, node: str) -> float:
+    """The node's clock minus this host's, seconds (midpoint of the round trip; ~ms accurate)."""
+    before = time.time()
+    result = subprocess.run(["ssh", "-F", str(ssh_config), node, "python3 -c 'import time; print(time.time())'"],
+                            capture_output=True, text=True, timeout=30)
+    after = time.time()
+    if result.returncode != 0:
+        raise ProbeError(f"cannot read the clock of {node}: {result.stderr.strip()}")
+    return float(result.stdout.strip()) - (before + after) / 2
+
+
+@dataclass
+class HttpProbe:
+    """A running `agent http`: requests to targets at rate per second until stop()."""
+
+    ssh_config: Path
+    node: str
+    targets: list[str]
+    rate: float = 20.0
+    timeout: float = 1.0
+    duration: float = 300.0
+    records: list[dict] = field(default_factory=list)
+
+    def start(self) -> "HttpProbe":
+        args = ["http", "--rate", str(self.rate), "--timeout", str(self.timeout), "--duration", str(self.duration),
+                "--count", str(int(self.duration * self.rate * len(self.targets)) + 1)]
+        for target in self.targets:
+            args += ["--target", target]
+        self._process = subprocess.Popen(_command(self.ssh_config, self.node, args), stdin=subprocess.PIPE,
+                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        deadline = time.monotonic() + 30
+        while not any(r.get("event") == "start" for r in list(self.records)):
+            if self._process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise ProbeError(f"the http probe on {self.node} did not start: {self._process.stderr.read().strip()}")
+            time.sleep(0.05)
+        return self
+
+    def _read(self) -> None:
+        for line in self._process.stdout:
+            if line.strip():
+                self.records.append(json.loads(line))
+
+    def stop(self) -> list[dict]:
+        """End the probe (close its stdin), wait for its last requests; the request records."""
+        if self._process.stdin and not self._process.stdin.closed:
+            self._process.stdin.close()
+        try:
+            self._process.wait(timeout=self.timeout + 15)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        self._reader.join(timeout=5)
+        return self.requests()
+
+    def requests(self) -> list[dict]:
+        return [r for r in self.records if "seq" in r]
