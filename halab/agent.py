@@ -11,6 +11,8 @@ so nothing has to be installed there first. It prints JSON, one object per line.
   arp      who answers an ARP request for an address: the MACs of every reply.
   capture  N sequential requests while capturing the client's own frames: the MACs
            the requests went to and the MACs the replies came from (DR evidence).
+  mcast    send datagrams to a multicast group, or count those that arrive: does the
+           lab switch carry multicast (VRRP's 224.0.0.18) between two nodes?
 """
 
 import argparse
@@ -179,6 +181,32 @@ def capture(args):
     emit({"target": args.target, "pages": pages, "requests_to": sent_to, "replies_from": replied_from})
 
 
+def mcast(args):
+    """--listen: join the group on the interface's address and count datagrams for --wait s;
+    otherwise send --count datagrams to it (TTL 1: link-local, as VRRP's adverts are)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
+    if args.listen:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("", args.port))
+        membership = socket.inet_aton(args.group) + socket.inet_aton(args.source)
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, membership)
+        emit({"event": "listening", "group": args.group, "port": args.port})
+        received, deadline = 0, time.time() + args.wait
+        while time.time() < deadline:
+            ready, _, _ = select.select([sock], [], [], max(0.0, deadline - time.time()))
+            if ready:
+                sock.recv(2048)
+                received += 1
+        emit({"group": args.group, "received": received})
+    else:
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 1)
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(args.source))
+        for index in range(args.count):
+            sock.sendto(b"halab multicast probe %d" % index, (args.group, args.port))
+            time.sleep(0.1)
+        emit({"group": args.group, "sent": args.count})
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="agent", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command")
@@ -199,10 +227,17 @@ def main(argv=None):
     cap.add_argument("--iface", default="eth0")
     cap.add_argument("--count", type=int, default=10)
     cap.add_argument("--timeout", type=float, default=2.0)
+    group = commands.add_parser("mcast", help="send to, or count arrivals on, a multicast group")
+    group.add_argument("--group", default="224.0.0.18", help="default: VRRP's own group")
+    group.add_argument("--port", type=int, default=4242)
+    group.add_argument("--source", required=True, help="this node's own address (picks the interface)")
+    group.add_argument("--listen", action="store_true")
+    group.add_argument("--wait", type=float, default=4.0)
+    group.add_argument("--count", type=int, default=10)
     args = parser.parse_args(argv)
-    handlers = {"http": http, "arp": arp, "capture": capture}
+    handlers = {"http": http, "arp": arp, "capture": capture, "mcast": mcast}
     if args.command not in handlers:
-        parser.error("a command is required: http, arp or capture")
+        parser.error("a command is required: " + ", ".join(handlers))
     handlers[args.command](args)
 
 

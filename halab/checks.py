@@ -8,6 +8,7 @@ fields are individually valid (see spec.parse), so each rule can trust the types
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
@@ -142,6 +143,21 @@ def unicast_peers(lab: Lab) -> Iterator[Problem]:
         yield Problem("vrrp.unicast_peers", f"must list every director; missing {', '.join(missing)}")
 
 
+def multicast_or_unicast(lab: Lab) -> Iterator[Problem]:
+    """Without multicast on the switch, VRRP's multicast adverts never arrive: split brain."""
+    if not lab.multicast and not lab.vrrp.unicast_peers:
+        yield Problem("multicast", "false drops VRRP's multicast adverts on the lab switch; "
+                                   "list every director in vrrp.unicast_peers")
+
+
+def smtp_server_known(lab: Lab) -> Iterator[Problem]:
+    """A bare name must be a node of the lab (its address is used) or localhost."""
+    server = lab.notification.smtp_server
+    if re.fullmatch(r"[a-z][a-z0-9-]*", server) and server not in lab.nodes and server != "localhost":
+        yield Problem("notification.smtp_server",
+                      f"{server!r} is neither a node of this lab nor an address; nodes: {', '.join(lab.nodes)}")
+
+
 def real_servers_known(lab: Lab) -> Iterator[Problem]:
     """A virtual service balances over nodes whose role is realserver."""
     servers = lab.role("realserver")
@@ -181,6 +197,8 @@ RULES: tuple[Rule, ...] = (
     advert_interval,
     authentication_version,
     unicast_peers,
+    multicast_or_unicast,
+    smtp_server_known,
     real_servers_known,
     forwarding_supported,
     versions_pinned,

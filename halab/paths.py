@@ -12,6 +12,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_LAB = ROOT / "labs" / "seed.yaml"
 PROVISION = ROOT / "provision"
+# On the client node, on every provider: where its SMTP server keeps keepalived's mail (Maildir).
+GUEST_MAILDIR = "/var/spool/mail/halab"
 
 
 def home() -> Path:
@@ -50,6 +52,11 @@ class LabPaths:
     def node(self, node: str) -> Path:
         """A node's writable host directory: node.env, console, logs, readiness markers."""
         return self.nodes / node
+
+    @property
+    def artifacts(self) -> Path:
+        """Reports (JSON, JUnit XML, PNG timelines) and the logs collected from the nodes."""
+        return self.root / "artifacts"
 
     @property
     def uml(self) -> Path:

@@ -39,6 +39,25 @@ def run(ssh_config: Path, node: str, args: list[str], timeout: float = 60) -> li
     return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
 
 
+def spawn(ssh_config: Path, node: str, args: list[str]) -> subprocess.Popen:
+    """An agent command running in the background (e.g. a listener); finish() collects it."""
+    return subprocess.Popen(_command(ssh_config, node, args), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def finish(process: subprocess.Popen, timeout: float = 60) -> list[dict]:
+    """Wait for a spawned agent command (bounded) and return its JSON records."""
+    try:
+        out, err = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        out, err = process.communicate()
+        raise ProbeError(f"agent did not finish within {timeout:.0f} s: {err.strip()}") from None
+    if process.returncode != 0:
+        raise ProbeError(f"agent failed ({process.returncode}): {err.strip()}")
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
 def clock_offset(ssh_config: Path, node: str) -> float:
     """The node's clock minus this host's, seconds (midpoint of the round trip; ~ms accurate)."""
     before = time.time()
@@ -67,8 +86,7 @@ class HttpProbe:
                 "--count", str(int(self.duration * self.rate * len(self.targets)) + 1)]
         for target in self.targets:
             args += ["--target", target]
-        self._process = subprocess.Popen(_command(self.ssh_config, self.node, args), stdin=subprocess.PIPE,
-                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self._process = spawn(self.ssh_config, self.node, args)
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
         deadline = time.monotonic() + 30

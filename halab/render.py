@@ -72,8 +72,15 @@ def keepalived_conf(lab: Lab, director: str) -> str:
     peers = [str(lab.nodes[p].address) for p in lab.vrrp.unicast_peers if p != director]
     return _ENV.get_template("keepalived.conf.j2").render(
         lab=lab, name=director, node=node, instances=instances(lab, director), unicast_peers=peers,
+        smtp_server=smtp_server(lab),
         role_line=f"director, {node.state} of the first VRRP instance, priority {node.priority}",
     )
+
+
+def smtp_server(lab: Lab) -> str:
+    """The notification server's address: a node named in the lab file stands for its address."""
+    server = lab.notification.smtp_server
+    return str(lab.nodes[server].address) if server in lab.nodes else server
 
 
 def instances(lab: Lab, director: str) -> list[Instance]:
@@ -126,6 +133,8 @@ def lab_json(lab: Lab) -> str:
              "state": node.state, "priority": node.priority}
             for name, node in lab.nodes.items()
         ],
+        "multicast": lab.multicast,
+        "smtp_server": smtp_server(lab),
         "versions": lab.versions.model_dump(),
     }
     return json.dumps(data, indent=2) + "\n"

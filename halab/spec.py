@@ -106,6 +106,8 @@ class Vrrp(_Model):
 
 
 class Notification(_Model):
+    """keepalived's e-mail on state changes; smtp_server is an address or a node of the lab."""
+
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     to: tuple[StrictStr, ...] = ("root@localhost",)
@@ -131,6 +133,8 @@ class Lab(_Model):
     vrrp: Vrrp = Vrrp()
     notification: Notification = Notification()
     arp_suppression: Literal["arptables", "sysctl"] = "arptables"
+    # false: the lab switch drops multicast, as most clouds do; VRRP then needs unicast_peers.
+    multicast: StrictBool = True
     versions: Versions = Versions()
 
     def role(self, role: Role) -> dict[str, Node]:

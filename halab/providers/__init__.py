@@ -1,1 +1,18 @@
-"""Providers run a lab: `local` (user-mode Linux, no hypervisor) is the default."""
+"""Lab providers: the same lab on different machinery, behind one contract (base.Provider)."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from halab.providers.base import Provider, ProviderError
+from halab.spec import Lab
+
+NAMES = ("local",)
+
+
+def make(lab: Lab, name: str = "local", progress: Callable[[str], None] = print) -> Provider:
+    """The provider called name for lab; unknown names get the list of known ones."""
+    if name == "local":
+        from halab.providers.local import LocalProvider
+        return LocalProvider(lab, progress)
+    raise ProviderError(f"unknown provider {name!r}; known: {', '.join(NAMES)}")

@@ -3,7 +3,7 @@
 # hostfs, read-only). Two uses:
 #   as init (PID 1):  the kernel runs it with HALAB_NODE_DIR=<host dir> from its command
 #                     line; it builds the node's private filesystem, network and services.
-#   over ssh:         guest.sh start|stop keepalived|nginx  (the fault verbs use these).
+#   over ssh:         guest.sh start|stop keepalived|nginx|smtpd  (the fault verbs use these).
 # The node's settings come from $HALAB_NODE_DIR/node.env, written by the provider.
 export PATH=/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin
 NODE_MNT=/run/halab
@@ -20,6 +20,13 @@ start_service() {
             /var/temp/nginx/uwsgi /var/temp/nginx/scgi /var/run/nginx /var/log/nginx
         /usr/local/nginx/sbin/nginx
         ;;
+    smtpd)
+        # The lab's mail sink: keepalived's notifications arrive here, one file each (Maildir).
+        # (the Maildir itself must not exist yet: the server then creates new/ cur/ tmp/)
+        mkdir -p "$(dirname "$MAILDIR")"
+        setsid "$PYTHON" -m aiosmtpd -n -l "$ADDRESS:25" -c aiosmtpd.handlers.Mailbox "$MAILDIR" \
+            >>/var/log/smtpd.log 2>&1 < /dev/null &
+        ;;
     *) echo "unknown service $1" >&2; return 2 ;;
     esac
 }
@@ -28,6 +35,7 @@ stop_service() {
     case "$1" in
     keepalived) [ -s /run/keepalived.pid ] && kill "$(cat /run/keepalived.pid)" 2>/dev/null; pkill -x keepalived || true ;;
     nginx) /usr/local/nginx/sbin/nginx -s quit 2>/dev/null || pkill -x nginx || true ;;
+    smtpd) pkill -f "aiosmtpd -n -l $ADDRESS:25" || true ;;
     *) echo "unknown service $1" >&2; return 2 ;;
     esac
 }
@@ -90,6 +98,7 @@ boot() {
         lvs-realserver start
         start_service nginx
         ;;
+    client) start_service smtpd ;;
     esac
     touch "$NODE_MNT/ready"
     set +e
@@ -100,6 +109,6 @@ boot() {
 case "${1:-}" in
 start) . "$NODE_MNT/node.env"; start_service "$2" ;;
 stop) . "$NODE_MNT/node.env"; stop_service "$2" ;;
-"") [ "$$" = 1 ] && boot || { echo "usage: $0 start|stop keepalived|nginx" >&2; exit 2; } ;;
-*) echo "usage: $0 start|stop keepalived|nginx" >&2; exit 2 ;;
+"") [ "$$" = 1 ] && boot || { echo "usage: $0 start|stop keepalived|nginx|smtpd" >&2; exit 2; } ;;
+*) echo "usage: $0 start|stop keepalived|nginx|smtpd" >&2; exit 2 ;;
 esac

@@ -16,6 +16,7 @@ import pwd
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -96,7 +97,7 @@ class LocalProvider:
 
     def preflight(self) -> list[Check]:
         """Everything up() needs from this host, each with the fix when it is missing."""
-        tools = {"linux.uml": "user-mode-linux", "modprobe": "kmod", "arptables": "arptables",
+        tools = {"linux.uml": "user-mode-linux", "bridge": "iproute2", "modprobe": "kmod", "arptables": "arptables",
                  "sshd": "openssh-server", "ssh": "openssh-client", "socat": "socat", "ip": "iproute2",
                  "ipvsadm": "ipvsadm"}
         checks = [Check("running as root", os.geteuid() == 0, "run it as root (sudo)")]
@@ -202,7 +203,8 @@ class LocalProvider:
             "RENDERED": str(self.paths.node_files(name)), "SSH_DIR": str(self.paths.ssh),
             "KEEPALIVED_BUILD": str(self._builds["keepalived"]),
             "NGINX_BUILD": str(self._builds["nginx"]),
-            "HOST_PATHS": f"{paths.ROOT} {paths.home()}",
+            "HOST_PATHS": f"{paths.ROOT} {paths.home()} {sys.prefix} {sys.base_prefix}",
+            "PYTHON": sys.executable, "MAILDIR": paths.GUEST_MAILDIR,
         }
         return "".join(f"{key}='{value}'\n" for key, value in values.items())
 
@@ -216,7 +218,7 @@ class LocalProvider:
             present = netns.links(self.paths.netns) if pending_link else set()
             for name in sorted(pending_link):
                 if self._tap(name) in present:
-                    netns.attach(self.paths.netns, self._tap(name))
+                    netns.attach(self.paths.netns, self._tap(name), self.lab.multicast)
                     (self.paths.node(name) / "linked").touch()
                     pending_link.discard(name)
             for name in sorted(pending_ready):
@@ -290,7 +292,7 @@ class LocalProvider:
         netns.detach(self.paths.netns, self._tap(node))
 
     def restore_link(self, node: str) -> None:
-        netns.attach(self.paths.netns, self._tap(node))
+        netns.attach(self.paths.netns, self._tap(node), self.lab.multicast)
 
     def _guest(self, node: str, verb: str) -> None:
         result = sshaccess.run(self.paths.ssh_config, node, f"sh {GUEST} {verb}")

@@ -40,8 +40,11 @@ def links(name: str) -> set[str]:
     return {line.split(":")[1].strip().split("@")[0] for line in result.stdout.splitlines() if ":" in line}
 
 
-def attach(name: str, tap: str) -> None:
+def attach(name: str, tap: str, multicast: bool = True) -> None:
+    """Plug a guest into the switch. multicast=False: the switch floods no multicast to it,
+    which drops VRRP's 224.0.0.18 adverts the way most clouds do (unicast still passes)."""
     run("ip", "netns", "exec", name, "ip", "link", "set", tap, "master", BRIDGE, "up")
+    run("ip", "netns", "exec", name, "bridge", "link", "set", "dev", tap, "mcast_flood", "on" if multicast else "off")
 
 
 def detach(name: str, tap: str) -> None:

@@ -30,7 +30,7 @@ def test_default_lab_is_the_seed_exactly():
     assert (lab.vrrp.virtual_router_id, lab.vrrp.advert_int, lab.vrrp.authentication.auth_type,
             lab.vrrp.authentication.auth_pass) == (51, 1, "PASS", "1111")
     assert (lab.notification.to, lab.notification.from_, lab.notification.smtp_server) == (
-        ("root@localhost",), "keepalived@localhost", "127.0.0.1")
+        ("root@localhost",), "keepalived@localhost", "client")  # the write-up's 127.0.0.1 reads no mail
     assert (lab.mode, lab.arp_suppression, lab.versions.keepalived, lab.versions.nginx) == (
         "active-backup", "arptables", "2.2.7", "1.17.8")
 
@@ -45,6 +45,7 @@ def test_model_defaults_match_the_seed_file():
         "  server4: {address: 172.25.1.2, role: director, state: BACKUP, priority: 50}\n"
         "  client: {address: 172.25.1.250, role: client}\n"
         "virtual_services:\n  - vip: 172.25.1.100\n    real_servers: {server1: {}, server2: {}}\n"
+        "notification: {smtp_server: client}\n"
     )
     assert minimal == spec.load()
 
