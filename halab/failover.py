@@ -47,6 +47,15 @@ TAIL = 2.0
 # keepalived's checker defaults (keepalived.conf(5)): one retry, one second apart.
 CHECK_RETRY = 1
 CHECK_DELAY_BEFORE_RETRY = 1
+# A client that gets no gratuitous ARP keeps a VIP's old MAC until its neighbour entry
+# ages out. Linux defaults: reachable for up to 1.5 x base_reachable_time (30 s), then
+# delay_first_probe_time (5 s), then ucast_solicit (3) unicast probes 1 s apart.
+ARP_CACHE_BOUND = 1.5 * 30 + 5 + 3
+# A phase ends early once the last RECOVERED seconds of requests all succeeded.
+RECOVERED = 2.0
+# The client's clock is known to within half an ssh round trip: a request sent this close
+# before an action is counted with the action's phase.
+CLOCK_SLACK = 0.15
 
 
 @dataclass(frozen=True)
@@ -156,15 +165,24 @@ def scenarios(lab: Lab) -> list[Scenario]:
     back = normal if lab.vrrp.preempt else failed_over
     back_basis = f"one advert ({advert:g} s); {'preempt: the MASTER takes the VIP back' if lab.vrrp.preempt else 'nopreempt: the BACKUP keeps the VIP'}"
     # Two MASTERs after a cut heals: the lower priority steps down whatever nopreempt says.
+    # The MASTER that stayed MASTER sends no gratuitous ARP unless told to refresh, so
+    # clients still holding the other director's MAC wait for their ARP entry to age.
     healed = normal
-
+    refresh = lab.vrrp.garp_master_refresh
+    # And its IPVS table may be empty: its checks failed while it was cut off.
     service = lab.virtual_services[0]
-    server = next(iter(service.real_servers))
     check = service.health_check
+    recheck = check.delay_loop + check.connect_timeout
+    arp, arp_basis = ((refresh, f"garp_master_refresh {refresh} s") if refresh else
+                      (ARP_CACHE_BOUND, "no garp_master_refresh: client ARP entry ages out (1.5 x 30 + 5 + 3 s)"))
+    heal = max(arp, recheck) + advert
+    heal_basis = f"max({arp_basis}, recheck {check.delay_loop} + {check.connect_timeout} s) + one advert {advert:g} s"
+
+    server = next(iter(service.real_servers))
     detect = check.delay_loop + check.connect_timeout + CHECK_RETRY * (CHECK_DELAY_BEFORE_RETRY + check.connect_timeout)
     detect_basis = (f"delay_loop {check.delay_loop} + connect_timeout {check.connect_timeout} "
                     f"+ {CHECK_RETRY} retry x ({CHECK_DELAY_BEFORE_RETRY} + {check.connect_timeout}) s")
-    rejoin = check.delay_loop + check.connect_timeout
+    rejoin = recheck
 
     return [
         Scenario("keepalived-stop", f"keepalived stopped cleanly on the MASTER {master}, then started", (
@@ -179,8 +197,8 @@ def scenarios(lab: Lab) -> list[Scenario]:
         )),
         Scenario("link-cut", f"the MASTER {master}'s link to the lab switch is cut, then restored", (
             Phase(f"cut {master}'s link", lambda p: p.cut_link(master), down, down_basis, failed_over),
-            Phase(f"restore {master}'s link", lambda p: p.restore_link(master), advert,
-                  f"one advert ({advert:g} s); two MASTERs: the higher priority stays", healed, settle=down),
+            Phase(f"restore {master}'s link", lambda p: p.restore_link(master), heal, heal_basis, healed,
+                  settle=down),
         )),
         Scenario("nginx-stop", f"nginx stopped on the real server {server}, then started", (
             Phase(f"stop nginx on {server}", lambda p: p.stop_service(server, "nginx"), detect, detect_basis,
@@ -226,7 +244,7 @@ class Runner:
                 self.progress(f"  {phase.name} (bound {phase.bound * 1000:.0f} ms: {phase.basis})")
                 phase.act(self.provider)
                 done = time.time()
-                time.sleep(max(0.0, acted + max(phase.bound, phase.settle) + margin(phase.bound) + TAIL - time.time()))
+                self._observe(http, done, phase, offset)
                 marks.append((phase, acted, done, self.end_state_problems(phase)))
         finally:
             records = http.stop()
@@ -234,10 +252,25 @@ class Runner:
                     for r in records]
         results = []
         for index, (phase, acted, done, problems) in enumerate(marks):
-            until = marks[index + 1][1] - started if index + 1 < len(marks) else max(
+            until = marks[index + 1][1] - started - CLOCK_SLACK if index + 1 < len(marks) else max(
                 (r["done"] for r in requests), default=0.0)
-            results.append(judge(scenario.name, phase, acted - started, done - started, until, requests, macs, problems))
+            results.append(judge(scenario.name, phase, acted - started - CLOCK_SLACK, done - started, until,
+                                 requests, macs, problems))
         return ScenarioRun(scenario.name, scenario.description, started, offset, macs, requests, results)
+
+    def _observe(self, http: probe.HttpProbe, done: float, phase: Phase, offset: float) -> None:
+        """Watch the probe after an action: at least settle + TAIL seconds, then until the
+        last RECOVERED seconds of (finished) requests all succeeded, at most until the
+        failure window closes."""
+        earliest = done + phase.settle + TAIL
+        latest = done + max(phase.bound, phase.settle) + margin(phase.bound) + TAIL
+        while time.time() < latest:
+            horizon = time.time() - PROBE_TIMEOUT - 0.25  # every request sent before it has finished
+            recent = [r for r in http.requests() if horizon - RECOVERED <= r["sent"] - offset <= horizon]
+            if (time.time() >= earliest and horizon - RECOVERED > done
+                    and len(recent) >= RECOVERED * PROBE_RATE / 2 and all(r["ok"] for r in recent)):
+                return
+            time.sleep(0.25)
 
     # --- the lab's state, over ssh --------------------------------------------------
 
@@ -298,6 +331,21 @@ class Runner:
         everyone = set(self.lab.virtual_services[0].real_servers)
         self._wait(lambda: all(self.holders()[v] == [d] for v, d in normal.items()) and self.members() == everyone,
                    timeout, "the VIPs on their MASTERs and every real server in IPVS")
+        self._wait(self._client_reaches_every_vip, timeout, "the client to reach every VIP")
+
+    def _client_reaches_every_vip(self) -> bool:
+        """A few requests per VIP from the client all answered. If not, the client may still
+        hold a MAC from an earlier scenario (a healed split brain sends no ARP): forget it,
+        so each scenario starts from a client that resolves the VIP afresh."""
+        reached = True
+        for target in self.targets:
+            pages = probe.run(self.ssh_config, self.client, ["capture", "--target", target, "--count", "3",
+                                                             "--timeout", "1"])[0]["pages"]
+            if any(page.startswith("FAILED") for page in pages):
+                vip = target.rsplit(":", 1)[0]
+                sshaccess.run(self.ssh_config, self.client, f"ip neigh del {vip} dev {self.lab.vrrp.interface}")
+                reached = False
+        return reached
 
     @staticmethod
     def _wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
@@ -331,11 +379,14 @@ def judge(scenario: str, phase: Phase, acted: float, done: float, until: float, 
 
 
 def outage(requests: list[dict], start: float, end: float) -> float:
-    """The longest time, per VIP, between two successful responses, over gaps that reach into
-    [start, end): what a user polling the VIP saw as the service being down."""
+    """The longest time, per VIP, between two successful responses (or the first request and
+    the first success), over gaps that reach into [start, end): what a user polling the
+    VIP saw as the service being down."""
     longest = 0.0
     for target in {r["target"] for r in requests}:
-        times = sorted(r["done"] for r in requests if r["ok"] and r["target"] == target)
+        mine = [r for r in requests if r["target"] == target]
+        # From the first request on: a VIP that never answered shows as one long outage.
+        times = sorted([min(r["sent"] for r in mine)] + [r["done"] for r in mine if r["ok"]])
         for before, after in zip(times, times[1:]):
             if after > start and before < end:
                 longest = max(longest, after - before)

@@ -103,6 +103,10 @@ class Vrrp(_Model):
     preempt: StrictBool = True
     # Empty: multicast adverts to 224.0.0.18. Names of directors: unicast between them.
     unicast_peers: tuple[Name, ...] = ()
+    # Seconds between gratuitous ARPs while MASTER; null (the write-up): only on becoming MASTER.
+    # After a partition heals, the MASTER that stayed MASTER sends none, and clients keep the
+    # other director's MAC until their ARP entry ages out (tens of seconds).
+    garp_master_refresh: Seconds | None = None
 
 
 class Notification(_Model):

@@ -19,5 +19,3 @@ def test_scenario_stays_within_its_bound(lab_case, name):
     scenario = next(s for s in failover.scenarios(lab_case.lab) if s.name == name)
     run = failover.Runner(lab_case.lab, lab_case.provider, progress=lambda _: None).run(scenario)
     assert run.passed, "\n" + report.table([run])
-    assert all(phase.vip_moves for phase in run.phases[:1] if phase.bound_ms and "keepalived" in name), \
-        "the client never saw the VIP move"
