@@ -32,11 +32,23 @@ start_service() {
 }
 
 stop_service() {
+    # Returns once the daemon is gone (at most 10 s): a start right after a stop must
+    # not find the old one still shutting down, or it exits as "already running".
     case "$1" in
-    keepalived) [ -s /run/keepalived.pid ] && kill "$(cat /run/keepalived.pid)" 2>/dev/null; pkill -x keepalived || true ;;
-    nginx) /usr/local/nginx/sbin/nginx -s quit 2>/dev/null || pkill -x nginx || true ;;
-    smtpd) pkill -f "aiosmtpd -n -l $ADDRESS:25" || true ;;
+    keepalived) pkill -x keepalived ;;
+    nginx) /usr/local/nginx/sbin/nginx -s quit 2>/dev/null || pkill -x nginx ;;
+    smtpd) pkill -f "aiosmtpd -n -l $ADDRESS:25" ;;
     *) echo "unknown service $1" >&2; return 2 ;;
+    esac
+    tries=0
+    while running "$1" && [ "$tries" -lt 100 ]; do sleep 0.1; tries=$((tries + 1)); done
+    if running "$1"; then echo "$1 still running 10 s after the stop" >&2; return 1; fi
+}
+
+running() {
+    case "$1" in
+    smtpd) pgrep -f "aiosmtpd -n -l $ADDRESS:25" >/dev/null ;;
+    *) pgrep -x "$1" >/dev/null ;;
     esac
 }
 
