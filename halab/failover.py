@@ -88,6 +88,7 @@ class PhaseResult:
     outage_ms: int
     failed: int
     failed_outside: int
+    first_outside: str    # the first such failure: when, to which VIP, what error
     vip_moves: list[dict]
     problems: list[str]
     start: float          # seconds since the probe started
@@ -100,7 +101,8 @@ class PhaseResult:
         if self.outage_ms > self.bound_ms + self.margin_ms:
             reasons.insert(0, f"outage {self.outage_ms} ms > bound {self.bound_ms} + margin {self.margin_ms} ms")
         if self.failed_outside:
-            reasons.insert(0, f"{self.failed_outside} requests failed after the window closed")
+            reasons.insert(0, f"{self.failed_outside} requests failed after the window closed, "
+                              f"first: {self.first_outside}")
         return reasons
 
     @property
@@ -374,6 +376,8 @@ def judge(scenario: str, phase: Phase, acted: float, done: float, until: float, 
         scenario=scenario, phase=phase.name, bound_ms=round(phase.bound * 1000), basis=phase.basis,
         margin_ms=round(margin(phase.bound) * 1000), outage_ms=round(outage(requests, acted, until) * 1000),
         failed=len(failures), failed_outside=len(outside),
+        first_outside=(f"+{outside[0]['sent'] - acted:.2f} s to {outside[0]['target']}: {outside[0].get('error', '')}"
+                       if outside else ""),
         vip_moves=vip_moves(requests, acted, until, macs), problems=problems, start=acted, window_end=window_end, end=until,
     )
 

@@ -20,6 +20,12 @@ KEEPALIVED_CONF = "etc/keepalived/keepalived.conf"
 NGINX_CONF = "usr/local/nginx/conf/nginx.conf"
 INDEX_HTML = "usr/local/nginx/html/index.html"
 REALSERVER_SCRIPT = "usr/local/sbin/lvs-realserver"
+DIRECTOR_SYSCTL = "etc/sysctl.d/90-lvs-director.conf"
+# Not in the write-up, and needed: without it IPVS keeps forwarding a client whose source
+# port matches an old connection entry (in DR the director only sees the client's half,
+# so entries linger for minutes) to a real server that was already removed. With it,
+# such a SYN expires the stale entry and is scheduled afresh to a live server.
+DIRECTOR_SYSCTLS = {"net.ipv4.vs.expire_nodest_conn": 1, "net.ipv4.vs.expire_quiescent_template": 1}
 
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("halab", "templates"),
@@ -50,6 +56,7 @@ def render(lab: Lab) -> dict[str, str]:
     for name, node in lab.nodes.items():
         if node.role == "director":
             files[f"{name}/{KEEPALIVED_CONF}"] = keepalived_conf(lab, name)
+            files[f"{name}/{DIRECTOR_SYSCTL}"] = director_sysctl()
         elif node.role == "realserver":
             files.update({f"{name}/{path}": text for path, text in realserver_files(lab, name).items()})
     return files
@@ -75,6 +82,15 @@ def keepalived_conf(lab: Lab, director: str) -> str:
         smtp_server=smtp_server(lab),
         role_line=f"director, {node.state} of the first VRRP instance, priority {node.priority}",
     )
+
+
+def director_sysctl() -> str:
+    """IPVS settings for a director, applied once ip_vs is loaded (see DIRECTOR_SYSCTLS)."""
+    lines = ["# IPVS on an LVS director. Rendered by halab.",
+             "# expire_nodest_conn: a packet for a connection whose real server was removed ends that",
+             "# entry and is scheduled afresh, instead of being sent to the dead server for minutes.",
+             "# expire_quiescent_template: the same for persistence templates."]
+    return "\n".join(lines + [f"{key} = {value}" for key, value in DIRECTOR_SYSCTLS.items()]) + "\n"
 
 
 def smtp_server(lab: Lab) -> str:

@@ -103,6 +103,7 @@ boot() {
         for module in ip_vs ip_vs_rr ip_vs_wrr ip_vs_lc ip_vs_wlc ip_vs_sh ip_vs_dh ip_vs_sed ip_vs_nq; do
             modprobe -d /run/modules "$module" || true
         done
+        sysctl -q -p "$RENDERED/etc/sysctl.d/90-lvs-director.conf"
         start_service keepalived
         ;;
     realserver)
