@@ -383,14 +383,16 @@ def judge(scenario: str, phase: Phase, acted: float, done: float, until: float, 
 
 
 def outage(requests: list[dict], start: float, end: float) -> float:
-    """The longest time, per VIP, between two successful responses (or the first request and
-    the first success), over gaps that reach into [start, end): what a user polling the
-    VIP saw as the service being down."""
+    """The longest time, per VIP, between two successful responses (the probe's first and
+    last requests count as the ends), over gaps that reach into [start, end): what a user
+    polling the VIP saw as the service being down."""
     longest = 0.0
     for target in {r["target"] for r in requests}:
         mine = [r for r in requests if r["target"] == target]
-        # From the first request on: a VIP that never answered shows as one long outage.
-        times = sorted([min(r["sent"] for r in mine)] + [r["done"] for r in mine if r["ok"]])
+        # From the first request to the last: a VIP that stopped answering before the probe
+        # ended, or never answered, shows as an outage up to the probe's end (or from its start).
+        times = sorted([min(r["sent"] for r in mine), max(r["done"] for r in mine)]
+                       + [r["done"] for r in mine if r["ok"]])
         for before, after in zip(times, times[1:]):
             if after > start and before < end:
                 longest = max(longest, after - before)
