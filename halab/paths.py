@@ -12,6 +12,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_LAB = ROOT / "labs" / "seed.yaml"
 PROVISION = ROOT / "provision"
+PACKER = ROOT / "packer"
 # On the client node, on every provider: where its SMTP server keeps keepalived's mail (Maildir).
 GUEST_MAILDIR = "/var/spool/mail/halab"
 
@@ -19,6 +20,11 @@ GUEST_MAILDIR = "/var/spool/mail/halab"
 def home() -> Path:
     """Where state and caches live: $HALAB_HOME, else .halab in the checkout."""
     return Path(os.environ.get("HALAB_HOME", ROOT / ".halab"))
+
+
+def images() -> Path:
+    """Packer's outputs: boxes, disk images and manifest.json (what ami.publish reads)."""
+    return home() / "images"
 
 
 class LabPaths:

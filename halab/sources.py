@@ -105,6 +105,11 @@ def default_mirrors() -> list[Mirror]:
     return [UrlMirror(), DebianSource(paths.home() / "cache" / "apt")]
 
 
+def cached(pin: Pin) -> Path:
+    """Where the verified tarball of pin lives once fetched (it may not be there yet)."""
+    return paths.home() / "cache" / "sources" / pin.filename
+
+
 def fetch(pin: Pin, cache: Path | None = None, mirrors: Sequence[Mirror] | None = None,
           progress: Progress = print) -> Path:
     """A verified copy of the pinned tarball in the cache, fetching it if need be."""
@@ -112,9 +117,8 @@ def fetch(pin: Pin, cache: Path | None = None, mirrors: Sequence[Mirror] | None 
         raise SourceError(f"{pin.name} {pin.version} is pinned without a sha256, so it cannot be verified; "
                           f"download {pin.urls[0]}, check it against upstream's announcement and "
                           f"put its sha256 in {PINS.name}")
-    cache = cache or paths.home() / "cache" / "sources"
-    cache.mkdir(parents=True, exist_ok=True)
-    target = cache / pin.filename
+    target = cache / pin.filename if cache else cached(pin)
+    target.parent.mkdir(parents=True, exist_ok=True)
     if target.exists():
         actual = sha256_of(target)
         if actual == pin.sha256:

@@ -1,0 +1,53 @@
+# One build for every target: the same provisioning (provision/image.sh, shared with the
+# host builds and Vagrant), then a Vagrant box for the local hypervisors and a manifest
+# whose custom data says exactly what went in.
+
+build {
+  sources = ["source.qemu.rocky", "source.virtualbox-iso.rocky", "source.amazon-ebs.rocky"]
+
+  provisioner "shell" {
+    inline = ["mkdir -p /tmp/halab/provision"]
+  }
+
+  provisioner "file" {
+    source      = "${path.root}/../provision/"
+    destination = "/tmp/halab/provision"
+  }
+
+  provisioner "file" {
+    source      = var.keepalived_tarball
+    destination = "/tmp/halab/keepalived-${var.keepalived_version}.tar.gz"
+  }
+
+  provisioner "file" {
+    source      = var.nginx_tarball
+    destination = "/tmp/halab/nginx-${var.nginx_version}.tar.gz"
+  }
+
+  provisioner "shell" {
+    execute_command  = "chmod +x {{ .Path }}; sudo -E sh -c '{{ .Vars }} {{ .Path }}'"
+    environment_vars = ["RHSM_USERNAME=${var.rhsm_username}", "RHSM_PASSWORD=${var.rhsm_password}"]
+    inline = [
+      "sh /tmp/halab/provision/image.sh /tmp/halab/keepalived-${var.keepalived_version}.tar.gz /tmp/halab/nginx-${var.nginx_version}.tar.gz",
+    ]
+  }
+
+  post-processor "vagrant" {
+    only   = ["qemu.rocky", "virtualbox-iso.rocky"]
+    output = "${var.output_dir}/${local.image}-{{ .Provider }}.box"
+  }
+
+  post-processor "manifest" {
+    output     = "${var.output_dir}/manifest.json"
+    strip_path = false
+    custom_data = {
+      os                 = "${var.os_name}-${var.os_version}"
+      keepalived_version = var.keepalived_version
+      keepalived_sha256  = var.keepalived_sha256
+      nginx_version      = var.nginx_version
+      nginx_sha256       = var.nginx_sha256
+      git_revision       = var.git_revision
+      input_hash         = var.input_hash
+    }
+  }
+}

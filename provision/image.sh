@@ -1,0 +1,61 @@
+#!/bin/sh
+# Bake an image (run by Packer as root in the build VM): keepalived and nginx compiled
+# from the uploaded, already-verified tarballs, the LVS tools, the firewall and SELinux
+# ready for a director or real server, the services installed but not enabled (the lab
+# enables them per role), and the image cleaned for cloning.
+# usage: image.sh KEEPALIVED_TARBALL NGINX_TARBALL
+# Environment: RHSM_USERNAME / RHSM_PASSWORD (RHEL only) to reach CodeReady Builder.
+set -eu
+HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/lib.sh"
+KEEPALIVED_TARBALL=$1
+NGINX_TARBALL=$2
+
+registered=""
+if [ -n "${RHSM_USERNAME:-}" ] && command -v subscription-manager >/dev/null 2>&1; then
+    step "registering with Red Hat Subscription Management (unregistered at the end)"
+    subscription-manager register --username "$RHSM_USERNAME" --password "$RHSM_PASSWORD" --auto-attach >/dev/null
+    subscription-manager repos --enable "codeready-builder-for-rhel-$(rpm -E %rhel)-x86_64-rpms" >/dev/null
+    registered=yes
+fi
+
+sh "$HERE/build-keepalived.sh" "$KEEPALIVED_TARBALL"
+sh "$HERE/build-nginx.sh" "$NGINX_TARBALL"
+
+step "LVS tools: ipvsadm, arptables"
+install_packages "ipvsadm arptables" "ipvsadm"
+command -v arptables >/dev/null 2>&1 || install_packages "" "arptables" || install_packages "" "iptables-arptables"
+
+if command -v firewall-cmd >/dev/null 2>&1 || command -v firewall-offline-cmd >/dev/null 2>&1; then
+    step "firewalld: allow VRRP (IP protocol 112) and HTTP"
+    firewall=firewall-offline-cmd
+    systemctl is-active -q firewalld 2>/dev/null && firewall="firewall-cmd --permanent"
+    $firewall --add-service=http >/dev/null
+    $firewall --add-rich-rule='rule protocol value="vrrp" accept' >/dev/null
+    systemctl is-active -q firewalld 2>/dev/null && firewall-cmd --reload >/dev/null
+fi
+
+if command -v getenforce >/dev/null 2>&1 && [ "$(getenforce)" != "Disabled" ]; then
+    step "SELinux stays enforcing: label the from-source binaries as the packaged ones are"
+    install_packages "" "policycoreutils-python-utils"
+    label() { semanage fcontext -a -t "$1" "$2" 2>/dev/null || semanage fcontext -m -t "$1" "$2"; }
+    label keepalived_exec_t '/usr/local/keepalived/sbin/keepalived'
+    label httpd_exec_t '/usr/local/nginx/sbin/nginx'
+    label httpd_config_t '/usr/local/nginx/conf(/.*)?'
+    label httpd_sys_content_t '/usr/local/nginx/html(/.*)?'
+    label httpd_log_t '/usr/local/nginx/logs(/.*)?'
+    label httpd_log_t '/var/log/nginx(/.*)?'
+    restorecon -R /usr/local/keepalived /usr/local/nginx /usr/local/sbin /etc/systemd/system /var/log/nginx
+fi
+
+step "services installed, not enabled: the lab enables them per role"
+if has_systemd; then systemctl disable keepalived nginx >/dev/null 2>&1 || true; fi
+
+step "cleaning the image: caches, logs, machine-id, ssh host keys"
+[ -n "$registered" ] && subscription-manager unregister >/dev/null || true
+if command -v dnf >/dev/null 2>&1; then dnf -y -q clean all; fi
+rm -rf /tmp/halab /var/cache/dnf/* /var/tmp/*
+find /var/log -type f -exec truncate -s 0 {} +
+rm -f /etc/ssh/ssh_host_*
+: > /etc/machine-id
+rm -f /var/lib/systemd/random-seed
