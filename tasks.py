@@ -6,7 +6,7 @@
 
 from invoke import Collection
 
-from halab.tasks import build, demo, fault, image, lab, test
+from halab.tasks import ami, build, demo, fault, image, lab, test
 
-ns = Collection(build, fault, image, lab, test)
+ns = Collection(ami, build, fault, image, lab, test)
 ns.add_task(demo.demo)

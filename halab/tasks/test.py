@@ -9,7 +9,7 @@ from typing import Callable
 
 from invoke import Exit, task
 
-from halab import artifacts, failover, paths, report
+from halab import artifacts, evidence, failover, paths, report
 from halab.paths import LabPaths
 from halab.providers import NAMES, make
 from halab.providers.base import Provider, ProviderError
@@ -107,6 +107,7 @@ def _on_lab(lab: str | None, provider: str, destroy: str, what: str,
         passed = body(model, running, out)
     finally:
         artifacts.collect(model, running, out)
+        evidence.record(what, model.name, passed, model.versions.model_dump(), out)
         print(f"{what}: {'passed' if passed else 'FAILED'}; reports and node logs in {out}")
         if destroy == "always" or (destroy == "passing" and passed and booted):
             running.down()
