@@ -143,6 +143,7 @@ def lab_json(lab: Lab) -> str:
         "subnet": str(lab.subnet),
         "mode": lab.mode,
         "interface": lab.vrrp.interface,
+        "access_address": str(lab.subnet[-2]),
         "vips": [str(vip) for vip in lab.vips],
         "nodes": [
             {"name": name, "address": str(node.address), "role": node.role,
@@ -150,6 +151,8 @@ def lab_json(lab: Lab) -> str:
             for name, node in lab.nodes.items()
         ],
         "multicast": lab.multicast,
+        "box": lab.box,
+        "box_fallback": lab.box_fallback,
         "smtp_server": smtp_server(lab),
         "versions": lab.versions.model_dump(),
     }

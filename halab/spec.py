@@ -140,6 +140,9 @@ class Lab(_Model):
     # false: the lab switch drops multicast, as most clouds do; VRRP then needs unicast_peers.
     multicast: StrictBool = True
     versions: Versions = Versions()
+    # Vagrant: the box `invoke image.build` makes; when absent, the public box, compiling at `vagrant up`.
+    box: StrictStr = "halab/rocky-9"
+    box_fallback: StrictStr = "rockylinux/9"
 
     def role(self, role: Role) -> dict[str, Node]:
         """The nodes of one role, in file order."""

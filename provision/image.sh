@@ -26,14 +26,7 @@ step "LVS tools: ipvsadm, arptables"
 install_packages "ipvsadm arptables" "ipvsadm"
 command -v arptables >/dev/null 2>&1 || install_packages "" "arptables" || install_packages "" "iptables-arptables"
 
-if command -v firewall-cmd >/dev/null 2>&1 || command -v firewall-offline-cmd >/dev/null 2>&1; then
-    step "firewalld: allow VRRP (IP protocol 112) and HTTP"
-    firewall=firewall-offline-cmd
-    systemctl is-active -q firewalld 2>/dev/null && firewall="firewall-cmd --permanent"
-    $firewall --add-service=http >/dev/null
-    $firewall --add-rich-rule='rule protocol value="vrrp" accept' >/dev/null
-    systemctl is-active -q firewalld 2>/dev/null && firewall-cmd --reload >/dev/null
-fi
+open_firewall
 
 if command -v getenforce >/dev/null 2>&1 && [ "$(getenforce)" != "Disabled" ]; then
     step "SELinux stays enforcing: label the from-source binaries as the packaged ones are"

@@ -59,3 +59,14 @@ configure_make_install() {
     step "installing into $destdir"
     make install DESTDIR="${destdir%/}" >/dev/null
 }
+
+# open_firewall: firewalld (when present) lets VRRP (IP protocol 112) and HTTP in, running or not.
+open_firewall() {
+    command -v firewall-offline-cmd >/dev/null 2>&1 || return 0
+    step "firewalld: allow VRRP (IP protocol 112) and HTTP"
+    firewall=firewall-offline-cmd
+    systemctl is-active -q firewalld 2>/dev/null && firewall="firewall-cmd --permanent"
+    $firewall --add-service=http >/dev/null
+    $firewall --add-rich-rule='rule protocol value="vrrp" accept' >/dev/null
+    if systemctl is-active -q firewalld 2>/dev/null; then firewall-cmd --reload >/dev/null; fi
+}

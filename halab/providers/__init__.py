@@ -7,7 +7,7 @@ from typing import Callable
 from halab.providers.base import Provider, ProviderError
 from halab.spec import Lab
 
-NAMES = ("local",)
+NAMES = ("local", "vagrant")
 
 
 def make(lab: Lab, name: str = "local", progress: Callable[[str], None] = print) -> Provider:
@@ -15,4 +15,7 @@ def make(lab: Lab, name: str = "local", progress: Callable[[str], None] = print)
     if name == "local":
         from halab.providers.local import LocalProvider
         return LocalProvider(lab, progress)
+    if name == "vagrant":
+        from halab.providers.vagrant import VagrantProvider
+        return VagrantProvider(lab, progress)
     raise ProviderError(f"unknown provider {name!r}; known: {', '.join(NAMES)}")

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from halab.spec import Lab
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,8 @@ class ProviderError(Exception):
 
 
 class Provider(Protocol):
+    lab: "Lab"  # the lab as this provider runs it (e.g. its NIC name), what tests should read
+
     def running(self) -> bool: ...
     def preflight(self) -> list[Check]: ...
     def up(self, keep: bool = False) -> None: ...

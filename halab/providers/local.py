@@ -253,20 +253,10 @@ class LocalProvider:
         return self.paths.ssh_config
 
     def status(self) -> list[NodeStatus]:
-        vips = {str(v) for v in self.lab.vips}
         rows = []
         for name, node in self.lab.nodes.items():
             alive = bool(processes(f"umid={self._umid(name)}"))
-            held: tuple[str, ...] = ()
-            vrrp = "-"
-            if alive:
-                result = sshaccess.run(self.paths.ssh_config, name, "ip -4 -o addr show dev eth0; "
-                                       "pidof keepalived >/dev/null && echo keepalived-running; true", timeout=5)
-                held = tuple(sorted(a for a in vips if f" {a}/" in result.stdout))
-                if result.returncode != 0:
-                    vrrp = "unreachable"
-                elif node.role == "director":
-                    vrrp = ("MASTER" if held else "BACKUP") if "keepalived-running" in result.stdout else "stopped"
+            vrrp, held = sshaccess.vrrp_view(self.paths.ssh_config, self.lab, name) if alive else ("-", ())
             rows.append(NodeStatus(name, node.role, str(node.address), alive, vrrp, held))
         return rows
 

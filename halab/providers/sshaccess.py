@@ -60,3 +60,15 @@ def run(ssh_config: Path, node: str, command: str, timeout: float = 30) -> subpr
         return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return subprocess.CompletedProcess(argv, 255, "", f"{node}: no answer within {timeout:.0f} s")
+
+
+def vrrp_view(ssh_config: Path, lab: Lab, node: str) -> tuple[str, tuple[str, ...]]:
+    """What a node says about VRRP: (MASTER|BACKUP|stopped|unreachable|-, VIPs it holds)."""
+    result = run(ssh_config, node, f"ip -4 -o addr show dev {lab.vrrp.interface}; "
+                 "pidof keepalived >/dev/null && echo keepalived-running; true", timeout=5)
+    held = tuple(sorted(str(vip) for vip in lab.vips if f" {vip}/" in result.stdout))
+    if result.returncode != 0:
+        return "unreachable", held
+    if lab.nodes[node].role != "director":
+        return "-", held
+    return ("MASTER" if held else "BACKUP") if "keepalived-running" in result.stdout else "stopped", held

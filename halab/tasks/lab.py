@@ -10,9 +10,12 @@ from halab import build, configtest, render, sources, spec
 from halab.paths import LabPaths
 from halab.problems import SpecError
 from halab.providers.base import ProviderError
-from halab.providers.local import LocalProvider, teardown
+from halab.providers import make
+from halab.providers.base import Provider
+from halab.providers.local import teardown
 
 LAB_HELP = {"lab": "lab file (YAML); default: labs/seed.yaml, the write-up's lab"}
+PROVIDER_HELP = {"provider": "local (default: user-mode Linux on this host) or vagrant (libvirt/VirtualBox VMs)"}
 
 
 def load(path: str | None) -> spec.Lab:
@@ -62,50 +65,57 @@ def _built(name: str, version: str) -> build.Build:
     return found
 
 
-def provider(lab: str | None) -> LocalProvider:
-    return LocalProvider(load(lab))
+def provider(lab: str | None, name: str = "local") -> Provider:
+    try:
+        return make(load(lab), name)
+    except ProviderError as exc:
+        raise Exit(str(exc), code=2) from None
 
 
-@task(help=LAB_HELP)
-def doctor(c, lab=None):
-    """Check this host can run the lab: root, user-mode Linux and IPVS, namespaces, tools, builds."""
-    checks = provider(lab).preflight()
+@task(help={**LAB_HELP, **PROVIDER_HELP})
+def doctor(c, lab=None, provider_="local"):
+    """Check this host can run the lab (local: root, user-mode Linux and IPVS, namespaces, tools,
+    builds; vagrant: vagrant, a hypervisor plugin, the box)."""
+    checks = provider(lab, provider_).preflight()
     for check in checks:
         print(f"  {'ok  ' if check.ok else 'FAIL'} {check.name}" + ("" if check.ok else f"\n       fix: {check.fix}"))
     if not all(check.ok for check in checks):
         raise Exit("the host is not ready for the local lab (see the fixes above)", code=1)
 
 
-@task(help={**LAB_HELP, "keep": "on failure, leave what started running for debugging"})
-def up(c, lab=None, keep=False):
+@task(help={**LAB_HELP, **PROVIDER_HELP, "keep": "on failure, leave what started running for debugging"})
+def up(c, lab=None, keep=False, provider_="local"):
     """Boot the lab (preflight first); on failure, show the node's console and tear down."""
-    local = provider(lab)
+    running = provider(lab, provider_)
     try:
-        local.up(keep=keep)
+        running.up(keep=keep)
     except ProviderError as exc:
         raise Exit(str(exc), code=1) from None
-    print(f"ssh: ssh -F {local.ssh_config()} server3   (or: invoke lab.ssh server3)")
-    _print_status(local)
+    print(f"ssh: ssh -F {running.ssh_config()} server3   (or: invoke lab.ssh server3)")
+    _print_status(running)
 
 
-@task(help={**LAB_HELP, "name": "the lab's name, when its file is gone (default: the lab file's name)"})
-def down(c, lab=None, name=None):
-    """Stop every guest and remove the lab's namespace; idempotent, works after a crash."""
+@task(help={**LAB_HELP, **PROVIDER_HELP, "name": "the lab's name, when its file is gone (default: the lab file's name)"})
+def down(c, lab=None, name=None, provider_="local"):
+    """Stop every guest and remove the lab's namespace (or destroy its VMs); idempotent."""
     lab_name = name or load(lab).name
     try:
-        teardown(LabPaths(lab_name))
+        if provider_ == "local":
+            teardown(LabPaths(lab_name))
+        else:
+            provider(lab, provider_).down()
     except ProviderError as exc:
         raise Exit(str(exc), code=1) from None
     print(f"lab {lab_name!r} is down")
 
 
-@task(help=LAB_HELP)
-def status(c, lab=None):
+@task(help={**LAB_HELP, **PROVIDER_HELP})
+def status(c, lab=None, provider_="local"):
     """A table of the lab's nodes: role, address, up/down, VRRP state and VIPs held."""
-    _print_status(provider(lab))
+    _print_status(provider(lab, provider_))
 
 
-def _print_status(local: LocalProvider) -> None:
+def _print_status(local: Provider) -> None:
     print(f"{'node':<10} {'role':<11} {'address':<15} {'state':<5} {'vrrp':<8} vips")
     for row in local.status():
         print(f"{row.name:<10} {row.role:<11} {row.address:<15} {'up' if row.up else 'down':<5} {row.vrrp:<8} "

@@ -79,7 +79,7 @@ def lab_case(request: pytest.FixtureRequest) -> LabCase:
     started = not provider.running()
     if started:
         provider.up()
-    yield LabCase(lab, provider)
+    yield LabCase(provider.lab, provider)
     if started:
         provider.down()
 

@@ -1,0 +1,75 @@
+#!/bin/sh
+# Give a node its role from the files `invoke lab.render` wrote for it (run as root in a
+# Vagrant VM, from the synced folder). Idempotent: a second run changes nothing.
+# usage: node.sh director|realserver|client RENDERED_NODE_DIR
+# keepalived and nginx are already installed (the baked box, or build-*.sh just before).
+set -eu
+HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/lib.sh"
+ROLE=$1
+FILES=$2
+MAILDIR=/var/spool/mail/halab
+
+unit() {  # unit NAME TEXT: install a systemd unit and enable+start it
+    printf '%s\n' "$2" > "/etc/systemd/system/$1.service"
+    systemctl daemon-reload
+    systemctl enable --now "$1" >/dev/null
+}
+
+# The acceptance suite logs in as root with the key Vagrant gave this VM (sshd's default
+# PermitRootLogin prohibit-password allows keys only).
+install -d -m 0700 /root/.ssh
+install -m 0600 /home/vagrant/.ssh/authorized_keys /root/.ssh/authorized_keys
+
+[ "$ROLE" = client ] || open_firewall
+
+case "$ROLE" in
+director)
+    step "director: IPVS modules, sysctls, keepalived.conf, keepalived enabled"
+    install_packages "ipvsadm" "ipvsadm"
+    modprobe ip_vs
+    echo ip_vs > /etc/modules-load.d/ip_vs.conf
+    install -m 0644 "$FILES/etc/sysctl.d/90-lvs-director.conf" /etc/sysctl.d/90-lvs-director.conf
+    sysctl -q -p /etc/sysctl.d/90-lvs-director.conf
+    mkdir -p /etc/keepalived/
+    install -m 0644 "$FILES/etc/keepalived/keepalived.conf" /etc/keepalived/keepalived.conf
+    systemctl enable keepalived >/dev/null && systemctl restart keepalived
+    ;;
+realserver)
+    step "real server: VIP on lo with ARP suppressed (a unit before nginx), nginx files, nginx enabled"
+    install_packages "arptables" "arptables" || install_packages "" "iptables-arptables"
+    install -m 0755 "$FILES/usr/local/sbin/lvs-realserver" /usr/local/sbin/lvs-realserver
+    install -m 0644 "$FILES/usr/local/nginx/conf/nginx.conf" /usr/local/nginx/conf/nginx.conf
+    install -m 0644 "$FILES/usr/local/nginx/html/index.html" /usr/local/nginx/html/index.html
+    command -v restorecon >/dev/null 2>&1 && restorecon -R /usr/local/nginx /usr/local/sbin
+    unit lvs-realserver "[Unit]
+Description=LVS-DR real server: VIPs on lo, ARP suppressed (halab)
+Before=nginx.service
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/local/sbin/lvs-realserver start
+ExecStop=/usr/local/sbin/lvs-realserver stop
+[Install]
+WantedBy=multi-user.target"
+    systemctl enable nginx >/dev/null && systemctl restart nginx
+    ;;
+client)
+    step "client: curl, python3 and an SMTP server collecting keepalived's mail in $MAILDIR"
+    install_packages "curl python3-pip" "curl python3-pip"
+    python3 -c "import aiosmtpd" 2>/dev/null || python3 -m pip install -q aiosmtpd
+    mkdir -p "$(dirname "$MAILDIR")"
+    address=$(ip -4 -o addr show dev eth1 | awk '{split($4, a, "/"); print a[1]}')
+    unit halab-smtpd "[Unit]
+Description=SMTP sink for keepalived's notifications (halab)
+After=network-online.target
+[Service]
+ExecStart=/usr/bin/python3 -m aiosmtpd -n -l $address:25 -c aiosmtpd.handlers.Mailbox $MAILDIR
+[Install]
+WantedBy=multi-user.target"
+    ;;
+*)
+    echo "usage: $0 director|realserver|client RENDERED_NODE_DIR" >&2
+    exit 2
+    ;;
+esac

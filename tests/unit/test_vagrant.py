@@ -1,0 +1,135 @@
+"""The Vagrant lab without a hypervisor: the real `vagrant validate` on the Vagrantfile for
+each shipped lab (and what it defines matches the lab file), and the provider's commands
+and parsing through python-vagrant against a stand-in `vagrant` that replays real output."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from halab import paths, render, spec
+from halab.paths import LabPaths
+from halab.providers.vagrant import VagrantProvider, ssh_config_as_root
+
+LABS = ("seed.yaml", "active-active.yaml", "unicast.yaml")
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("HALAB_HOME", str(tmp_path / "home"))
+    return tmp_path
+
+
+@pytest.mark.skipif(not shutil.which("vagrant"), reason="vagrant is not installed (./bootstrap installs Debian's)")
+@pytest.mark.parametrize("lab_file", LABS)
+def test_vagrant_validates_the_vagrantfile_and_defines_the_lab_files_machines(home, lab_file):
+    lab = spec.load(paths.ROOT / "labs" / lab_file)
+    provider = VagrantProvider(lab, progress=lambda _: None, hypervisor="libvirt")
+    render.write(render.render(provider.lab), provider.paths.rendered)
+    env = {**os.environ, "HALAB_LAB_JSON": str(provider.paths.rendered / "lab.json"), "HALAB_VAGRANT_DUMP": "1",
+           "VAGRANT_DOTFILE_PATH": str(home / "dot"), "VAGRANT_HOME": str(home / "vagrant.d")}
+    result = subprocess.run(["vagrant", "validate", "--ignore-provider"], cwd=paths.ROOT, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and "validated successfully" in result.stdout, result.stdout + result.stderr
+    machines = json.loads(next(line for line in result.stdout.splitlines() if line.startswith("HALAB_MACHINES"))
+                          .split(" ", 1)[1])
+    assert [(m["name"], m["address"], m["role"]) for m in machines] == [
+        (name, str(node.address), node.role) for name, node in lab.nodes.items()]
+    assert {m["box"] for m in machines} == {lab.box} and {m["network"] for m in machines} == {f"halab-{lab.name}"}
+    assert sum(m["memory"] for m in machines) <= 6 * 1024  # five VMs on an 8 GB laptop
+
+
+STATUS = """1795560000,server3,metadata,provider,libvirt
+1795560000,server3,provider-name,libvirt
+1795560000,server3,state,running
+1795560000,server3,state-human-short,running
+1795560000,server4,provider-name,libvirt
+1795560000,server4,state,shutoff
+1795560000,server4,state-human-short,shutoff
+"""
+BOXES = """1795560000,,box-name,halab/rocky-9
+1795560000,,box-provider,libvirt
+1795560000,,box-version,1795560000.0.0
+"""
+SSH_CONFIG = """Host {name}
+  HostName 192.168.121.17
+  User vagrant
+  Port 22
+  UserKnownHostsFile /dev/null
+  StrictHostKeyChecking no
+  PasswordAuthentication no
+  IdentityFile /labs/.vagrant/machines/{name}/libvirt/private_key
+  IdentitiesOnly yes
+  LogLevel FATAL
+"""
+
+
+@pytest.fixture
+def fake_vagrant(tmp_path, monkeypatch):
+    """A `vagrant` on PATH that logs its arguments and prints recorded machine-readable output."""
+    log = tmp_path / "argv.log"
+    script = tmp_path / "bin" / "vagrant"
+    script.parent.mkdir()
+    script.write_text(f"""#!{sys.executable}
+import sys
+args = sys.argv[1:]
+with open({str(log)!r}, "a") as log:
+    log.write(" ".join(args) + "\\n")
+if args[:1] == ["status"]:
+    print({STATUS!r})
+elif args[:2] == ["box", "list"]:
+    print({BOXES!r} if {str(tmp_path / 'has-box')!r} and __import__("os").path.exists({str(tmp_path / 'has-box')!r}) else "")
+elif args[:1] == ["ssh-config"]:
+    print({SSH_CONFIG!r}.format(name=args[1]))
+""")
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{script.parent}:{os.environ['PATH']}")
+    return log
+
+
+def provider(home) -> VagrantProvider:
+    lab = spec.load(paths.ROOT / "labs" / "seed.yaml")
+    made = VagrantProvider(lab, progress=lambda _: None, hypervisor="libvirt")
+    (made.paths.root / "vagrant").mkdir(parents=True)
+    render.write(render.render(made.lab), made.paths.rendered)
+    return made
+
+
+def test_the_lab_runs_on_the_second_nic_and_the_rendered_files_say_so(home):
+    made = provider(home)
+    assert made.lab.vrrp.interface == "eth1"
+    assert json.loads((made.paths.rendered / "lab.json").read_text())["interface"] == "eth1"
+    assert "interface eth1" in (made.paths.rendered / "server3/etc/keepalived/keepalived.conf").read_text()
+
+
+def test_the_baked_box_is_used_when_present_else_the_public_one_compiling(home, fake_vagrant, tmp_path):
+    made = provider(home)
+    assert made.box() == ("rockylinux/9", True)
+    (tmp_path / "has-box").touch()
+    assert made.box() == ("halab/rocky-9", False)
+
+
+def test_status_crash_and_restart_become_the_right_vagrant_commands(home, fake_vagrant):
+    made = provider(home)
+    assert not made.running()  # server4 is shut off in the recorded status
+    made.crash("server3")
+    made.restart("server3")
+    calls = fake_vagrant.read_text().splitlines()
+    assert "status --machine-readable" in calls
+    assert "halt server3 --force" in calls and "up server3 --no-provision" in calls
+
+
+def test_the_ssh_config_logs_in_as_root_with_each_vms_key(home, fake_vagrant):
+    made = provider(home)
+    made._write_ssh_config()
+    text = LabPaths(made.lab.name).ssh_config.read_text()
+    assert text.count("\n  User root") == len(made.lab.nodes) and "User vagrant" not in text
+    assert "IdentityFile /labs/.vagrant/machines/server3/libvirt/private_key" in text
+    assert "ControlMaster auto" in text
+    assert ssh_config_as_root(SSH_CONFIG.format(name="x")).splitlines()[2] == "  User root"

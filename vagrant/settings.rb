@@ -1,0 +1,67 @@
+# Provider settings the Vagrantfile loads: the lab network per hypervisor, resources per
+# role, and provisioning. Everything about the lab itself comes from lab.json.
+require "json"
+
+module Halab
+  # Five VMs within an 8 GB laptop: directors and real servers compile on the fallback box.
+  RESOURCES = {
+    "director" => { cpus: 1, memory: 1024 },
+    "realserver" => { cpus: 1, memory: 1024 },
+    "client" => { cpus: 1, memory: 512 },
+  }.freeze
+  RSYNC_EXCLUDE = [".git/", ".venv/", ".halab/cache/builds/", ".halab/cache/apt/", ".halab/labs/*/nodes/",
+                   ".halab/images/"].freeze
+
+  # HALAB_BOX / HALAB_BUILD_FROM_SOURCE are set by the vagrant provider: the lab's box when
+  # `vagrant box list` has it, else the public fallback box compiling from source.
+  def self.box(lab)
+    ENV.fetch("HALAB_BOX", lab["box"])
+  end
+
+  def self.build_from_source?
+    ENV["HALAB_BUILD_FROM_SOURCE"] == "1"
+  end
+
+  # The lab subnet on its own isolated network: no DHCP, no forwarding. vagrant-libvirt adds
+  # its management NIC first, so the lab NIC is eth1 on both hypervisors; the host side of the
+  # libvirt network takes the subnet's reserved access address, never a node's.
+  def self.lab_network(machine, lab, node)
+    machine.vm.network "private_network",
+                       ip: node["address"], netmask: lab["subnet"].split("/").last,
+                       libvirt__network_name: "halab-#{lab['name']}", libvirt__dhcp_enabled: false,
+                       libvirt__forward_mode: "none", libvirt__host_ip: lab["access_address"],
+                       virtualbox__intnet: "halab-#{lab['name']}"
+  end
+
+  def self.resources(machine, role)
+    size = RESOURCES.fetch(role)
+    machine.vm.provider :libvirt do |vm|
+      vm.cpus = size[:cpus]
+      vm.memory = size[:memory]
+    end
+    machine.vm.provider :virtualbox do |vm|
+      vm.cpus = size[:cpus]
+      vm.memory = size[:memory]
+    end
+  end
+
+  def self.provision(machine, lab, node)
+    if build_from_source? && node["role"] != "client"
+      lab["versions"].each do |name, version|
+        machine.vm.provision "shell", path: "provision/build-#{name}.sh",
+                                      args: ["/vagrant/.halab/cache/sources/#{name}-#{version}.tar.gz"]
+      end
+    end
+    machine.vm.provision "shell", path: "provision/node.sh",
+                                  args: [node["role"], "/vagrant/.halab/labs/#{lab['name']}/rendered/#{node['name']}"]
+  end
+
+  # HALAB_VAGRANT_DUMP=1 vagrant validate: print the machines as the Vagrantfile sees them.
+  def self.dump(lab)
+    machines = lab["nodes"].map do |node|
+      { "name" => node["name"], "address" => node["address"], "role" => node["role"],
+        "box" => box(lab), "network" => "halab-#{lab['name']}" }.merge(RESOURCES.fetch(node["role"]).transform_keys(&:to_s))
+    end
+    $stdout.puts "HALAB_MACHINES #{JSON.generate(machines)}"
+  end
+end
