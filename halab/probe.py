@@ -30,13 +30,9 @@ def _command(ssh_config: Path, node: str, args: list[str]) -> list[str]:
 def run(ssh_config: Path, node: str, args: list[str], timeout: float = 60) -> list[dict]:
     """One agent command to completion; its JSON records."""
     try:
-        result = subprocess.run(_command(ssh_config, node, args), capture_output=True, text=True,
-                                timeout=timeout, stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
-        raise ProbeError(f"agent {args[0]} on {node} did not finish within {timeout:.0f} s") from None
-    if result.returncode != 0:
-        raise ProbeError(f"agent {args[0]} on {node} failed ({result.returncode}): {result.stderr.strip()}")
-    return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+        return finish(spawn(ssh_config, node, args), timeout)
+    except ProbeError as exc:
+        raise ProbeError(f"agent {args[0]} on {node}: {exc}") from None
 
 
 def spawn(ssh_config: Path, node: str, args: list[str]) -> subprocess.Popen:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -48,3 +50,14 @@ class Provider(Protocol):
     def restart(self, node: str) -> None: ...
     def cut_link(self, node: str) -> None: ...
     def restore_link(self, node: str) -> None: ...
+
+
+def wait_converged(status: Callable[[], list[NodeStatus]], vips: list[str], timeout: float, hint: str = "") -> None:
+    """Until each VIP sits on exactly one director (VRRP's first election), or ProviderError."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        held = [vip for row in status() if row.role == "director" for vip in row.vips]
+        if sorted(held) == sorted(vips):
+            return
+        time.sleep(0.2)
+    raise ProviderError(f"VRRP did not place every VIP on exactly one director within {timeout:.0f} s{hint}")

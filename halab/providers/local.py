@@ -24,7 +24,7 @@ from halab import build, render, sources
 from halab import paths
 from halab.paths import LabPaths
 from halab.providers import netns, sshaccess
-from halab.providers.base import Check, NodeStatus, ProviderError
+from halab.providers.base import Check, NodeStatus, ProviderError, wait_converged
 from halab.sources import Progress
 from halab.spec import Lab
 
@@ -154,20 +154,10 @@ class LocalProvider:
         for name in self.nodes:
             self._boot(name)
         self._wait_ready(self.nodes)
-        self._wait_converged()
+        # VRRP's first election: 3 adverts + skew, with room for a slow host.
+        wait_converged(self.status, [str(v) for v in self.lab.vips], 3 * self.lab.vrrp.advert_int + 1 + 10,
+                       "; see `invoke lab.logs server3`")
         self.progress(f"lab {self.lab.name!r} up: {len(self.nodes)} nodes in {time.monotonic() - started:.1f} s")
-
-    def _wait_converged(self) -> None:
-        """Until each VIP sits on exactly one director: VRRP's first election (3 adverts + skew)."""
-        bound = 3 * self.lab.vrrp.advert_int + 1 + 10
-        deadline = time.monotonic() + bound
-        while time.monotonic() < deadline:
-            held = [vip for row in self.status() if row.role == "director" for vip in row.vips]
-            if sorted(held) == sorted(str(v) for v in self.lab.vips):
-                return
-            time.sleep(0.2)
-        raise ProviderError(f"VRRP did not place every VIP on exactly one director within {bound:.0f} s; "
-                            "see `invoke lab.logs server3`")
 
     def _boot(self, name: str) -> None:
         """Start one guest; its tap appears in the lab namespace once it boots."""

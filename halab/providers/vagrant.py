@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import time
 from pathlib import Path
 from typing import Callable
 
@@ -20,7 +19,7 @@ import vagrant
 from halab import paths, render, sources
 from halab.paths import LabPaths
 from halab.providers import sshaccess
-from halab.providers.base import Check, NodeStatus, ProviderError
+from halab.providers.base import Check, NodeStatus, ProviderError, wait_converged
 from halab.spec import Lab
 
 LAB_NIC = "eth1"
@@ -96,7 +95,7 @@ class VagrantProvider:
         try:
             self._vagrant(**self.environment(box, from_source)).up(provider=self.hypervisor)
             self._write_ssh_config()
-            self._wait_converged()
+            wait_converged(self.status, [str(v) for v in self.lab.vips], CONVERGE_TIMEOUT)
         except (subprocess.CalledProcessError, ProviderError) as exc:
             if keep:
                 self.progress("--keep: leaving the VMs for debugging; `invoke lab.down --provider vagrant` removes them")
@@ -152,15 +151,6 @@ class VagrantProvider:
         options = (f"Host *\n    ControlMaster auto\n    ControlPath {self.paths.ssh}/cm-%C\n"
                    "    ControlPersist 120\n    BatchMode yes\n")
         self.paths.ssh_config.write_text("\n".join(blocks) + "\n" + options)
-
-    def _wait_converged(self) -> None:
-        deadline = time.monotonic() + CONVERGE_TIMEOUT
-        while time.monotonic() < deadline:
-            held = [vip for row in self.status() if row.role == "director" for vip in row.vips]
-            if sorted(held) == sorted(str(v) for v in self.lab.vips):
-                return
-            time.sleep(1)
-        raise ProviderError(f"VRRP did not place every VIP on exactly one director within {CONVERGE_TIMEOUT:.0f} s")
 
     def _root(self, node: str, command: str) -> None:
         result = sshaccess.run(self.ssh_config(), node, command)
