@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from halab.sources import version_variable
+from halab.pins import version_variable
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -16,11 +16,8 @@ import re
 import time
 from pathlib import Path
 
-from halab import spec
-from halab.providers import sshaccess
-from halab.providers.local import LocalProvider, processes, umid
-
-ROOT = Path(__file__).resolve().parent.parent
+from halab import paths, spec
+from halab.providers.local.provider import LocalProvider, processes, umid
 
 
 def resident_mib(lab: str) -> float:
@@ -39,7 +36,7 @@ def rate(provider: LocalProvider, url: str, count: int) -> float:
     """Requests per second of `count` sequential curl requests from the client (bounded)."""
     command = (f"s=$(date +%s.%N); for i in $(seq {count}); do curl -s -o /dev/null -m 2 {url}; done; "
                "e=$(date +%s.%N); echo \"$s $e\"")
-    start, end = map(float, sshaccess.run(provider.paths, "client", command, timeout=count * 2 + 30).stdout.split())
+    start, end = map(float, provider.remote.run("client", command, timeout=count * 2 + 30).stdout.split())
     return count / (end - start)
 
 
@@ -48,7 +45,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=400)
     args = parser.parse_args()
     os.environ.setdefault("HALAB_NGINX_VERSION", "1.22.1")
-    lab = spec.load(ROOT / "labs" / "seed.yaml")
+    lab = spec.load(paths.DEFAULT_LAB)
     provider = LocalProvider(lab, progress=lambda _: None)
     provider.down()
     started = time.monotonic()

@@ -18,8 +18,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from halab import paths, sources
-from halab.sources import Pin, Progress
+from halab import paths, pins, sources
+from halab.errors import BuildError
+from halab.pins import Pin
+from halab.sources import Progress
 
 BINARIES = {"keepalived": "usr/local/keepalived/sbin/keepalived", "nginx": "usr/local/nginx/sbin/nginx"}
 
@@ -36,10 +38,6 @@ class Build:
     @property
     def binary(self) -> Path:
         return self.root / BINARIES[self.pin.name]
-
-
-class BuildError(Exception):
-    """A build that failed; says where its full log is."""
 
 
 def script(name: str) -> Path:
@@ -62,8 +60,21 @@ def key(pin: Pin) -> str:
     return digest.hexdigest()[:16]
 
 
+def inputs_digest(versions: dict[str, str]) -> str:
+    """sha256 over what decides the compiled daemons wherever they are built (host, Packer,
+    Vagrant): the pins and the provision scripts. A test run records it as what it proved;
+    an image records it as what it contains."""
+    digest = hashlib.sha256()
+    for name, version in sorted(versions.items()):
+        digest.update(f"pin {name} {version} {pins.pin(name, version).sha256}\n".encode())
+    for path in sorted(paths.PROVISION.glob("*.sh")):
+        digest.update(f"file {path.name} {len(path.read_bytes())}\n".encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
 def location(pin: Pin, build_key: str) -> Path:
-    return paths.home() / "cache" / "builds" / f"{pin.name}-{pin.version}-{build_key}"
+    return paths.builds() / f"{pin.name}-{pin.version}-{build_key}"
 
 
 def find(pin: Pin) -> Build | None:

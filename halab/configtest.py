@@ -11,6 +11,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from halab.errors import BuildError
+
 
 @dataclass(frozen=True)
 class Verdict:
@@ -56,5 +58,5 @@ def nginx(conf: Path, binary: str | Path = "nginx") -> Verdict:
 def _which(binary: str | Path) -> str:
     found = shutil.which(str(binary))
     if not found:
-        raise FileNotFoundError(f"{binary} not found; run `invoke build` (or ./bootstrap) first")
+        raise BuildError(f"{binary} not found; run `invoke build` (or ./bootstrap) first")
     return found

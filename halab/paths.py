@@ -1,7 +1,9 @@
 """One owner for every path the project reads or writes.
 
-Nothing else builds a path by hand: the state of a lab, the build cache and the files a
-provider generates all come from here, so `down` can find everything `up` made.
+Nothing else builds a path by hand: the project's own files, the caches, the state of a
+lab (including each provider's files), evidence and images all come from here, so `down`
+can find everything `up` made and `HALAB_HOME` moves all of it at once. Paths that other
+languages need (the Vagrantfile, guest scripts) are handed to them from here.
 """
 
 from __future__ import annotations
@@ -9,12 +11,24 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+# --- the project's own files ----------------------------------------------------------
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_LAB = ROOT / "labs" / "seed.yaml"
+LABS = ROOT / "labs"
+DEFAULT_LAB = LABS / "seed.yaml"
+PINS = ROOT / "pins.yaml"
 PROVISION = ROOT / "provision"
 PACKER = ROOT / "packer"
-# On the client node, on every provider: where its SMTP server keeps keepalived's mail (Maildir).
+PACKAGE = Path(__file__).resolve().parent
+TEMPLATES = PACKAGE / "templates"
+GUEST_INIT = PACKAGE / "providers" / "local" / "guest.sh"
+AGENT = PACKAGE / "prove" / "agent.py"
+ACCEPTANCE = PACKAGE / "prove" / "acceptance"
+
+# --- inside the nodes, on every provider ----------------------------------------------
+# Where the client's SMTP server keeps keepalived's mail (Maildir).
 GUEST_MAILDIR = "/var/spool/mail/halab"
+# Where a Vagrant VM sees the state directory (synced from the host).
+GUEST_STATE = "/halab"
 
 
 def home() -> Path:
@@ -22,9 +36,84 @@ def home() -> Path:
     return Path(os.environ.get("HALAB_HOME", ROOT / ".halab"))
 
 
+def sources() -> Path:
+    """Verified upstream tarballs."""
+    return home() / "cache" / "sources"
+
+
+def builds() -> Path:
+    """Finished host builds, one directory per pin and build key."""
+    return home() / "cache" / "builds"
+
+
+def apt_state() -> Path:
+    """The private apt state the fetch chain uses for source packages."""
+    return home() / "cache" / "apt"
+
+
+def evidence() -> Path:
+    """One record per acceptance / failover run: what ami.publish checks before publishing."""
+    return home() / "evidence"
+
+
 def images() -> Path:
     """Packer's outputs: boxes, disk images and manifest.json (what ami.publish reads)."""
     return home() / "images"
+
+
+def manifest() -> Path:
+    """Packer's manifest: every image built, with its input hash."""
+    return images() / "manifest.json"
+
+
+def publish_record() -> Path:
+    """Where ami.publish writes region -> AMI for deploy tooling."""
+    return images() / "publish.json"
+
+
+def box_metadata(os_name: str, target: str) -> Path:
+    """What `vagrant box add` reads for a box Packer built."""
+    return images() / f"halab-{os_name}-{target}.json"
+
+
+def labs() -> Path:
+    return home() / "labs"
+
+
+def in_guest(path: Path) -> str:
+    """A path under the state directory as a Vagrant VM sees it (the state dir is synced to GUEST_STATE)."""
+    return f"{GUEST_STATE}/{path.relative_to(home()).as_posix()}"
+
+
+def project_sync_excludes() -> list[str]:
+    """What syncing the checkout into a VM leaves out: git, the venv, and the state directory
+    when it lives inside the checkout (it is synced on its own)."""
+    excluded = [".git/", ".venv/"]
+    if home().resolve().is_relative_to(ROOT):
+        excluded.append(f"{home().resolve().relative_to(ROOT).as_posix()}/")
+    return excluded
+
+
+# The state directory's parts a VM never needs: host builds, apt state, guests' logs, images.
+STATE_SYNC_EXCLUDES = ["cache/builds/", "cache/apt/", "labs/*/nodes/", "images/"]
+
+
+class NodeFiles:
+    """A local-lab node's host directory: settings in, console, logs and readiness markers out."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.env = directory / "node.env"          # the guest init's settings, written by the provider
+        self.console = directory / "console.log"   # the guest kernel's console
+        self.boot_log = directory / "boot.log"     # the guest init's own output
+        self.logs = directory / "log"              # the guest's /var/log
+        self.linked = directory / "linked"         # the provider plugged the guest into the switch
+        self.ready = directory / "ready"           # the guest init finished its role
+
+    @property
+    def markers(self) -> tuple[Path, ...]:
+        """What says a boot happened; removed before a boot and at teardown."""
+        return (self.linked, self.ready)
 
 
 class LabPaths:
@@ -32,7 +121,7 @@ class LabPaths:
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.root = home() / "labs" / name
+        self.root = labs() / name
 
     @property
     def rendered(self) -> Path:
@@ -41,6 +130,11 @@ class LabPaths:
 
     def node_files(self, node: str) -> Path:
         return self.rendered / node
+
+    @property
+    def lab_json(self) -> Path:
+        """The rendered lab as data: what the Vagrantfile reads."""
+        return self.rendered / "lab.json"
 
     @property
     def ssh(self) -> Path:
@@ -52,12 +146,17 @@ class LabPaths:
         return self.ssh / "ssh_config"
 
     @property
+    def control_sockets(self) -> str:
+        """ssh's ControlPath pattern: one master connection per node, inside the lab's ssh dir."""
+        return f"{self.ssh}/cm-%C"
+
+    @property
     def nodes(self) -> Path:
         return self.root / "nodes"
 
-    def node(self, node: str) -> Path:
-        """A node's writable host directory: node.env, console, logs, readiness markers."""
-        return self.nodes / node
+    def node(self, node: str) -> NodeFiles:
+        """A node's writable host directory and the files in it."""
+        return NodeFiles(self.nodes / node)
 
     @property
     def artifacts(self) -> Path:
@@ -68,6 +167,11 @@ class LabPaths:
     def uml(self) -> Path:
         """UML's own runtime directory (uml_dir): pid files and mconsole sockets."""
         return self.root / "uml"
+
+    @property
+    def vagrant(self) -> Path:
+        """Vagrant's own state for this lab (VAGRANT_DOTFILE_PATH): labs live side by side."""
+        return self.root / "vagrant"
 
     @property
     def netns(self) -> str:

@@ -22,37 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-import yaml
-
 from halab import paths
+from halab.errors import ChecksumMismatch, SourceError
+from halab.pins import Pin, version_variable
 
-PINS = paths.ROOT / "pins.yaml"
 Progress = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class Pin:
-    """One upstream tarball: name, version, where it lives, and its sha256 (None: unverifiable)."""
-
-    name: str
-    version: str
-    sha256: str | None
-    urls: tuple[str, ...]
-    debian_source: str
-
-    @property
-    def filename(self) -> str:
-        return f"{self.name}-{self.version}.tar.gz"
-
-
-class SourceError(Exception):
-    """A source that cannot be had, or not safely; the message says what to do."""
-
-
-class ChecksumMismatch(SourceError):
-    def __init__(self, what: str, expected: str, actual: str) -> None:
-        super().__init__(f"{what}: sha256 mismatch, expected {expected}, got {actual}; the file was deleted")
-        self.expected, self.actual = expected, actual
 
 
 class Miss(Exception):
@@ -64,35 +38,6 @@ class Mirror(Protocol):
     def fetch(self, pin: Pin, dest: Path, progress: Progress) -> None: ...
 
 
-def version_variable(name: str) -> str:
-    """The environment variable that overrides a lab file's version of `name` on one host."""
-    return f"HALAB_{name.upper()}_VERSION"
-
-
-def pinned(pins_file: Path = PINS) -> dict[str, dict[str, Pin]]:
-    """Every pin, by name then version."""
-    data = yaml.safe_load(pins_file.read_text())
-    return {
-        name: {
-            str(version): Pin(name, str(version), sha, tuple(u.format(version=version) for u in entry["urls"]),
-                              entry["debian_source"])
-            for version, sha in entry["versions"].items()
-        }
-        for name, entry in data.items()
-    }
-
-
-def pin(name: str, version: str, pins_file: Path = PINS) -> Pin:
-    """The pin of one version, or an error listing the pinned ones."""
-    table = pinned(pins_file)
-    if name not in table:
-        raise SourceError(f"no source named {name!r}; pinned sources: {', '.join(table)}")
-    if version not in table[name]:
-        raise SourceError(f"{name} {version} is not pinned; pinned versions: {', '.join(table[name])} "
-                          f"(add it with its sha256 to {pins_file.name})")
-    return table[name][version]
-
-
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
@@ -102,12 +47,12 @@ def sha256_of(path: Path) -> str:
 
 
 def default_mirrors() -> list[Mirror]:
-    return [UrlMirror(), DebianSource(paths.home() / "cache" / "apt")]
+    return [UrlMirror(), DebianSource(paths.apt_state())]
 
 
 def cached(pin: Pin) -> Path:
     """Where the verified tarball of pin lives once fetched (it may not be there yet)."""
-    return paths.home() / "cache" / "sources" / pin.filename
+    return paths.sources() / pin.filename
 
 
 def fetch(pin: Pin, cache: Path | None = None, mirrors: Sequence[Mirror] | None = None,
@@ -116,7 +61,7 @@ def fetch(pin: Pin, cache: Path | None = None, mirrors: Sequence[Mirror] | None 
     if pin.sha256 is None:
         raise SourceError(f"{pin.name} {pin.version} is pinned without a sha256, so it cannot be verified; "
                           f"download {pin.urls[0]}, check it against upstream's announcement and "
-                          f"put its sha256 in {PINS.name}")
+                          f"put its sha256 in {paths.PINS.name}")
     target = cache / pin.filename if cache else cached(pin)
     target.parent.mkdir(parents=True, exist_ok=True)
     if target.exists():

@@ -7,7 +7,7 @@ receives the model and never re-reads the file.
 
 Validation happens in two passes because the second needs the first: pydantic
 checks shapes, types, ranges and unknown keys field by field (all fields, all at
-once); when the shapes are sound, `checks.problems()` checks what relates fields to
+once); when the shapes are sound, `rules.problems()` checks what relates fields to
 each other (addresses in the subnet, one MASTER, peers that are directors...).
 """
 
@@ -30,8 +30,8 @@ from pydantic import (
     ValidationError,
 )
 
-from halab import checks, paths, sources
-from halab.problems import Problem, SpecError
+from halab import paths, pins, rules
+from halab.errors import Problem, SpecError
 
 Name = Annotated[StrictStr, Field(pattern=r"^[a-z][a-z0-9-]{0,14}$")]
 Port = Annotated[StrictInt, Field(ge=1, le=65535)]
@@ -197,7 +197,7 @@ def parse(text: str, source: str = "<lab>") -> Lab:
         lab = Lab.model_validate(data)
     except ValidationError as exc:
         raise SpecError(source, [_problem(error) for error in exc.errors()]) from None
-    problems = checks.problems(lab)
+    problems = rules.problems(lab)
     if problems:
         raise SpecError(source, problems)
     return lab
@@ -209,8 +209,8 @@ def version_overrides() -> dict[str, str]:
     For hosts that cannot fetch the lab's version (nginx 1.17.x exists only upstream);
     the override is validated like the file's own value.
     """
-    return {name: os.environ[sources.version_variable(name)] for name in Versions.model_fields
-            if os.environ.get(sources.version_variable(name))}
+    return {name: os.environ[pins.version_variable(name)] for name in Versions.model_fields
+            if os.environ.get(pins.version_variable(name))}
 
 
 def _apply_version_overrides(data: dict) -> None:

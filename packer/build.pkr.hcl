@@ -48,6 +48,7 @@ build {
       nginx_sha256       = var.nginx_sha256
       git_revision       = var.git_revision
       input_hash         = var.input_hash
+      build_inputs       = var.build_inputs
     }
   }
 }

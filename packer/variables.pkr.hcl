@@ -65,9 +65,14 @@ variable "git_revision" {
   description = "The project's git revision, recorded in the manifest and the AMI's tags."
 }
 
+variable "build_inputs" {
+  type        = string
+  description = "Digest of the pins and provision scripts: matches the image to the acceptance runs that proved them."
+}
+
 variable "input_hash" {
   type        = string
-  description = "Hash of everything that decides the image (pins, provision scripts, templates, vars); names and tags it."
+  description = "Hash of everything that decides the image (build_inputs, templates, kickstart, vars); names and tags it."
 }
 
 variable "output_dir" {

@@ -1,14 +1,14 @@
 #!/bin/sh
 # Give a node its role from the files `invoke lab.render` wrote for it (run as root in a
 # Vagrant VM, from the synced folder). Idempotent: a second run changes nothing.
-# usage: node.sh director|realserver|client RENDERED_NODE_DIR
+# usage: node.sh director|realserver|client RENDERED_NODE_DIR [MAILDIR]
 # keepalived and nginx are already installed (the baked box, or build-*.sh just before).
 set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
 ROLE=$1
 FILES=$2
-MAILDIR=/var/spool/mail/halab
+MAILDIR=${3:-}  # the client's: where its SMTP server keeps keepalived's mail
 
 unit() {  # unit NAME TEXT: install a systemd unit and enable+start it
     printf '%s\n' "$2" > "/etc/systemd/system/$1.service"
@@ -55,6 +55,7 @@ WantedBy=multi-user.target"
     systemctl enable nginx >/dev/null && systemctl restart nginx
     ;;
 client)
+    [ -n "$MAILDIR" ] || { echo "usage: $0 client RENDERED_NODE_DIR MAILDIR" >&2; exit 2; }
     step "client: curl, python3 and an SMTP server collecting keepalived's mail in $MAILDIR"
     install_packages "curl python3-pip" "curl python3-pip"
     python3 -c "import aiosmtpd" 2>/dev/null || python3 -m pip install -q aiosmtpd
@@ -69,7 +70,7 @@ ExecStart=/usr/bin/python3 -m aiosmtpd -n -l $address:25 -c aiosmtpd.handlers.Ma
 WantedBy=multi-user.target"
     ;;
 *)
-    echo "usage: $0 director|realserver|client RENDERED_NODE_DIR" >&2
+    echo "usage: $0 director|realserver|client RENDERED_NODE_DIR [MAILDIR]" >&2
     exit 2
     ;;
 esac

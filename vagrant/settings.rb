@@ -9,8 +9,19 @@ module Halab
     "realserver" => { cpus: 1, memory: 1024 },
     "client" => { cpus: 1, memory: 512 },
   }.freeze
-  RSYNC_EXCLUDE = [".git/", ".venv/", ".halab/cache/builds/", ".halab/cache/apt/", ".halab/labs/*/nodes/",
-                   ".halab/images/"].freeze
+
+  # Every path comes from halab's vagrant provider (halab/paths.py owns them).
+  def self.env(name)
+    ENV.fetch(name) { abort "#{name} is not set: drive this Vagrantfile with `invoke lab.up --provider vagrant`" }
+  end
+
+  # The checkout at /vagrant (provision scripts), the state directory (sources, rendered
+  # files) at its own guest path: HALAB_HOME may live anywhere.
+  def self.synced_folders(config)
+    config.vm.synced_folder ".", "/vagrant", type: "rsync", rsync__exclude: JSON.parse(env("HALAB_PROJECT_EXCLUDES"))
+    config.vm.synced_folder env("HALAB_STATE"), env("HALAB_GUEST_STATE"), type: "rsync",
+                            rsync__exclude: JSON.parse(env("HALAB_STATE_EXCLUDES"))
+  end
 
   # HALAB_BOX / HALAB_BUILD_FROM_SOURCE are set by the vagrant provider: the lab's box when
   # `vagrant box list` has it, else the public fallback box compiling from source.
@@ -49,11 +60,12 @@ module Halab
     if build_from_source? && node["role"] != "client"
       lab["versions"].each do |name, version|
         machine.vm.provision "shell", path: "provision/build-#{name}.sh",
-                                      args: ["/vagrant/.halab/cache/sources/#{name}-#{version}.tar.gz"]
+                                      args: ["#{env('HALAB_GUEST_SOURCES')}/#{name}-#{version}.tar.gz"]
       end
     end
     machine.vm.provision "shell", path: "provision/node.sh",
-                                  args: [node["role"], "/vagrant/.halab/labs/#{lab['name']}/rendered/#{node['name']}"]
+                                  args: [node["role"], "#{env('HALAB_GUEST_RENDERED')}/#{node['name']}",
+                                         env("HALAB_GUEST_MAILDIR")]
   end
 
   # HALAB_VAGRANT_DUMP=1 vagrant validate: print the machines as the Vagrantfile sees them.

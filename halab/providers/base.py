@@ -1,23 +1,36 @@
-"""The contract every provider keeps, so tasks and tests never look inside one."""
+"""The lifecycle every provider shares, so tasks and tests never look inside one.
+
+`Provider` holds what does not depend on the machinery: the preflight gate, booting
+with tear-down on failure (unless kept for debugging), VRRP convergence, status, node
+names checked before any fault verb, and commands over the lab's ssh_config. A provider
+fills in only what differs (template methods): its preflight items, `boot`, `teardown`,
+which nodes are alive, and how to stop a service, crash a node or cut its link.
+"""
 
 from __future__ import annotations
 
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import ClassVar
 
-if TYPE_CHECKING:
-    from halab.spec import Lab
+from halab.errors import ProviderError, UsageError
+from halab.paths import LabPaths
+from halab.remote import Remote
+from halab.spec import Lab
+
+Progress = Callable[[str], None]
+SERVICES = ("keepalived", "nginx", "smtpd")
 
 
 @dataclass(frozen=True)
-class Check:
-    """One preflight item: what was checked, whether it passed, and how to fix it if not."""
+class Requirement:
+    """One preflight item: what this host must have, whether it has it, and how to fix it if not."""
 
     name: str
-    ok: bool
+    met: bool
     fix: str = ""
 
 
@@ -31,33 +44,163 @@ class NodeStatus:
     vips: tuple[str, ...]
 
 
-class ProviderError(Exception):
-    """A lab operation that failed; the message says what and where to look."""
+class Provider(ABC):
+    """One lab on one kind of machinery. `lab` is the lab *as this provider runs it* (e.g. its
+    NIC name): the only view anything measuring the lab may use."""
 
+    name: ClassVar[str]
+    converge_timeout: ClassVar[float]
 
-class Provider(Protocol):
-    lab: "Lab"  # the lab as this provider runs it (e.g. its NIC name), what tests should read
+    def __init__(self, lab: Lab, progress: Progress = print) -> None:
+        self.lab = self.as_run(lab)
+        self.paths = LabPaths(lab.name)
+        self.progress = progress
+        self.remote = Remote(self.paths.ssh_config)
 
-    def running(self) -> bool: ...
-    def preflight(self) -> list[Check]: ...
-    def up(self, keep: bool = False) -> None: ...
-    def down(self) -> None: ...
-    def status(self) -> list[NodeStatus]: ...
-    def ssh_config(self) -> Path: ...
-    def stop_service(self, node: str, service: str) -> None: ...
-    def start_service(self, node: str, service: str) -> None: ...
-    def crash(self, node: str) -> None: ...
-    def restart(self, node: str) -> None: ...
-    def cut_link(self, node: str) -> None: ...
-    def restore_link(self, node: str) -> None: ...
+    @classmethod
+    def as_run(cls, lab: Lab) -> Lab:
+        """The lab as this provider runs it; the file's lab unless the machinery differs."""
+        return lab
 
+    # --- what each provider fills in --------------------------------------------------
 
-def wait_converged(status: Callable[[], list[NodeStatus]], vips: list[str], timeout: float, hint: str = "") -> None:
-    """Until each VIP sits on exactly one director (VRRP's first election), or ProviderError."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        held = [vip for row in status() if row.role == "director" for vip in row.vips]
-        if sorted(held) == sorted(vips):
+    @abstractmethod
+    def preflight(self) -> list[Requirement]:
+        """Everything up() needs from this host, each with its fix."""
+
+    @abstractmethod
+    def running(self) -> bool:
+        """Every node of the lab is up."""
+
+    @abstractmethod
+    def boot(self) -> None:
+        """Start every node and give it its role; return once each answers over ssh."""
+
+    @classmethod
+    @abstractmethod
+    def teardown(cls, paths: LabPaths) -> None:
+        """Remove everything a lab of this name left on the host, from its state directory
+        alone (no lab file: it also cleans up after a crash). Idempotent."""
+
+    @abstractmethod
+    def alive_nodes(self) -> set[str]:
+        """The nodes whose machine is running (whether or not their services are)."""
+
+    @abstractmethod
+    def service_command(self, service: str, verb: str) -> str:
+        """The shell command on a node that starts or stops one of SERVICES."""
+
+    @abstractmethod
+    def _crash(self, node: str) -> None: ...
+
+    @abstractmethod
+    def _restart(self, node: str) -> None: ...
+
+    @abstractmethod
+    def _cut_link(self, node: str) -> None: ...
+
+    @abstractmethod
+    def _restore_link(self, node: str) -> None: ...
+
+    # --- the lifecycle --------------------------------------------------------------------
+
+    def up(self, keep: bool = False) -> None:
+        """Boot the lab and wait for VRRP to place every VIP; on any failure (Ctrl-C too) tear
+        down what was started, unless keep."""
+        missing = [item for item in self.preflight() if not item.met]
+        if missing:
+            raise ProviderError("preflight failed:\n" + "\n".join(f"  - {i.name}: fix: {i.fix}" for i in missing))
+        if self.running():
+            self.progress(f"lab {self.lab.name!r} is already up")
             return
-        time.sleep(0.2)
-    raise ProviderError(f"VRRP did not place every VIP on exactly one director within {timeout:.0f} s{hint}")
+        started = time.monotonic()
+        try:
+            self.boot()
+            self.wait_converged()
+        except BaseException:
+            if keep:
+                self.progress(f"--keep: leaving lab {self.lab.name!r} as it is for debugging; "
+                              f"`invoke lab.down` removes it")
+            else:
+                self.down()
+            raise
+        self.progress(f"lab {self.lab.name!r} up: {len(self.lab.nodes)} nodes in {time.monotonic() - started:.1f} s")
+
+    def down(self) -> None:
+        """Tear the lab down; idempotent."""
+        self.teardown(self.paths)
+
+    @classmethod
+    def down_by_name(cls, name: str) -> None:
+        """Tear down the lab called name, when its file is gone or was never loaded."""
+        cls.teardown(LabPaths(name))
+
+    def ssh_config(self) -> Path:
+        return self.paths.ssh_config
+
+    def wait_converged(self) -> None:
+        """Until each VIP sits on exactly one director (VRRP's first election), or ProviderError."""
+        vips = sorted(str(v) for v in self.lab.vips)
+        deadline = time.monotonic() + self.converge_timeout
+        while time.monotonic() < deadline:
+            if sorted(vip for row in self.status() if row.role == "director" for vip in row.vips) == vips:
+                return
+            time.sleep(0.2)
+        raise ProviderError(f"VRRP did not place every VIP on exactly one director within "
+                            f"{self.converge_timeout:.0f} s; see `invoke lab.logs` of the directors")
+
+    # --- status ---------------------------------------------------------------------------
+
+    def status(self) -> list[NodeStatus]:
+        rows = []
+        running = self.alive_nodes()
+        for name, node in self.lab.nodes.items():
+            alive = name in running
+            vrrp, held = self.vrrp_view(name) if alive else ("-", ())
+            rows.append(NodeStatus(name, node.role, str(node.address), alive, vrrp, held))
+        return rows
+
+    def vrrp_view(self, node: str) -> tuple[str, tuple[str, ...]]:
+        """What a node says about VRRP: (MASTER|BACKUP|stopped|unreachable|-, VIPs it holds)."""
+        result = self.remote.run(node, f"ip -4 -o addr show dev {self.lab.vrrp.interface}; "
+                                 "pidof keepalived >/dev/null && echo keepalived-running; true", timeout=5)
+        held = tuple(sorted(str(vip) for vip in self.lab.vips if f" {vip}/" in result.stdout))
+        if result.returncode != 0:
+            return "unreachable", held
+        if self.lab.nodes[node].role != "director":
+            return "-", held
+        return ("MASTER" if held else "BACKUP") if "keepalived-running" in result.stdout else "stopped", held
+
+    # --- faults: node names checked here, the machinery in the provider --------------------
+
+    def node(self, name: str) -> str:
+        """name, if the lab has such a node; UsageError naming the known ones otherwise."""
+        if name not in self.lab.nodes:
+            raise UsageError(f"lab {self.lab.name!r} has no node {name!r}; nodes: {', '.join(self.lab.nodes)}")
+        return name
+
+    def stop_service(self, node: str, service: str) -> None:
+        self.remote.check(self.node(node), self.service_command(self._service(service), "stop"))
+
+    def start_service(self, node: str, service: str) -> None:
+        self.remote.check(self.node(node), self.service_command(self._service(service), "start"))
+
+    def crash(self, node: str) -> None:
+        """Kill the node outright: no clean shutdown, no last VRRP advert."""
+        self._crash(self.node(node))
+
+    def restart(self, node: str) -> None:
+        """Boot the node again (crashing it first if it runs); returns once it answers."""
+        self._restart(self.node(node))
+
+    def cut_link(self, node: str) -> None:
+        self._cut_link(self.node(node))
+
+    def restore_link(self, node: str) -> None:
+        self._restore_link(self.node(node))
+
+    @staticmethod
+    def _service(service: str) -> str:
+        if service not in SERVICES:
+            raise UsageError(f"unknown service {service!r}; known: {', '.join(SERVICES)}")
+        return service

@@ -8,32 +8,38 @@ a management NIC first), services are systemd units, a crash is a forced power-o
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Callable
 
 import vagrant
 
-from halab import paths, render, sources
+from halab import paths, pins, render, sources
+from halab.errors import ProviderError
 from halab.paths import LabPaths
-from halab.providers import sshaccess
-from halab.providers.base import Check, NodeStatus, ProviderError, wait_converged
+from halab.providers.base import Progress, Provider, Requirement
+from halab.remote import client_options
 from halab.spec import Lab
 
 LAB_NIC = "eth1"
 HYPERVISORS = ("libvirt", "virtualbox")
 UNITS = {"keepalived": "keepalived", "nginx": "nginx", "smtpd": "halab-smtpd"}
-CONVERGE_TIMEOUT = 60.0
 
 
-class VagrantProvider:
-    def __init__(self, lab: Lab, progress: Callable[[str], None] = print, hypervisor: str | None = None) -> None:
-        self.lab = lab.model_copy(update={"vrrp": lab.vrrp.model_copy(update={"interface": LAB_NIC})})
-        self.paths = LabPaths(lab.name)
-        self.progress = progress
+class VagrantProvider(Provider):
+    name = "vagrant"
+    converge_timeout = 60.0
+
+    def __init__(self, lab: Lab, progress: Progress = print, hypervisor: str | None = None) -> None:
+        super().__init__(lab, progress)
         self.hypervisor = hypervisor or os.environ.get("HALAB_VAGRANT_PROVIDER") or _default_hypervisor()
+
+    @classmethod
+    def as_run(cls, lab: Lab) -> Lab:
+        """The lab with its VRRP interface on the VMs' second NIC."""
+        return lab.model_copy(update={"vrrp": lab.vrrp.model_copy(update={"interface": LAB_NIC})})
 
     # --- vagrant itself ---------------------------------------------------------------
 
@@ -45,117 +51,112 @@ class VagrantProvider:
         return self.lab.box_fallback, True
 
     def environment(self, box: str = "", from_source: bool = False) -> dict[str, str]:
-        return {**os.environ, "HALAB_LAB_JSON": str(self.paths.rendered / "lab.json"),
-                "VAGRANT_DOTFILE_PATH": str(self.paths.root / "vagrant"),
-                "VAGRANT_DEFAULT_PROVIDER": self.hypervisor,
+        """What the Vagrantfile reads: the lab, its state, and every path, as the host and
+        the VMs see them (the Vagrantfile spells none itself)."""
+        return {**os.environ, **_vagrant_paths(self.paths), "VAGRANT_DEFAULT_PROVIDER": self.hypervisor,
                 **({"HALAB_BOX": box} if box else {}), "HALAB_BUILD_FROM_SOURCE": "1" if from_source else "0"}
 
     def _vagrant(self, **env: str) -> vagrant.Vagrant:
-        return vagrant.Vagrant(root=str(paths.ROOT), env={**self.environment(), **env},
-                               quiet_stdout=False, quiet_stderr=False)
+        return _machine({**self.environment(), **env})
 
     # --- the contract -------------------------------------------------------------------
 
-    def preflight(self) -> list[Check]:
-        checks = [Check("vagrant installed", bool(shutil.which("vagrant")), "install Vagrant (2.3+)")]
+    def preflight(self) -> list[Requirement]:
+        items = [Requirement("vagrant installed", bool(shutil.which("vagrant")), "install Vagrant (2.3+)")]
         if self.hypervisor == "libvirt":
             plugins = subprocess.run(["vagrant", "plugin", "list"], capture_output=True, text=True).stdout \
                 if shutil.which("vagrant") else ""
-            checks.append(Check("vagrant-libvirt plugin", "vagrant-libvirt" in plugins or
-                                Path("/usr/share/vagrant-plugins/plugins.d/vagrant-libvirt.json").exists(),
-                                "vagrant plugin install vagrant-libvirt (or apt-get install vagrant-libvirt)"))
-            checks.append(Check("libvirt running", Path("/var/run/libvirt/libvirt-sock").exists(),
-                                "install libvirt-daemon-system and add yourself to the libvirt group"))
+            items.append(Requirement("vagrant-libvirt plugin", "vagrant-libvirt" in plugins or
+                                     Path("/usr/share/vagrant-plugins/plugins.d/vagrant-libvirt.json").exists(),
+                                     "vagrant plugin install vagrant-libvirt (or apt-get install vagrant-libvirt)"))
+            items.append(Requirement("libvirt running", Path("/var/run/libvirt/libvirt-sock").exists(),
+                                     "install libvirt-daemon-system and add yourself to the libvirt group"))
         else:
-            checks.append(Check("VirtualBox installed", bool(shutil.which("VBoxManage")), "install VirtualBox 6.1+"))
+            items.append(Requirement("VirtualBox installed", bool(shutil.which("VBoxManage")), "install VirtualBox 6.1+"))
         if shutil.which("vagrant"):
             box, from_source = self.box()
-            checks.append(Check(f"box {box}" + (f" ({self.lab.box} absent: compiling at `vagrant up`, slow; "
-                                                "`invoke image.build` bakes it)" if from_source else ""), True))
-        return checks
+            items.append(Requirement(f"box {box}" + (f" ({self.lab.box} absent: compiling at `vagrant up`, slow; "
+                                                     "`invoke image.build` bakes it)" if from_source else ""), True))
+        return items
 
     def running(self) -> bool:
-        if not (self.paths.root / "vagrant").exists():
+        if not self.paths.vagrant.exists():
             return False
         try:
             return all(s.state == "running" for s in self._vagrant().status())
         except subprocess.CalledProcessError:
             return False
 
-    def up(self, keep: bool = False) -> None:
-        failed = [c for c in self.preflight() if not c.ok]
-        if failed:
-            raise ProviderError("preflight failed:\n" + "\n".join(f"  - {c.name}: fix: {c.fix}" for c in failed))
+    def boot(self) -> None:
         render.write(render.render(self.lab), self.paths.rendered)
         box, from_source = self.box()
         if from_source:
             for name, version in self.lab.versions.model_dump().items():
-                sources.fetch(sources.pin(name, version), progress=self.progress)
+                sources.fetch(pins.pin(name, version), progress=self.progress)
         self.progress(f"vagrant up ({self.hypervisor}, box {box}{', compiling from source' if from_source else ''})")
         try:
             self._vagrant(**self.environment(box, from_source)).up(provider=self.hypervisor)
-            self._write_ssh_config()
-            wait_converged(self.status, [str(v) for v in self.lab.vips], CONVERGE_TIMEOUT)
-        except (subprocess.CalledProcessError, ProviderError) as exc:
-            if keep:
-                self.progress("--keep: leaving the VMs for debugging; `invoke lab.down --provider vagrant` removes them")
-            else:
-                self.down()
-            raise ProviderError(f"vagrant up failed: {exc}") from None
+        except subprocess.CalledProcessError as exc:
+            raise ProviderError(f"vagrant up failed ({exc.returncode}); its output is above") from None
+        self._write_ssh_config()
 
-    def down(self) -> None:
+    @classmethod
+    def teardown(cls, paths: LabPaths) -> None:
         """Destroy every VM of the lab; idempotent (nothing to do when none exist)."""
-        if (self.paths.root / "vagrant").exists() and (self.paths.rendered / "lab.json").exists():
-            self._vagrant().destroy()
-        shutil.rmtree(self.paths.root / "vagrant", ignore_errors=True)
+        if paths.vagrant.exists() and paths.lab_json.exists():
+            try:
+                _machine({**os.environ, **_vagrant_paths(paths)}).destroy()
+            except subprocess.CalledProcessError as exc:
+                raise ProviderError(f"vagrant destroy failed ({exc.returncode}); its output is above") from None
+        shutil.rmtree(paths.vagrant, ignore_errors=True)
 
-    def ssh_config(self) -> Path:
-        return self.paths.ssh_config
+    def alive_nodes(self) -> set[str]:
+        return {s.name for s in self._vagrant().status() if s.state == "running"}
 
-    def status(self) -> list[NodeStatus]:
-        states = {s.name: s.state for s in self._vagrant().status()}
-        rows = []
-        for name, node in self.lab.nodes.items():
-            alive = states.get(name) == "running"
-            vrrp, held = sshaccess.vrrp_view(self.ssh_config(), self.lab, name) if alive else ("-", ())
-            rows.append(NodeStatus(name, node.role, str(node.address), alive, vrrp, held))
-        return rows
+    def service_command(self, service: str, verb: str) -> str:
+        return f"systemctl {verb} {UNITS[service]}"
 
-    def stop_service(self, node: str, service: str) -> None:
-        self._root(node, f"systemctl stop {UNITS[service]}")
-
-    def start_service(self, node: str, service: str) -> None:
-        self._root(node, f"systemctl start {UNITS[service]}")
-
-    def crash(self, node: str) -> None:
+    def _crash(self, node: str) -> None:
         """A forced power-off: no shutdown, no last VRRP advert."""
         self._vagrant().halt(vm_name=node, force=True)
 
-    def restart(self, node: str) -> None:
+    def _restart(self, node: str) -> None:
         self._vagrant().up(vm_name=node, no_provision=True)
 
-    def cut_link(self, node: str) -> None:
-        self._root(node, f"ip link set {LAB_NIC} down")
+    def _cut_link(self, node: str) -> None:
+        self.remote.check(node, f"ip link set {LAB_NIC} down")
 
-    def restore_link(self, node: str) -> None:
-        self._root(node, f"ip link set {LAB_NIC} up")
+    def _restore_link(self, node: str) -> None:
+        self.remote.check(node, f"ip link set {LAB_NIC} up")
 
     # --- helpers ------------------------------------------------------------------------
 
     def _write_ssh_config(self) -> None:
-        """vagrant ssh-config for every node, as root (node.sh gives root the VM's key), with a
-        ControlMaster so the acceptance suite's many commands stay fast."""
+        """vagrant ssh-config for every node, as root (node.sh gives root the VM's key), with
+        halab.remote's client options (a ControlMaster per node)."""
         machine = self._vagrant()
         blocks = [ssh_config_as_root(machine.ssh_config(vm_name=name)) for name in self.lab.nodes]
         self.paths.ssh.mkdir(parents=True, exist_ok=True)
-        options = (f"Host *\n    ControlMaster auto\n    ControlPath {self.paths.ssh}/cm-%C\n"
-                   "    ControlPersist 120\n    BatchMode yes\n")
-        self.paths.ssh_config.write_text("\n".join(blocks) + "\n" + options)
+        self.paths.ssh_config.write_text("\n".join(blocks) + "\nHost *\n" + client_options(self.paths))
 
-    def _root(self, node: str, command: str) -> None:
-        result = sshaccess.run(self.ssh_config(), node, command)
-        if result.returncode != 0:
-            raise ProviderError(f"{node}: `{command}` failed: {result.stderr.strip() or result.stdout.strip()}")
+
+def _vagrant_paths(lab: LabPaths) -> dict[str, str]:
+    """Every path the Vagrantfile and node.sh need, as variables (host side and VM side)."""
+    return {
+        "HALAB_LAB_JSON": str(lab.lab_json),
+        "VAGRANT_DOTFILE_PATH": str(lab.vagrant),
+        "HALAB_STATE": str(paths.home()),
+        "HALAB_GUEST_STATE": paths.GUEST_STATE,
+        "HALAB_STATE_EXCLUDES": json.dumps(paths.STATE_SYNC_EXCLUDES),
+        "HALAB_PROJECT_EXCLUDES": json.dumps(paths.project_sync_excludes()),
+        "HALAB_GUEST_SOURCES": paths.in_guest(paths.sources()),
+        "HALAB_GUEST_RENDERED": paths.in_guest(lab.rendered),
+        "HALAB_GUEST_MAILDIR": paths.GUEST_MAILDIR,
+    }
+
+
+def _machine(env: dict[str, str]) -> vagrant.Vagrant:
+    return vagrant.Vagrant(root=str(paths.ROOT), env=env, quiet_stdout=False, quiet_stderr=False)
 
 
 def ssh_config_as_root(block: str) -> str:

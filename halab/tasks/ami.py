@@ -6,9 +6,10 @@ import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from invoke import Exit, task
-
-from halab import ami, paths
+from halab import paths
+from halab.errors import UsageError
+from halab.images import ami
+from halab.tasks import task
 
 REGIONS_HELP = "comma-separated regions, e.g. eu-west-1,us-east-1"
 KEEP_HELP = "images of the family to keep per region, newest first (default 3)"
@@ -18,12 +19,20 @@ SHARED_HELP = "also retire images shared with other accounts"
 def _regions(text: str) -> list[str]:
     regions = [r.strip() for r in text.split(",") if r.strip()]
     if not regions:
-        raise Exit("--regions is required, e.g. --regions eu-west-1,us-east-1", code=2)
+        raise UsageError("--regions is required, e.g. --regions eu-west-1,us-east-1")
     return regions
 
 
 def _source(manifest: str | None) -> ami.Source:
-    return ami.source_from_manifest(Path(manifest) if manifest else paths.images() / "manifest.json")
+    return ami.source_from_manifest(Path(manifest) if manifest else paths.manifest())
+
+
+def _kms_keys(items: list[str]) -> dict[str, str]:
+    """--kms-key REGION=KEY pairs; one without `=` is refused, not dropped."""
+    bad = [item for item in items if "=" not in item or not all(item.split("=", 1))]
+    if bad:
+        raise UsageError(f"--kms-key takes REGION=KEY, e.g. us-east-1=alias/ami; got {', '.join(repr(b) for b in bad)}")
+    return dict(item.split("=", 1) for item in items)
 
 
 @task(iterable=["kms_key"], help={
@@ -32,29 +41,26 @@ def _source(manifest: str | None) -> ami.Source:
     "keep": KEEP_HELP, "deprecate_days": "set the AMIs' deprecation time this many days from now",
     "include_shared": SHARED_HELP, "dry_run": "print the plan, change nothing",
     "skip_evidence": "publish even though no passing acceptance run is recorded for the image (says so)",
-    "manifest": "Packer manifest (default: .halab/images/manifest.json)",
+    "manifest": "Packer manifest (default: manifest.json in the state directory's images/)",
 })
 def publish(c, regions="", share="", kms_key=None, keep=3, deprecate_days=0, include_shared=False, dry_run=False,
             skip_evidence=False, manifest=None):
     """Copy the newest AMI to each region (encrypted), tag it and its snapshots, share, retire old ones."""
-    try:
-        source = _source(manifest)
-        options = ami.Options(
-            regions=_regions(regions), accounts=[a.strip() for a in share.split(",") if a.strip()],
-            kms_keys=dict(item.split("=", 1) for item in kms_key or []), keep=int(keep),
-            deprecate_at=datetime.now(timezone.utc) + timedelta(days=int(deprecate_days)) if deprecate_days else None,
-            include_shared=include_shared)
-        options.acceptance = ami.gate(source, skip_evidence)
-        publisher = ami.Publisher()
-        print(f"publishing {source.image_id} ({source.family}, input hash {source.input_hash[:12]}) from {source.region}")
-        print(ami.table(ami.plan(publisher, source, options)))
-        if dry_run:
-            print("--dry-run: nothing changed")
-            return
-        result = ami.apply(publisher, source, options)
-    except ami.AmiError as exc:
-        raise Exit(str(exc), code=1) from None
-    out = paths.images() / "publish.json"
+    source = _source(manifest)
+    options = ami.Options(
+        regions=_regions(regions), accounts=[a.strip() for a in share.split(",") if a.strip()],
+        kms_keys=_kms_keys(kms_key or []), keep=int(keep),
+        deprecate_at=datetime.now(timezone.utc) + timedelta(days=int(deprecate_days)) if deprecate_days else None,
+        include_shared=include_shared)
+    options.acceptance = ami.gate(source, skip_evidence)
+    publisher = ami.Publisher()
+    print(f"publishing {source.image_id} ({source.family}, input hash {source.input_hash[:12]}) from {source.region}")
+    print(ami.table(ami.plan(publisher, source, options)))
+    if dry_run:
+        print("--dry-run: nothing changed")
+        return
+    result = ami.apply(publisher, source, options)
+    out = paths.publish_record()
     out.write_text(json.dumps(result, indent=1) + "\n")
     print(f"published to {', '.join(result['regions'])}; deploy manifest: {out}")
 
@@ -62,11 +68,8 @@ def publish(c, regions="", share="", kms_key=None, keep=3, deprecate_days=0, inc
 @task(name="list", help={"regions": REGIONS_HELP, "manifest": "Packer manifest naming the family"})
 def list_(c, regions="", manifest=None):
     """The family's AMIs per region, newest first, with their tags."""
-    try:
-        source = _source(manifest)
-        rows = ami.listing(ami.Publisher(), _regions(regions), source.family)
-    except ami.AmiError as exc:
-        raise Exit(str(exc), code=1) from None
+    source = _source(manifest)
+    rows = ami.listing(ami.Publisher(), _regions(regions), source.family)
     for row in rows:
         tags = " ".join(f"{k}={v}" for k, v in sorted(row["tags"].items()))
         print(f"{row['region']:<14} {row['image']:<22} {row['created']:<25} {row['state']:<10} {tags}")
@@ -76,13 +79,10 @@ def list_(c, regions="", manifest=None):
             "dry_run": "print what would be retired, change nothing", "manifest": "Packer manifest naming the family"})
 def prune(c, regions="", keep=3, include_shared=False, dry_run=False, manifest=None):
     """Retire old AMIs of the family (and their snapshots), never one in use."""
-    try:
-        source = _source(manifest)
-        publisher = ami.Publisher()
-        options = ami.Options(regions=_regions(regions), keep=int(keep), include_shared=include_shared)
-        for region in options.regions:
-            steps = ami.retirement(publisher, region, source.family, options) if dry_run else \
-                ami.prune(publisher, region, source.family, options)
-            print(ami.table(steps))
-    except ami.AmiError as exc:
-        raise Exit(str(exc), code=1) from None
+    source = _source(manifest)
+    publisher = ami.Publisher()
+    options = ami.Options(regions=_regions(regions), keep=int(keep), include_shared=include_shared)
+    for region in options.regions:
+        steps = ami.retirement(publisher, region, source.family, options) if dry_run else \
+            ami.prune(publisher, region, source.family, options)
+        print(ami.table(steps))

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
-from invoke import Exit, task
+from halab.errors import ImageError, UsageError
+from halab.images import packer
+from halab.tasks import LAB_HELP, load, task
 
-from halab import image
-from halab.sources import SourceError
-from halab.tasks.lab import LAB_HELP, load
+TARGET_HELP = f"what to build: {', '.join(packer.TARGETS)}"
 
-TARGET_HELP = f"what to build: {', '.join(image.TARGETS)}"
+
+def _overrides(pairs: list[str]) -> dict[str, str]:
+    """--var KEY=VALUE pairs; one without `=` is refused, not dropped."""
+    bad = [pair for pair in pairs if "=" not in pair or not pair.split("=", 1)[0]]
+    if bad:
+        raise UsageError(f"--var takes KEY=VALUE; got {', '.join(repr(b) for b in bad)}")
+    return dict(pair.split("=", 1) for pair in pairs)
 
 
 @task(iterable=["var"], help={
     **LAB_HELP,
-    "os": f"OS version: {', '.join(image.oses())} (default: rocky-9)",
+    "os": f"OS version: {', '.join(packer.oses())} (default: rocky-9)",
     "target": TARGET_HELP + " (default: libvirt)",
     "dry_run": "print the packer command and its variables, run nothing",
     "force": "build even when an image with the same input hash exists",
@@ -22,18 +28,14 @@ TARGET_HELP = f"what to build: {', '.join(image.TARGETS)}"
 def build(c, os="rocky-9", target="libvirt", lab=None, dry_run=False, force=False, var=None):
     """Bake an image: keepalived and nginx from the lab's pinned sources on Rocky/RHEL; skipped
     when an image with the same input hash exists."""
-    overrides = dict(item.split("=", 1) for item in var or [] if "=" in item)
-    try:
-        plan = image.Plan(os, target, load(lab).versions.model_dump(), overrides)
-        if dry_run:
-            print(f"# {os} {target}, input hash {plan.input_hash}")
-            for name, tarball in plan.tarballs().items():
-                print(f"# {name} tarball: {tarball}{'' if tarball.exists() else ' (fetched and verified when the build runs)'}")
-            print(plan.shell())
-            return
-        image.build(plan, force=force)
-    except (image.ImageError, SourceError) as exc:
-        raise Exit(str(exc), code=1) from None
+    plan = packer.Plan(os, target, load(lab).versions.model_dump(), _overrides(var or []))
+    if dry_run:
+        print(f"# {os} {target}, input hash {plan.input_hash}")
+        for name, tarball in plan.tarballs().items():
+            print(f"# {name} tarball: {tarball}{'' if tarball.exists() else ' (fetched and verified when the build runs)'}")
+        print(plan.shell())
+        return
+    packer.bake(plan, force=force)
 
 
 @task(help=LAB_HELP)
@@ -41,11 +43,11 @@ def validate(c, lab=None):
     """`packer validate` every OS x target, offline (no credentials, no ISO download)."""
     versions = load(lab).versions.model_dump()
     failed = []
-    for os_name in image.oses():
-        for target in image.TARGETS:
-            result = image.validate(os_name, target, versions)
+    for os_name in packer.oses():
+        for target in packer.TARGETS:
+            result = packer.validate(os_name, target, versions)
             ok = result.returncode == 0
             print(f"  {'ok  ' if ok else 'FAIL'} {os_name} {target}" + ("" if ok else f"\n{result.stdout}{result.stderr}"))
             failed += [] if ok else [f"{os_name} {target}"]
     if failed:
-        raise Exit(f"packer validate failed for: {', '.join(failed)}", code=1)
+        raise ImageError(f"packer validate failed for: {', '.join(failed)}")

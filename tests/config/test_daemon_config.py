@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from halab import configtest, render, spec
-from tests.conftest import needs_root
+from tests.fixtures import needs_root
 
 LABS = Path(__file__).resolve().parents[2] / "labs"
 EXAMPLES = ["seed", "active-active", "unicast"]

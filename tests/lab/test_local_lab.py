@@ -15,43 +15,42 @@ from pathlib import Path
 
 import pytest
 
-from halab import spec
+from halab import paths, spec
 from halab.paths import LabPaths
-from halab.providers import netns, sshaccess
-from halab.providers.local import LocalProvider, processes, teardown, umid
-from tests.conftest import TEST_VERSIONS, needs_root
+from halab.providers.local import netns
+from halab.providers.local.provider import LocalProvider, processes, umid
+from tests.fixtures import SUITE_VERSIONS, needs_root
 
-ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [needs_root("the lab creates network namespaces and user-mode Linux guests with taps"), pytest.mark.root]
 
 
 def lab_file(tmp_path: Path, name: str) -> Path:
-    text = (ROOT / "labs" / "seed.yaml").read_text().replace("name: seed", f"name: {name}")
-    text = text.replace("keepalived: 2.2.7", f"keepalived: {TEST_VERSIONS['keepalived']}")
-    text = text.replace("nginx: 1.17.8", f"nginx: {TEST_VERSIONS['nginx']}")
+    text = paths.DEFAULT_LAB.read_text().replace("name: seed", f"name: {name}")
+    text = text.replace("keepalived: 2.2.7", f"keepalived: {SUITE_VERSIONS['keepalived']}")
+    text = text.replace("nginx: 1.17.8", f"nginx: {SUITE_VERSIONS['nginx']}")
     path = tmp_path / f"{name}.yaml"
     path.write_text(text)
     return path
 
 
 def invoke(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "invoke", *args], cwd=ROOT, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "invoke", *args], cwd=paths.ROOT, capture_output=True, text=True,
                           timeout=timeout)
 
 
 def assert_clean(name: str) -> None:
     """Nothing of the lab is left: namespace (and with it every tap), guests, ssh helpers, mounts."""
-    paths = LabPaths(name)
-    assert not netns.exists(paths.netns)
+    lab = LabPaths(name)
+    assert not netns.exists(lab.netns)
     assert processes(f"umid={umid(name, '')}") == []
-    assert processes(str(paths.ssh) + "/") == []
-    assert not [line for line in Path("/proc/self/mountinfo").read_text().splitlines() if paths.netns in line]
+    assert processes(str(lab.ssh) + "/") == []
+    assert not [line for line in Path("/proc/self/mountinfo").read_text().splitlines() if lab.netns in line]
 
 
-def requests_through_vip(paths: LabPaths, count: int) -> list[str]:
+def requests_through_vip(provider: LocalProvider, count: int) -> list[str]:
     """count requests from the client to the VIP, each bounded to 2 s."""
     command = f"for i in $(seq {count}); do curl -s -m 2 http://172.25.1.100/ || echo FAILED; done"
-    result = sshaccess.run(paths.ssh_config, "client", command, timeout=count * 3 + 10)
+    result = provider.remote.run("client", command, timeout=count * 3 + 10)
     return result.stdout.splitlines()
 
 
@@ -73,14 +72,14 @@ def test_vip_sits_on_the_master_only(seed_lab):
 
 
 def test_twenty_requests_alternate_between_the_real_servers(seed_lab):
-    pages = requests_through_vip(seed_lab.paths, 20)
+    pages = requests_through_vip(seed_lab, 20)
     assert len(pages) == 20 and "FAILED" not in pages
     assert set(pages) == {"<h1>server1's page</h1>", "<h1>server2's page</h1>"}
     assert all(a != b for a, b in zip(pages, pages[1:])), pages
 
 
 def test_the_director_runs_real_ipvs_in_direct_routing(seed_lab):
-    table = sshaccess.run(seed_lab.paths.ssh_config, "server3", "ipvsadm -Ln").stdout
+    table = seed_lab.remote.check("server3", "ipvsadm -Ln")
     assert "TCP  172.25.1.100:80 rr" in table
     assert "172.25.1.101:80              Route   1" in table and "172.25.1.102:80              Route   1" in table
 
@@ -99,7 +98,7 @@ def test_the_lab_subnet_never_reaches_the_root_namespace(seed_lab):
 
 def test_a_lab_killed_mid_boot_is_cleaned_by_lab_down(builds, tmp_path):
     path = lab_file(tmp_path, "killed")
-    starter = subprocess.Popen([sys.executable, "-m", "invoke", "lab.up", "--lab", str(path)], cwd=ROOT,
+    starter = subprocess.Popen([sys.executable, "-m", "invoke", "lab.up", "--lab", str(path)], cwd=paths.ROOT,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 30
     while not processes(f"umid={umid('killed', '')}") and time.monotonic() < deadline:
@@ -117,9 +116,9 @@ def test_two_labs_run_side_by_side(seed_lab, builds, tmp_path):
     twin = LocalProvider(spec.load(lab_file(tmp_path, "twin")), progress=lambda _: None)
     try:
         twin.up()
-        twin_pages = requests_through_vip(twin.paths, 4)
+        twin_pages = requests_through_vip(twin, 4)
         assert len(twin_pages) == 4 and "FAILED" not in twin_pages
-        assert "FAILED" not in requests_through_vip(seed_lab.paths, 4)
+        assert "FAILED" not in requests_through_vip(seed_lab, 4)
     finally:
         twin.down()
     assert_clean("twin")
@@ -139,8 +138,8 @@ def test_a_broken_lab_file_stops_lab_up_before_anything_starts(tmp_path):
 def test_a_failing_node_shows_its_console_and_everything_is_torn_down(builds, tmp_path, monkeypatch):
     lab = spec.load(lab_file(tmp_path, "failing"))
     provider = LocalProvider(lab, progress=lambda _: None)
-    monkeypatch.setattr("halab.providers.local.GUEST_MEMORY", "1M")  # too little for a kernel to boot
-    monkeypatch.setattr("halab.providers.local.BOOT_TIMEOUT", 20.0)
+    monkeypatch.setattr("halab.providers.local.provider.GUEST_MEMORY", "1M")  # too little for a kernel to boot
+    monkeypatch.setattr("halab.providers.local.provider.BOOT_TIMEOUT", 20.0)
     with pytest.raises(Exception) as caught:
         provider.up()
     assert "console.log" in str(caught.value)
@@ -184,4 +183,4 @@ def test_fault_verbs_move_the_vip_and_bring_it_back(seed_lab):
     assert wait_for({"server4"}) == {"server4"}, "BACKUP did not take the VIP after the MASTER crashed"
     seed_lab.restart("server3")
     assert wait_for({"server3"}) == {"server3"}, "MASTER did not take the VIP back after its restart"
-    assert "FAILED" not in requests_through_vip(seed_lab.paths, 4)
+    assert "FAILED" not in requests_through_vip(seed_lab, 4)

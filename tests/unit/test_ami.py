@@ -11,11 +11,14 @@ from botocore.awsrequest import AWSResponse
 from moto import mock_aws
 from moto.backends import get_backend
 
-from halab import ami, evidence, paths
+from halab import build, paths
+from halab.images import ami
+from halab.prove import evidence
 
 SOURCE_REGION, OTHER_REGION = "eu-west-1", "us-east-1"
 ACCOUNT = "123456789012"  # moto's own
 HASH = "ab" * 32
+VERSIONS = {"keepalived": "2.2.7", "nginx": "1.22.1"}
 
 
 @pytest.fixture
@@ -53,7 +56,8 @@ def source(aws, tmp_path) -> ami.Source:
     manifest.write_text(json.dumps({"builds": [{
         "builder_type": "amazon-ebs", "build_time": 1795564800, "artifact_id": f"{SOURCE_REGION}:{image_id}",
         "custom_data": {"os": "rocky-9", "keepalived_version": "2.2.7", "nginx_version": "1.22.1",
-                        "input_hash": HASH, "git_revision": "abc123"}}]}))
+                        "input_hash": HASH, "git_revision": "abc123",
+                        "build_inputs": build.inputs_digest(VERSIONS)}}]}))
     return ami.source_from_manifest(manifest)
 
 
@@ -171,14 +175,17 @@ def test_missing_ami_unknown_region_and_no_credentials_are_clear(source, monkeyp
         ami.plan(ami.Publisher(boto3.Session(), progress=lambda _: None), source, options())
 
 
-def test_the_evidence_gate_wants_a_passing_acceptance_run_for_the_input_hash(source, monkeypatch):
-    with pytest.raises(ami.AmiError, match=f"no passing acceptance run is recorded for input hash {HASH[:12]}"):
+def test_the_evidence_gate_wants_a_passing_acceptance_run_of_the_image_s_build_inputs(source):
+    digest = build.inputs_digest(VERSIONS)
+    with pytest.raises(ami.AmiError, match=f"no passing acceptance run is recorded for build inputs {digest[:12]}"):
         ami.gate(source, skip=False)
     said = []
     assert ami.gate(source, skip=True, progress=said.append) == "" and "--skip-evidence" in said[0]
-    monkeypatch.setattr(evidence.image, "input_hash", lambda os_name, versions: HASH)
-    evidence.record("acceptance", "seed", False, {"keepalived": "2.2.7", "nginx": "1.22.1"}, paths.home())
+    evidence.record("acceptance", "seed", True, {**VERSIONS, "nginx": "1.17.10"}, paths.home())
+    with pytest.raises(ami.AmiError):
+        ami.gate(source, skip=False)                                    # other pins: no proof of this image
+    evidence.record("acceptance", "seed", False, VERSIONS, paths.home())
     with pytest.raises(ami.AmiError):
         ami.gate(source, skip=False)                                    # a failed run is no proof
-    evidence.record("acceptance", "seed", True, {"keepalived": "2.2.7", "nginx": "1.22.1"}, paths.home())
+    evidence.record("acceptance", "seed", True, VERSIONS, paths.home())
     assert ami.gate(source, skip=False).startswith("passed ")

@@ -6,20 +6,13 @@ import shutil
 
 import pytest
 
-from halab import build, paths, sources
+from halab import build, paths, pins
+from tests.fixtures import WRITE_UP_NGINX_FLAGS
 
-WRITE_UP_NGINX_FLAGS = (
-    "--prefix=/usr/local/nginx --pid-path=/var/run/nginx/nginx.pid --lock-path=/var/lock/nginx.lock "
-    "--error-log-path=/var/log/nginx/error.log --http-log-path=/var/log/nginx/access.log "
-    "--with-http_gzip_static_module --http-client-body-temp-path=/var/temp/nginx/client "
-    "--http-proxy-temp-path=/var/temp/nginx/proxy --http-fastcgi-temp-path=/var/temp/nginx/fastcgi "
-    "--http-uwsgi-temp-path=/var/temp/nginx/uwsgi --http-scgi-temp-path=/var/temp/nginx/scgi "
-    "--without-http_rewrite_module"
-)
 
 
 def test_nginx_is_configured_with_the_write_up_s_flags():
-    assert build.plan(sources.pin("nginx", "1.17.8")) == f"nginx 1.17.8: ./configure {WRITE_UP_NGINX_FLAGS}"
+    assert build.plan(pins.pin("nginx", "1.17.8")) == f"nginx 1.17.8: ./configure {WRITE_UP_NGINX_FLAGS}"
 
 
 @pytest.mark.parametrize(("version", "gcc", "fcommon"), [
@@ -27,13 +20,13 @@ def test_nginx_is_configured_with_the_write_up_s_flags():
 ])
 def test_fcommon_only_for_keepalived_before_2_0_14_on_gcc_10_and_newer(monkeypatch, version, gcc, fcommon):
     monkeypatch.setenv("GCC_MAJOR", gcc)
-    line = build.plan(sources.pin("keepalived", version))
+    line = build.plan(pins.pin("keepalived", version))
     assert line.startswith(f"keepalived {version}: ") and "--prefix=/usr/local/keepalived" in line
     assert ("-fcommon" in line) is fcommon
 
 
 def test_cache_key_changes_with_the_script_and_the_pin_only(tmp_path, monkeypatch):
-    pin = sources.pin("nginx", "1.22.1")
+    pin = pins.pin("nginx", "1.22.1")
     provision = tmp_path / "provision"
     shutil.copytree(paths.PROVISION, provision)
     monkeypatch.setattr(paths, "PROVISION", provision)
@@ -42,4 +35,4 @@ def test_cache_key_changes_with_the_script_and_the_pin_only(tmp_path, monkeypatc
     script = provision / "build-nginx.sh"
     script.write_text(script.read_text() + "\n# a change\n")
     assert build.key(pin) != first
-    assert build.key(sources.pin("nginx", "1.17.8")) != build.key(pin)
+    assert build.key(pins.pin("nginx", "1.17.8")) != build.key(pin)

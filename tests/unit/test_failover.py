@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from halab import agent, failover, ipvs, report, spec
+from halab import spec
+from halab.prove import agent, failover, ipvs, report
 
 LABS = Path(__file__).resolve().parents[2] / "labs"
 

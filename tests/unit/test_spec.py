@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from halab import spec
-from halab.problems import SpecError
+from halab.errors import SpecError
 
 BROKEN = sorted((Path(__file__).parent / "broken").glob("*.yaml"))
 LABS = Path(__file__).resolve().parents[2] / "labs"

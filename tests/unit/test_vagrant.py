@@ -32,8 +32,8 @@ def test_vagrant_validates_the_vagrantfile_and_defines_the_lab_files_machines(ho
     lab = spec.load(paths.ROOT / "labs" / lab_file)
     provider = VagrantProvider(lab, progress=lambda _: None, hypervisor="libvirt")
     render.write(render.render(provider.lab), provider.paths.rendered)
-    env = {**os.environ, "HALAB_LAB_JSON": str(provider.paths.rendered / "lab.json"), "HALAB_VAGRANT_DUMP": "1",
-           "VAGRANT_DOTFILE_PATH": str(home / "dot"), "VAGRANT_HOME": str(home / "vagrant.d")}
+    env = {**provider.environment(), "HALAB_VAGRANT_DUMP": "1", "VAGRANT_HOME": str(home / "vagrant.d")}
+    env.pop("VAGRANT_DEFAULT_PROVIDER")  # --ignore-provider: no hypervisor plugin here
     result = subprocess.run(["vagrant", "validate", "--ignore-provider"], cwd=paths.ROOT, env=env,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0 and "validated successfully" in result.stdout, result.stdout + result.stderr

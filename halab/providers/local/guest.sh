@@ -4,9 +4,12 @@
 #   as init (PID 1):  the kernel runs it with HALAB_NODE_DIR=<host dir> from its command
 #                     line; it builds the node's private filesystem, network and services.
 #   over ssh:         guest.sh start|stop keepalived|nginx|smtpd  (the fault verbs use these).
-# The node's settings come from $HALAB_NODE_DIR/node.env, written by the provider.
+# The node's settings come from $HALAB_NODE_DIR/$HALAB_NODE_ENV (both on the kernel's command
+# line), written by the provider; they also name the files this script writes there.
 export PATH=/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin
 NODE_MNT=/run/halab
+# The settings, copied at boot so the ssh verbs find them.
+SETTINGS=/run/halab-node.env
 
 start_service() {
     case "$1" in
@@ -61,14 +64,15 @@ boot() {
     for dir in /run /tmp /var /root /usr/local; do mount -t tmpfs -o mode=0755 tmpfs "$dir"; done
     chmod 1777 /tmp
     mkdir -p "$NODE_MNT" && mount -t hostfs -o "$HALAB_NODE_DIR" none "$NODE_MNT"
-    . "$NODE_MNT/node.env"
-    exec >>"$NODE_MNT/boot.log" 2>&1
+    cp "$NODE_MNT/$HALAB_NODE_ENV" "$SETTINGS"
+    . "$SETTINGS"
+    exec >>"$NODE_MNT/$BOOT_LOG" 2>&1
     # The project and its state may live under a directory the tmpfs mounts above just
     # hid (a checkout in /tmp, say): show them again, read-only, from the host.
     for path in $HOST_PATHS; do
         [ -e "$path" ] || { mkdir -p "$path" && mount -r -t hostfs -o "$path" none "$path"; }
     done
-    mkdir -p "$NODE_MNT/log" /var/log && mount --bind "$NODE_MNT/log" /var/log
+    mkdir -p "$NODE_MNT/$LOG_DIR" /var/log && mount --bind "$NODE_MNT/$LOG_DIR" /var/log
     hostname "$NODE"
 
     # The write-up's paths, backed by the host builds and this node's rendered files.
@@ -92,7 +96,7 @@ boot() {
     ip addr add "$ADDRESS/$PREFIXLEN" dev eth0
     # The provider attaches our tap to the lab switch once it exists; wait for that.
     tries=0
-    while [ ! -e "$NODE_MNT/linked" ] && [ "$tries" -lt 300 ]; do sleep 0.1; tries=$((tries + 1)); done
+    while [ ! -e "$NODE_MNT/$LINKED" ] && [ "$tries" -lt 300 ]; do sleep 0.1; tries=$((tries + 1)); done
 
     mkdir -p /root/.ssh /run/sshd && chmod 700 /root/.ssh
     cp "$SSH_DIR/authorized_keys" /root/.ssh/authorized_keys && chmod 600 /root/.ssh/authorized_keys
@@ -113,15 +117,15 @@ boot() {
         ;;
     client) start_service smtpd ;;
     esac
-    touch "$NODE_MNT/ready"
+    touch "$NODE_MNT/$READY"
     set +e
     # PID 1 must never exit (the kernel would panic); it also reaps orphans.
     while :; do sleep 3600 & wait; done
 }
 
 case "${1:-}" in
-start) . "$NODE_MNT/node.env"; start_service "$2" ;;
-stop) . "$NODE_MNT/node.env"; stop_service "$2" ;;
+start) . "$SETTINGS"; start_service "$2" ;;
+stop) . "$SETTINGS"; stop_service "$2" ;;
 "") [ "$$" = 1 ] && boot || { echo "usage: $0 start|stop keepalived|nginx|smtpd" >&2; exit 2; } ;;
 *) echo "usage: $0 start|stop keepalived|nginx|smtpd" >&2; exit 2 ;;
 esac

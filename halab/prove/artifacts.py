@@ -8,9 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from halab.providers import sshaccess
 from halab.providers.base import Provider
-from halab.spec import Lab
 
 # file name -> command; each runs on the roles listed. Journal fallbacks serve systemd nodes.
 COMMANDS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -23,17 +21,17 @@ COMMANDS: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 
-def collect(lab: Lab, provider: Provider, target: Path) -> list[Path]:
+def collect(provider: Provider, target: Path) -> list[Path]:
     """Write target/nodes/<node>/<file> for every node; a node that does not answer gets
     the error instead, so a crashed node is visible rather than silently missing."""
     written = []
-    for node, settings in lab.nodes.items():
+    for node, settings in provider.lab.nodes.items():
         directory = target / "nodes" / node
         directory.mkdir(parents=True, exist_ok=True)
         for name, (command, roles) in COMMANDS.items():
             if settings.role not in roles:
                 continue
-            result = sshaccess.run(provider.ssh_config(), node, command, timeout=15)
+            result = provider.remote.run(node, command, timeout=15)
             text = result.stdout if result.returncode == 0 else f"[{command!r} failed ({result.returncode})]\n{result.stdout}{result.stderr}"
             (directory / name).write_text(text)
             written.append(directory / name)

@@ -10,7 +10,7 @@ import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from halab.failover import PhaseResult, ScenarioRun
+from halab.prove.failover import PhaseResult, ScenarioRun
 
 COLUMNS = ("scenario", "phase", "outage ms", "failed", "bound ms", "margin ms", "VIP moved", "verdict")
 

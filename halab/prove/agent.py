@@ -1,7 +1,7 @@
 """The measuring end on the client node: standard library only, Python 3.6 and later.
 
 It runs on the lab's client (a local-lab guest, a Vagrant VM, a cloud instance) as
-`python3 -c <this file> COMMAND ...`, sent over the lab's ssh_config by halab.probe,
+`python3 -c <this file> COMMAND ...`, sent over the lab's ssh_config by halab.prove.probe,
 so nothing has to be installed there first. It prints JSON, one object per line.
 
   http     requests to the VIP(s) at a fixed rate, each on a new connection (so the

@@ -1,7 +1,7 @@
 """Failover scenarios, measured as the VIP's users see them.
 
 A scenario is a fault and its repair, each a *phase*. While it runs, the agent on the
-client (halab/probe.py) sends requests to every VIP at a fixed rate and records each
+client (probe.py) sends requests to every VIP at a fixed rate and records each
 one. Each phase is judged against its protocol bound, from the lab file:
 
 - keepalived stopped cleanly on the MASTER: it sends a priority-0 advert and the BACKUP
@@ -24,9 +24,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
-from halab import ipvs, probe
-from halab.providers import sshaccess
-from halab.providers.base import Provider, ProviderError
+from halab.errors import ProviderError
+from halab.prove import ipvs, probe
+from halab.providers.base import Provider
 from halab.spec import Lab
 
 # Added to every bound, for what the protocol does not count: the probe's own interval
@@ -221,23 +221,26 @@ def scenarios(lab: Lab) -> list[Scenario]:
 
 
 class Runner:
-    """Runs scenarios on a lab that is up, through the provider's fault verbs and ssh_config."""
+    """Runs scenarios on a lab that is up, through the provider's fault verbs and remote commands.
 
-    def __init__(self, lab: Lab, provider: Provider, progress: Callable[[str], None] = print) -> None:
-        self.lab = lab
+    It reads the lab only from the provider (the lab as run: its NIC names), never from a file.
+    """
+
+    def __init__(self, provider: Provider, progress: Callable[[str], None] = print) -> None:
         self.provider = provider
+        self.lab = provider.lab
+        self.remote = provider.remote
         self.progress = progress
-        self.ssh_config = provider.ssh_config()
-        self.client = next(iter(lab.role("client")))
-        self.targets = [f"{vip}:{lab.virtual_services[0].port}" for vip in lab.vips]
+        self.client = next(iter(self.lab.role("client")))
+        self.targets = [f"{vip}:{self.lab.virtual_services[0].port}" for vip in self.lab.vips]
 
     def run(self, scenario: Scenario) -> ScenarioRun:
         self.restore_baseline()
-        offset = min((probe.clock_offset(self.ssh_config, self.client) for _ in range(3)), key=abs)
+        offset = self.remote.clock_offset(self.client)
         macs = self.macs()
         self.progress(f"scenario {scenario.name}: {scenario.description}")
         started = time.time()
-        http = probe.HttpProbe(self.ssh_config, self.client, self.targets, PROBE_RATE, PROBE_TIMEOUT).start()
+        http = probe.HttpProbe(self.remote, self.client, self.targets, PROBE_RATE, PROBE_TIMEOUT).start()
         marks = []
         try:
             time.sleep(BASELINE)
@@ -281,7 +284,7 @@ class Runner:
         interface = self.lab.vrrp.interface
         found = {}
         for node in self.lab.nodes:
-            result = sshaccess.run(self.ssh_config, node, f"cat /sys/class/net/{interface}/address", timeout=10)
+            result = self.remote.run(node, f"cat /sys/class/net/{interface}/address", timeout=10)
             if result.returncode == 0:
                 found[result.stdout.strip()] = node
         return found
@@ -300,7 +303,7 @@ class Runner:
         holder = self.holders().get(str(service.vip), [])
         if len(holder) != 1:
             return None
-        table = sshaccess.run(self.ssh_config, holder[0], "ipvsadm -Ln", timeout=10)
+        table = self.remote.run(holder[0], "ipvsadm -Ln", timeout=10)
         found = ipvs.parse(table.stdout).get((service.protocol, str(service.vip), service.port))
         addresses = {d.address for d in found.destinations} if found else set()
         return {name for name, node in self.lab.nodes.items() if str(node.address) in addresses}
@@ -341,11 +344,11 @@ class Runner:
         so each scenario starts from a client that resolves the VIP afresh."""
         reached = True
         for target in self.targets:
-            pages = probe.run(self.ssh_config, self.client, ["capture", "--target", target, "--count", "3",
+            pages = probe.run(self.remote, self.client, ["capture", "--target", target, "--count", "3",
                                                              "--timeout", "1"])[0]["pages"]
             if any(page.startswith("FAILED") for page in pages):
                 vip = target.rsplit(":", 1)[0]
-                sshaccess.run(self.ssh_config, self.client, f"ip neigh del {vip} dev {self.lab.vrrp.interface}")
+                self.remote.run(self.client, f"ip neigh del {vip} dev {self.lab.vrrp.interface}")
                 reached = False
         return reached
 

@@ -1,4 +1,4 @@
-"""The host's side of the measuring agent: run halab/agent.py on a node, over ssh.
+"""The host's side of the measuring agent: run agent.py on a node, through halab.remote.
 
 Only the lab's ssh_config is used, so a probe works the same on every provider. The
 agent's source travels on the command line (`python3 -c`), leaving stdin free: closing
@@ -13,35 +13,31 @@ import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
-AGENT = Path(__file__).with_name("agent.py")
-
-
-class ProbeError(Exception):
-    """The agent could not run on the node, or said something that is not JSON."""
+from halab import paths
+from halab.errors import ProbeError
+from halab.remote import Remote
 
 
-def _command(ssh_config: Path, node: str, args: list[str]) -> list[str]:
-    remote = "python3 -c " + shlex.quote(AGENT.read_text()) + " " + " ".join(shlex.quote(a) for a in args)
-    return ["ssh", "-F", str(ssh_config), node, remote]
+def command(args: list[str]) -> str:
+    """The shell command running the agent with args on a node (its source inline)."""
+    return "python3 -c " + shlex.quote(paths.AGENT.read_text()) + " " + " ".join(shlex.quote(a) for a in args)
 
 
-def run(ssh_config: Path, node: str, args: list[str], timeout: float = 60) -> list[dict]:
+def run(remote: Remote, node: str, args: list[str], timeout: float = 60) -> list[dict]:
     """One agent command to completion; its JSON records."""
     try:
-        return finish(spawn(ssh_config, node, args), timeout)
+        return finish(spawn(remote, node, args), timeout)
     except ProbeError as exc:
         raise ProbeError(f"agent {args[0]} on {node}: {exc}") from None
 
 
-def spawn(ssh_config: Path, node: str, args: list[str]) -> subprocess.Popen:
+def spawn(remote: Remote, node: str, args: list[str]) -> subprocess.Popen[str]:
     """An agent command running in the background (e.g. a listener); finish() collects it."""
-    return subprocess.Popen(_command(ssh_config, node, args), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return remote.spawn(node, command(args))
 
 
-def finish(process: subprocess.Popen, timeout: float = 60) -> list[dict]:
+def finish(process: subprocess.Popen[str], timeout: float = 60) -> list[dict]:
     """Wait for a spawned agent command (bounded) and return its JSON records."""
     try:
         out, err = process.communicate(timeout=timeout)
@@ -51,25 +47,17 @@ def finish(process: subprocess.Popen, timeout: float = 60) -> list[dict]:
         raise ProbeError(f"agent did not finish within {timeout:.0f} s: {err.strip()}") from None
     if process.returncode != 0:
         raise ProbeError(f"agent failed ({process.returncode}): {err.strip()}")
-    return [json.loads(line) for line in out.splitlines() if line.strip()]
-
-
-def clock_offset(ssh_config: Path, node: str) -> float:
-    """The node's clock minus this host's, seconds (midpoint of the round trip; ~ms accurate)."""
-    before = time.time()
-    result = subprocess.run(["ssh", "-F", str(ssh_config), node, "python3 -c 'import time; print(time.time())'"],
-                            capture_output=True, text=True, timeout=30)
-    after = time.time()
-    if result.returncode != 0:
-        raise ProbeError(f"cannot read the clock of {node}: {result.stderr.strip()}")
-    return float(result.stdout.strip()) - (before + after) / 2
+    try:
+        return [json.loads(line) for line in out.splitlines() if line.strip()]
+    except json.JSONDecodeError as exc:
+        raise ProbeError(f"agent said something that is not JSON ({exc}): {out[:200]!r}") from None
 
 
 @dataclass
 class HttpProbe:
     """A running `agent http`: requests to targets at rate per second until stop()."""
 
-    ssh_config: Path
+    remote: Remote
     node: str
     targets: list[str]
     rate: float = 20.0
@@ -82,7 +70,7 @@ class HttpProbe:
                 "--count", str(int(self.duration * self.rate * len(self.targets)) + 1)]
         for target in self.targets:
             args += ["--target", target]
-        self._process = spawn(self.ssh_config, self.node, args)
+        self._process = spawn(self.remote, self.node, args)
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
         deadline = time.monotonic() + 30

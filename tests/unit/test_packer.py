@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from halab import image, paths
+from halab import paths
+from halab.images import packer
 
 VERSIONS = {"keepalived": "2.2.7", "nginx": "1.22.1"}
 
@@ -26,24 +27,24 @@ def project(tmp_path, monkeypatch):
 
 
 def test_input_hash_is_stable_and_changes_with_each_input(project):
-    first = image.input_hash("rocky-9", VERSIONS)
-    assert first == image.input_hash("rocky-9", VERSIONS)
-    assert first != image.input_hash("rocky-9", {**VERSIONS, "nginx": "1.17.10"})      # a pin
-    assert first != image.input_hash("rocky-8", VERSIONS)                              # the OS vars
+    first = packer.input_hash("rocky-9", VERSIONS)
+    assert first == packer.input_hash("rocky-9", VERSIONS)
+    assert first != packer.input_hash("rocky-9", {**VERSIONS, "nginx": "1.17.10"})      # a pin
+    assert first != packer.input_hash("rocky-8", VERSIONS)                              # the OS vars
     script = project / "provision" / "build-nginx.sh"
     script.write_text(script.read_text() + "\n# changed\n")
-    second = image.input_hash("rocky-9", VERSIONS)
+    second = packer.input_hash("rocky-9", VERSIONS)
     assert second != first                                                             # a provision script
     template = project / "packer" / "build.pkr.hcl"
     template.write_text(template.read_text() + "\n")
-    third = image.input_hash("rocky-9", VERSIONS)
+    third = packer.input_hash("rocky-9", VERSIONS)
     assert third != second                                                             # a template
     (project / "packer" / "README.md").write_text("docs only\n")
-    assert image.input_hash("rocky-9", VERSIONS) == third                              # not the docs
+    assert packer.input_hash("rocky-9", VERSIONS) == third                              # not the docs
 
 
 def test_the_dry_run_command_names_everything_and_masks_secrets():
-    plan = image.Plan("rhel-9", "virtualbox", VERSIONS, {"rhsm_password": "hunter2", "iso_url": "/isos/rhel.iso"})
+    plan = packer.Plan("rhel-9", "virtualbox", VERSIONS, {"rhsm_password": "hunter2", "iso_url": "/isos/rhel.iso"})
     argv = plan.command()
     assert argv[:4] == ["packer", "build", "-only=virtualbox-iso.rocky", f"-var-file={paths.PACKER}/vars/rhel-9.pkrvars.hcl"]
     assert argv[-1] == str(paths.PACKER)
@@ -55,13 +56,13 @@ def test_the_dry_run_command_names_everything_and_masks_secrets():
 
 
 def test_unknown_os_and_target_name_the_known_ones():
-    with pytest.raises(image.ImageError, match="known: rocky-9, rocky-8, rhel-9, rhel-8"):
-        image.Plan("centos-7", "libvirt", VERSIONS)
-    with pytest.raises(image.ImageError, match="known: libvirt, virtualbox, ami"):
-        image.Plan("rocky-9", "hyperv", VERSIONS)
+    with pytest.raises(packer.ImageError, match="known: rocky-9, rocky-8, rhel-9, rhel-8"):
+        packer.Plan("centos-7", "libvirt", VERSIONS)
+    with pytest.raises(packer.ImageError, match="known: libvirt, virtualbox, ami"):
+        packer.Plan("rocky-9", "hyperv", VERSIONS)
 
 
-def manifest(tmp_path: Path, plan: image.Plan, input_hash: str) -> Path:
+def manifest(tmp_path: Path, plan: packer.Plan, input_hash: str) -> Path:
     box = tmp_path / "halab-rocky-9-libvirt.box"
     box.write_bytes(b"box")
     path = tmp_path / "manifest.json"
@@ -74,26 +75,26 @@ def manifest(tmp_path: Path, plan: image.Plan, input_hash: str) -> Path:
 
 
 def test_an_image_with_the_same_input_hash_is_found_and_any_other_is_not(tmp_path):
-    plan = image.Plan("rocky-9", "libvirt", VERSIONS)
-    assert image.existing(plan, manifest(tmp_path, plan, plan.input_hash))["artifact_id"] == "halab-rocky-9"
-    assert image.existing(plan, manifest(tmp_path, plan, "0" * 64)) is None
-    assert image.existing(image.Plan("rocky-9", "ami", VERSIONS), manifest(tmp_path, plan, plan.input_hash)) is None
+    plan = packer.Plan("rocky-9", "libvirt", VERSIONS)
+    assert packer.existing(plan, manifest(tmp_path, plan, plan.input_hash))["artifact_id"] == "halab-rocky-9"
+    assert packer.existing(plan, manifest(tmp_path, plan, "0" * 64)) is None
+    assert packer.existing(packer.Plan("rocky-9", "ami", VERSIONS), manifest(tmp_path, plan, plan.input_hash)) is None
     (tmp_path / "halab-rocky-9-libvirt.box").unlink()
-    assert image.existing(plan, tmp_path / "manifest.json") is None
+    assert packer.existing(plan, tmp_path / "manifest.json") is None
 
 
 def test_box_metadata_is_what_vagrant_box_add_reads(tmp_path):
-    plan = image.Plan("rocky-9", "libvirt", VERSIONS)
+    plan = packer.Plan("rocky-9", "libvirt", VERSIONS)
     entry = json.loads(manifest(tmp_path, plan, plan.input_hash).read_text())["builds"][0]
-    metadata = image.box_metadata(entry, "halab/rocky-9")
+    metadata = packer.box_metadata(entry, "halab/rocky-9")
     provider = metadata["versions"][0]["providers"][0]
     assert metadata["name"] == "halab/rocky-9" and provider["name"] == "libvirt"
     assert provider["url"].startswith("file:///") and len(provider["checksum"]) == 64
 
 
 @pytest.mark.skipif(not shutil.which("packer"), reason="packer is not installed (./bootstrap installs Debian's)")
-@pytest.mark.parametrize("os_name", image.oses())
-@pytest.mark.parametrize("target", list(image.TARGETS))
+@pytest.mark.parametrize("os_name", packer.oses())
+@pytest.mark.parametrize("target", list(packer.TARGETS))
 def test_packer_validates_every_os_and_target_offline(os_name, target):
-    result = image.validate(os_name, target, VERSIONS)
+    result = packer.validate(os_name, target, VERSIONS)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -19,16 +19,15 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, WaiterError
 
+from halab.errors import AmiError
+from halab.prove import evidence
+
 # Throttling and transient errors: retried with exponential backoff by botocore itself.
 RETRIES = Config(retries={"max_attempts": 8, "mode": "standard"})
 WAIT = {"Delay": 15, "MaxAttempts": 120}  # available within 30 minutes, or an error
 DENIED = {"UnauthorizedOperation", "AccessDenied", "AccessDeniedException", "AuthFailure"}
 NOT_FOUND = {"InvalidAMIID.NotFound", "InvalidAMIID.Malformed", "InvalidAMIID.Unavailable"}
 TAG_KEYS = ("Name", "Family", "OS", "KeepalivedVersion", "NginxVersion", "InputHash", "GitRevision")
-
-
-class AmiError(Exception):
-    """A publish step that cannot go on; the message names the action, region and what was done."""
 
 
 @dataclass(frozen=True)
@@ -38,6 +37,7 @@ class Source:
     region: str
     image_id: str
     tags: dict[str, str]
+    build_inputs: str = ""   # the pins and provision scripts it was built from (build.inputs_digest)
 
     @property
     def family(self) -> str:
@@ -63,7 +63,7 @@ def source_from_manifest(path: Path) -> Source:
             "NginxVersion": data.get("nginx_version", ""), "InputHash": data.get("input_hash", ""),
             "GitRevision": data.get("git_revision", "")}
     tags["Name"] = f"{tags['Family']}-{tags['InputHash'][:12]}"
-    return Source(region, image_id, tags)
+    return Source(region, image_id, tags, data.get("build_inputs", ""))
 
 
 @dataclass
@@ -285,20 +285,19 @@ def table(steps: list[Step]) -> str:
 
 
 def gate(source: Source, skip: bool, progress: Callable[[str], None] = print) -> str:
-    """The evidence rule: a passing acceptance run recorded for the image's input hash.
+    """The evidence rule: a passing acceptance run recorded for daemons built from the image's
+    build inputs (the same pins and provision scripts).
 
     Returns the Acceptance tag's value ("" when skipped); refuses otherwise.
     """
-    from halab import evidence
-
-    runs = evidence.passing(source.input_hash)
+    runs = evidence.passing(source.build_inputs)
     if runs:
         return f"passed {runs[0]['when']} on lab {runs[0]['lab']}"
     if skip:
         progress(f"--skip-evidence: publishing {source.image_id} although no passing acceptance run is recorded for "
-                 f"input hash {source.input_hash[:12]}; its Acceptance tag stays unset")
+                 f"build inputs {source.build_inputs[:12]}; its Acceptance tag stays unset")
         return ""
-    raise AmiError(f"no passing acceptance run is recorded for input hash {source.input_hash[:12]} "
+    raise AmiError(f"no passing acceptance run is recorded for build inputs {source.build_inputs[:12] or '(none in the manifest)'} "
                    f"({source.image_id}): run `invoke test.acceptance` with the same pins and scripts, "
                    "or pass --skip-evidence to publish without that proof")
 

@@ -13,7 +13,8 @@ from collections import Counter
 
 import pytest
 
-from halab import ipvs, paths, probe
+from halab import paths
+from halab.prove import ipvs, probe
 
 pytestmark = pytest.mark.root
 
@@ -24,7 +25,7 @@ def _addresses(case, node: str, device: str) -> set[str]:
 
 
 def _pages(case, target: str, count: int) -> list[str]:
-    record = probe.run(case.provider.ssh_config(), case.client, ["capture", "--target", target, "--count", str(count)])
+    record = probe.run(case.provider.remote, case.client, ["capture", "--target", target, "--count", str(count)])
     return record[0]["pages"]
 
 
@@ -113,7 +114,7 @@ def test_replies_bypass_the_director(lab_case):
     from the real servers' MACs) and the director's IPVS counters (nothing outbound)."""
     service = lab_case.lab.virtual_services[0]
     master = lab_case.masters[str(service.vip)]
-    record = probe.run(lab_case.provider.ssh_config(), lab_case.client,
+    record = probe.run(lab_case.provider.remote, lab_case.client,
                        ["capture", "--target", f"{service.vip}:{service.port}", "--count", "6"])[0]
     assert set(record["requests_to"]) == {lab_case.mac(master)}, record
     assert set(record["replies_from"]) == {lab_case.mac(name) for name in service.real_servers}, record
@@ -125,7 +126,7 @@ def test_replies_bypass_the_director(lab_case):
 def test_only_the_master_answers_arp_for_a_vip(lab_case):
     client = lab_case.lab.nodes[lab_case.client]
     for vip, master in lab_case.masters.items():
-        record = probe.run(lab_case.provider.ssh_config(), lab_case.client,
+        record = probe.run(lab_case.provider.remote, lab_case.client,
                            ["arp", "--ip", vip, "--source", str(client.address)])[0]
         assert set(record["replies"]) == {lab_case.mac(master)}, record
 
@@ -133,11 +134,11 @@ def test_only_the_master_answers_arp_for_a_vip(lab_case):
 def test_the_switch_carries_multicast_only_if_the_lab_says_so(lab_case):
     """VRRP's group, between the client and a director: what reaches a listener there."""
     listener = next(iter(lab_case.lab.role("director")))
-    config = lab_case.provider.ssh_config()
+    remote = lab_case.provider.remote
     address = str(lab_case.lab.nodes[listener].address)
-    listening = probe.spawn(config, listener, ["mcast", "--listen", "--source", address, "--wait", "4"])
+    listening = probe.spawn(remote, listener, ["mcast", "--listen", "--source", address, "--wait", "4"])
     time.sleep(1.5)
-    probe.run(config, lab_case.client, ["mcast", "--source", str(lab_case.lab.nodes[lab_case.client].address)])
+    probe.run(remote, lab_case.client, ["mcast", "--source", str(lab_case.lab.nodes[lab_case.client].address)])
     received = probe.finish(listening)[-1]["received"]
     assert (received > 0) == lab_case.lab.multicast, f"{received} datagrams arrived; lab multicast: {lab_case.lab.multicast}"
 

@@ -17,17 +17,14 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from halab import paths, sources
+from halab import build, paths, pins, sources
+from halab.errors import ImageError
 
 TARGETS = {"libvirt": "qemu.rocky", "virtualbox": "virtualbox-iso.rocky", "ami": "amazon-ebs.rocky"}
 BUILDER_TYPES = {"libvirt": "qemu", "virtualbox": "virtualbox-iso", "ami": "amazon-ebs"}
 # Offline validation: `packer validate` would download Rocky's CHECKSUM file, and RHEL's
 # ISO location is the user's. Neither decides whether the templates are right.
 VALIDATE_ISO = "https://example.invalid/validate-only.iso"
-
-
-class ImageError(Exception):
-    """An image build that cannot go ahead; the message says why and what to do."""
 
 
 def oses() -> list[str]:
@@ -44,18 +41,16 @@ def vars_file(os_name: str) -> Path:
 
 
 def inputs(os_name: str) -> list[Path]:
-    """Every file whose text decides the image: templates, kickstart, the OS vars, the scripts."""
-    files = [*paths.PACKER.glob("*.pkr.hcl"), *(paths.PACKER / "http").rglob("*"), vars_file(os_name),
-             *paths.PROVISION.glob("*.sh")]
+    """The files beyond the build's inputs whose text decides the image: templates, kickstart, the OS vars."""
+    files = [*paths.PACKER.glob("*.pkr.hcl"), *(paths.PACKER / "http").rglob("*"), vars_file(os_name)]
     return sorted(path for path in files if path.is_file())
 
 
 def input_hash(os_name: str, versions: dict[str, str]) -> str:
-    """sha256 over the pins (name, version, sha256) and the inputs' paths and text."""
+    """sha256 over the build's inputs (pins, provision scripts: build.inputs_digest) and the
+    image's own inputs' paths and text."""
     digest = hashlib.sha256()
-    for name, version in sorted(versions.items()):
-        pin = sources.pin(name, version)
-        digest.update(f"pin {name} {version} {pin.sha256}\n".encode())
+    digest.update(f"build {build.inputs_digest(versions)}\n".encode())
     for path in inputs(os_name):
         digest.update(f"file {path.relative_to(paths.ROOT)} {len(path.read_bytes())}\n".encode())
         digest.update(path.read_bytes())
@@ -89,12 +84,13 @@ class Plan:
         return input_hash(self.os_name, self.versions)
 
     def tarballs(self) -> dict[str, Path]:
-        return {name: sources.cached(sources.pin(name, version)) for name, version in self.versions.items()}
+        return {name: sources.cached(pins.pin(name, version)) for name, version in self.versions.items()}
 
     def variables(self) -> dict[str, str]:
-        values = {"output_dir": str(paths.images()), "git_revision": git_revision(), "input_hash": self.input_hash}
+        values = {"output_dir": str(paths.images()), "git_revision": git_revision(), "input_hash": self.input_hash,
+                  "build_inputs": build.inputs_digest(self.versions)}
         for name, version in sorted(self.versions.items()):
-            pin = sources.pin(name, version)
+            pin = pins.pin(name, version)
             values |= {f"{name}_version": version, f"{name}_tarball": str(sources.cached(pin)),
                        f"{name}_sha256": pin.sha256 or ""}
         return values | self.overrides
@@ -119,7 +115,7 @@ def _mask(arg: str) -> str:
 
 def existing(plan: Plan, manifest: Path | None = None) -> dict | None:
     """A build in Packer's manifest with this target and input hash whose files still exist."""
-    manifest = manifest or paths.images() / "manifest.json"
+    manifest = manifest or paths.manifest()
     if not manifest.exists():
         return None
     for entry in json.loads(manifest.read_text()).get("builds", []):
@@ -157,7 +153,7 @@ def validate(os_name: str, target: str, versions: dict[str, str]) -> subprocess.
                           timeout=120)
 
 
-def build(plan: Plan, force: bool = False, progress: sources.Progress = print) -> dict:
+def bake(plan: Plan, force: bool = False, progress: sources.Progress = print) -> dict:
     """Run Packer for plan unless an image with its input hash exists; the manifest entry."""
     found = existing(plan)
     if found and not force:
@@ -167,16 +163,16 @@ def build(plan: Plan, force: bool = False, progress: sources.Progress = print) -
     if not shutil.which("packer"):
         raise ImageError("packer is not installed: see packer/README.md (1.7+ with `packer init packer/plugins`)")
     for name, version in plan.versions.items():
-        sources.fetch(sources.pin(name, version), progress=progress)
+        sources.fetch(pins.pin(name, version), progress=progress)
     progress(f"$ {plan.shell()}")
     if subprocess.run(plan.command(), cwd=paths.ROOT).returncode != 0:
         raise ImageError(f"packer build failed for {plan.os_name} {plan.target}; its output is above")
     entry = existing(plan)
     if entry is None:
-        raise ImageError(f"packer finished but {paths.images() / 'manifest.json'} has no {plan.target} build "
+        raise ImageError(f"packer finished but {paths.manifest()} has no {plan.target} build "
                          f"with input hash {plan.input_hash[:12]}")
     if plan.target in ("libvirt", "virtualbox"):
-        metadata = paths.images() / f"halab-{plan.os_name}-{plan.target}.json"
+        metadata = paths.box_metadata(plan.os_name, plan.target)
         metadata.write_text(json.dumps(box_metadata(entry, f"halab/{plan.os_name}"), indent=1) + "\n")
         progress(f"box ready: vagrant box add {metadata}")
     return entry

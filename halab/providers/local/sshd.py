@@ -1,16 +1,17 @@
-"""ssh into the guests: per-lab keys, the guests' sshd_config, and the users' ssh_config.
+"""ssh into the local lab's guests: per-lab keys, the guests' sshd_config, the users' ssh_config.
 
 The ssh_config is the only thing the acceptance tests know about a lab (testinfra's
 ssh backend), so it must work on its own: ProxyCommand enters the lab's namespace,
-known_hosts pins the lab's host key, and a ControlMaster keeps commands at ~0.1 s.
+known_hosts pins the lab's host key, and halab.remote's client options keep a
+ControlMaster per node.
 """
 
 from __future__ import annotations
 
 import subprocess
-from pathlib import Path
 
 from halab.paths import LabPaths
+from halab.remote import client_options
 from halab.spec import Lab
 
 
@@ -42,33 +43,6 @@ def prepare(lab: Lab, paths: LabPaths) -> None:
         f"    UserKnownHostsFile {ssh / 'known_hosts'}\n"
         "    StrictHostKeyChecking yes\n"
         f"    ProxyCommand ip netns exec {paths.netns} socat - TCP:%h:%p,connect-timeout=5\n"
-        "    ControlMaster auto\n"
-        f"    ControlPath {ssh}/cm-%C\n"
-        "    ControlPersist 120\n"
-        "    BatchMode yes\n"
-        "    ConnectTimeout 10\n"
-        "    LogLevel ERROR\n"
+        + client_options(paths)
     )
     paths.ssh_config.write_text("\n".join(blocks))
-
-
-def run(ssh_config: Path, node: str, command: str, timeout: float = 30) -> subprocess.CompletedProcess:
-    """One command on a node over a lab's ssh_config (any provider's); a node that does not
-    answer in time (its link cut, say) gives ssh's own failure code, 255, not an exception."""
-    argv = ["ssh", "-F", str(ssh_config), node, command]
-    try:
-        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return subprocess.CompletedProcess(argv, 255, "", f"{node}: no answer within {timeout:.0f} s")
-
-
-def vrrp_view(ssh_config: Path, lab: Lab, node: str) -> tuple[str, tuple[str, ...]]:
-    """What a node says about VRRP: (MASTER|BACKUP|stopped|unreachable|-, VIPs it holds)."""
-    result = run(ssh_config, node, f"ip -4 -o addr show dev {lab.vrrp.interface}; "
-                 "pidof keepalived >/dev/null && echo keepalived-running; true", timeout=5)
-    held = tuple(sorted(str(vip) for vip in lab.vips if f" {vip}/" in result.stdout))
-    if result.returncode != 0:
-        return "unreachable", held
-    if lab.nodes[node].role != "director":
-        return "-", held
-    return ("MASTER" if held else "BACKUP") if "keepalived-running" in result.stdout else "stopped", held

@@ -1,6 +1,6 @@
 """Every failover scenario of the lab, measured from the client and held to its protocol bound.
 
-The scenarios, their bounds and the margin are halab.failover's (the same code behind
+The scenarios, their bounds and the margin are halab.prove.failover's (the same code behind
 `invoke test.failover`); a failure message carries the scenario's table.
 """
 
@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from halab import failover, report, spec
+from halab import spec
+from halab.prove import failover, report
 
 pytestmark = pytest.mark.root
 NAMES = [scenario.name for scenario in failover.scenarios(spec.load())]
@@ -24,5 +25,5 @@ def test_scenario_stays_within_its_bound(lab_case, name):
         pytest.skip(f"{lab_case.lab.name} runs {', '.join(sorted(FOCUS[lab_case.lab.name]))} only; "
                     f"the seed lab runs every scenario (invoke test.failover runs all on any lab)")
     scenario = next(s for s in failover.scenarios(lab_case.lab) if s.name == name)
-    run = failover.Runner(lab_case.lab, lab_case.provider, progress=lambda _: None).run(scenario)
+    run = failover.Runner(lab_case.provider, progress=lambda _: None).run(scenario)
     assert run.passed, "\n" + report.table([run])

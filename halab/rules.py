@@ -12,8 +12,8 @@ import re
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
-from halab import sources
-from halab.problems import Problem
+from halab import pins
+from halab.errors import Problem
 
 if TYPE_CHECKING:
     from halab.spec import Lab
@@ -178,10 +178,10 @@ def forwarding_supported(lab: Lab) -> Iterator[Problem]:
 
 def versions_pinned(lab: Lab) -> Iterator[Problem]:
     """Only pinned versions can be fetched and verified; name the ones that can."""
-    table = sources.pinned()
+    table = pins.pinned()
     for name, version in lab.versions.model_dump().items():
         if version not in table[name]:
-            variable = sources.version_variable(name)
+            variable = pins.version_variable(name)
             origin = f" (set by {variable})" if os.environ.get(variable) == version else ""
             yield Problem(f"versions.{name}", f"{version!r}{origin} is not pinned; pinned: {', '.join(table[name])}")
 

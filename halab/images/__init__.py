@@ -1,0 +1,1 @@
+"""Images: Packer builds (packer.py) and AMI publishing (ami.py)."""

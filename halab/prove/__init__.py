@@ -1,0 +1,1 @@
+"""Proving a running lab: acceptance checks, failover measurement, reports and evidence."""

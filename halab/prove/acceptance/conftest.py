@@ -1,0 +1,135 @@
+"""The lab the acceptance suite checks, reached only through its provider (ssh_config).
+
+With `--lab FILE` (what `invoke test.acceptance` passes) the lab is the file's, as it is,
+on `--provider`. Without it the suite proves every shipped lab in turn, renamed t-<name>
+(so it never touches a lab of the user's) with SUITE_VERSIONS, which any Debian host can
+fetch. Boot-if-needed, logs and tear-down are halab.prove.session's: a lab that was
+already up is used and left up; a lab the suite boots, it tears down, whatever happened.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import pytest
+import testinfra
+
+from halab import build, paths, pins, spec
+from halab.prove import failover
+from halab.prove.acceptance import SUITE_VERSIONS
+from halab.prove.session import Session
+from halab.providers import make
+from halab.providers.base import Provider
+from halab.spec import Lab, Versions
+
+SHIPPED = ("seed.yaml", "active-active.yaml", "unicast.yaml")
+
+
+@dataclass
+class LabCase:
+    """A lab that is up: its provider (with the lab as run) and testinfra hosts over its ssh_config."""
+
+    provider: Provider
+
+    @property
+    def lab(self) -> Lab:
+        return self.provider.lab
+
+    @cached_property
+    def hosts(self) -> dict[str, testinfra.host.Host]:
+        config = str(self.provider.ssh_config())
+        return {name: testinfra.get_host(f"ssh://{name}", ssh_config=config) for name in self.lab.nodes}
+
+    def host(self, node: str) -> testinfra.host.Host:
+        return self.hosts[node]
+
+    @property
+    def client(self) -> str:
+        return next(iter(self.lab.role("client")))
+
+    @property
+    def masters(self) -> dict[str, str]:
+        return failover.masters(self.lab)
+
+    def mac(self, node: str) -> str:
+        return self.host(node).file(f"/sys/class/net/{self.lab.vrrp.interface}/address").content_string.strip()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("halab", "the acceptance suite's lab (used by `invoke test.acceptance`)")
+    group.addoption("--lab", action="append", default=[], metavar="FILE",
+                    help="lab file to check, as it is (repeatable); default: the shipped labs, renamed "
+                         "t-<name> and with the suite's versions, each booted and torn down by the suite")
+    group.addoption("--provider", default="local", help="provider running the lab (default: local)")
+    group.addoption("--report-json", metavar="PATH", help="also write each test's outcome as JSON to PATH")
+
+
+def shipped_labs() -> list[Lab]:
+    """Every shipped lab, renamed t-<name>, with SUITE_VERSIONS."""
+    labs = []
+    for file in SHIPPED:
+        lab = spec.load(paths.LABS / file)
+        labs.append(lab.model_copy(update={"name": f"t-{lab.name}", "versions": Versions(**SUITE_VERSIONS)}))
+    return labs
+
+
+def _labs(config: pytest.Config) -> list[Lab]:
+    files = config.getoption("lab")
+    return [spec.load(path) for path in files] if files else shipped_labs()
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "lab_case" in metafunc.fixturenames:
+        labs = _labs(metafunc.config)
+        metafunc.parametrize("lab_case", labs, ids=[lab.name for lab in labs], indirect=True, scope="session")
+
+
+@pytest.fixture(scope="session")
+def lab_case(request: pytest.FixtureRequest) -> Iterator[LabCase]:
+    lab: Lab = request.param
+    provider_name = request.config.getoption("provider")
+    if provider_name == "local" and os.geteuid() != 0:
+        pytest.skip("needs root: the local provider creates network namespaces and user-mode Linux guests")
+    if not request.config.getoption("lab"):
+        for name, version in SUITE_VERSIONS.items():
+            build.ensure(pins.pin(name, version), progress=lambda _: None)
+    provider = make(lab, provider_name, progress=lambda _: None)
+    failed_before = request.session.testsfailed
+    with Session(provider, "acceptance-suite", destroy="booted", record=False, progress=lambda _: None) as session:
+        # The checks expect each VIP on its highest-priority director. With nopreempt the first
+        # election goes to whichever director's timer runs out first (boot order decides), and
+        # the VIP stays there: move it as the failover runs do before each scenario.
+        failover.Runner(provider, progress=lambda _: None).restore_baseline()
+        yield LabCase(provider)
+        session.passed = request.session.testsfailed == failed_before
+
+
+class JsonReport:
+    """Outcomes as JSON beside pytest's own --junitxml: what `ami.publish` reads as evidence."""
+
+    def __init__(self, path: str) -> None:
+        self.path = Path(path)
+        self.tests: dict[str, dict] = {}
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        entry = self.tests.setdefault(report.nodeid, {"test": report.nodeid, "outcome": "passed", "seconds": 0.0})
+        entry["seconds"] = round(entry["seconds"] + report.duration, 3)
+        if report.failed or (report.skipped and entry["outcome"] == "passed"):
+            entry["outcome"] = "failed" if report.failed else "skipped"
+            entry["message"] = str(report.longrepr)[-2000:]
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        tests = list(self.tests.values())
+        passed = exitstatus == 0 and bool(tests) and all(t["outcome"] != "failed" for t in tests)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text(json.dumps({"passed": passed, "tests": tests}, indent=1) + "\n")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("report_json", None):
+        config.pluginmanager.register(JsonReport(config.getoption("report_json")), "halab-json-report")

@@ -1,0 +1,107 @@
+"""One proving run on a lab, from boot to clean-up: the one place that decides them.
+
+Boot the lab if it is not up; run the body (the acceptance suite, the failover
+scenarios); then, whatever happened (a failure, Ctrl-C), collect every node's logs and
+network state into the lab's artifacts, record the evidence and apply the destroy
+policy. `invoke test.acceptance`, `invoke test.failover` and the acceptance suite's own
+fixture all go through here.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+
+from halab import paths
+from halab.errors import HalabError, UsageError
+from halab.prove import artifacts, evidence, failover, report
+from halab.providers.base import Provider
+
+# When to tear the lab down at the end: what each policy says, given (passed, booted here).
+DESTROY: dict[str, Callable[[bool, bool], bool]] = {
+    "passing": lambda passed, booted: passed and booted,   # keep a failed lab for debugging
+    "booted": lambda passed, booted: booted,               # leave only what was already up
+    "always": lambda passed, booted: True,
+    "never": lambda passed, booted: False,
+}
+DESTROY_HELP = ("passing (default): tear the lab down if all passed and this run booted it, keep it for "
+                "debugging otherwise; booted: tear down what this run booted, whatever the outcome; always; never")
+
+
+class Session:
+    """A run of `what` on the provider's lab; use as a context manager and set `passed`."""
+
+    def __init__(self, provider: Provider, what: str, destroy: str = "passing", record: bool = True,
+                 progress: Callable[[str], None] = print) -> None:
+        if destroy not in DESTROY:
+            raise UsageError(f"--destroy must be one of {', '.join(DESTROY)}; got {destroy!r}")
+        self.provider = provider
+        self.what = what
+        self.destroy = destroy
+        self.record = record
+        self.progress = progress
+        self.passed = False
+        self.booted = False
+
+    @property
+    def artifacts(self) -> Path:
+        return self.provider.paths.artifacts
+
+    def __enter__(self) -> Session:
+        self.booted = not self.provider.running()
+        self.provider.up()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        self.passed = self.passed and kind is None
+        self.finish()
+
+    def finish(self) -> None:
+        """Logs, evidence, then the destroy policy: also after a failure or Ctrl-C."""
+        lab = self.provider.lab
+        try:
+            artifacts.collect(self.provider, self.artifacts)
+        except HalabError as exc:
+            self.progress(f"could not collect the nodes' logs: {exc}")
+        if self.record:
+            evidence.record(self.what, lab.name, self.passed, lab.versions.model_dump(), self.artifacts)
+        self.progress(f"{self.what}: {'passed' if self.passed else 'FAILED'}; reports and node logs in {self.artifacts}")
+        if DESTROY[self.destroy](self.passed, self.booted):
+            self.provider.down()
+            self.progress(f"lab {lab.name!r} torn down")
+        else:
+            self.progress(f"lab {lab.name!r} left up: `invoke lab.status`, `invoke lab.ssh NODE`, "
+                          "`invoke lab.down` when done")
+
+
+def acceptance(provider: Provider, lab_file: Path, destroy: str = "passing", args: list[str] | None = None) -> bool:
+    """The acceptance suite (pytest + testinfra, shipped in halab.prove.acceptance) on the lab;
+    JUnit XML and JSON land in its artifacts."""
+    with Session(provider, "acceptance", destroy) as session:
+        out = session.artifacts
+        command = [sys.executable, "-m", "pytest", str(paths.ACCEPTANCE / "test_cluster.py"), "--lab", str(lab_file),
+                   "--provider", provider.name, "-p", "no:cacheprovider", f"--junitxml={out / 'acceptance.xml'}",
+                   f"--report-json={out / 'acceptance.json'}", *(args or [])]
+        session.passed = subprocess.run(command, cwd=paths.ROOT).returncode == 0
+    return session.passed
+
+
+def measure(provider: Provider, chosen: list[failover.Scenario], destroy: str = "passing",
+            progress: Callable[[str], None] = print) -> list[failover.ScenarioRun]:
+    """Run the failover scenarios, print the table, write JSON, JUnit and a PNG per scenario."""
+    runs: list[failover.ScenarioRun] = []
+    with Session(provider, "failover", destroy, progress=progress) as session:
+        out = session.artifacts
+        runner = failover.Runner(provider, progress)
+        for scenario in chosen:
+            runs.append(runner.run(scenario))
+            report.plot(runs[-1], out / f"failover-{scenario.name}.png")
+        progress(report.table(runs))
+        report.write_json(runs, provider.lab.name, out / "failover.json")
+        report.write_junit(runs, provider.lab.name, out / "failover.xml")
+        session.passed = all(run.passed for run in runs)
+    return runs

@@ -1,0 +1,83 @@
+"""The one way to run a command on a node of a lab: ssh through the lab's ssh_config.
+
+Every provider writes an ssh_config (the same file testinfra's ssh backend reads); this
+module alone turns "run this on node X" into an ssh process: the command line, the
+timeout, what a failure looks like, the ControlMaster that keeps a command at ~0.1 s,
+and the node's clock offset for measurements.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import NoReturn
+
+from halab.errors import ProviderError
+from halab.paths import LabPaths
+
+# ssh's exit code for "could not reach the node"; a timeout is reported the same way.
+UNREACHABLE = 255
+
+
+def client_options(paths: LabPaths) -> str:
+    """The `Host *` settings every provider's ssh_config ends with: one master connection per
+    node (ControlPersist), never a password prompt, short connection timeouts."""
+    return ("    ControlMaster auto\n"
+            f"    ControlPath {paths.control_sockets}\n"
+            "    ControlPersist 120\n"
+            "    BatchMode yes\n"
+            "    ConnectTimeout 10\n"
+            "    LogLevel ERROR\n")
+
+
+class Remote:
+    """Commands on the nodes of one lab."""
+
+    def __init__(self, ssh_config: Path) -> None:
+        self.ssh_config = ssh_config
+
+    def argv(self, node: str, command: str | None = None) -> list[str]:
+        """The ssh command line: an interactive login without a command."""
+        return ["ssh", "-F", str(self.ssh_config), node, *([command] if command is not None else [])]
+
+    def run(self, node: str, command: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+        """One command to completion. A node that does not answer in time (its link cut, say)
+        gives ssh's own failure code, 255, not an exception."""
+        argv = self.argv(node, command)
+        try:
+            return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired:
+            return subprocess.CompletedProcess(argv, UNREACHABLE, "", f"{node}: no answer within {timeout:.0f} s")
+
+    def check(self, node: str, command: str, timeout: float = 30) -> str:
+        """One command that must succeed; its output, or ProviderError naming node, command and why."""
+        result = self.run(node, command, timeout)
+        if result.returncode != 0:
+            why = result.stderr.strip() or result.stdout.strip() or f"exit code {result.returncode}"
+            raise ProviderError(f"{node}: `{command}` failed: {why}")
+        return result.stdout
+
+    def spawn(self, node: str, command: str) -> subprocess.Popen[str]:
+        """A command running in the background with pipes on all three streams; closing its
+        stdin is how a long-running command (a probe) is told to stop."""
+        return subprocess.Popen(self.argv(node, command), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+
+    def login(self, node: str, command: list[str]) -> NoReturn:
+        """Replace this process with ssh to node (a terminal for a person, or one command)."""
+        os.execvp("ssh", self.argv(node, " ".join(command) if command else None))
+
+    def clock_offset(self, node: str, samples: int = 3) -> float:
+        """The node's clock minus this host's, seconds: the midpoint of the round trip, the
+        smallest of a few samples (~ms accurate)."""
+        offsets = []
+        for _ in range(samples):
+            before = time.time()
+            result = self.run(node, "python3 -c 'import time; print(time.time())'")
+            after = time.time()
+            if result.returncode != 0:
+                raise ProviderError(f"cannot read the clock of {node}: {result.stderr.strip()}")
+            offsets.append(float(result.stdout.strip()) - (before + after) / 2)
+        return min(offsets, key=abs)
