@@ -45,7 +45,7 @@ prepare_system() {
     fi
 }
 
-STAMP="$DESTDIR$PREFIX/.halab-build"
+STAMP="$DESTDIR$PREFIX/.built-by-halab"
 ID="keepalived $VERSION $(sha256sum "$TARBALL" | cut -c1-64) CFLAGS=$CFLAGS $FLAGS"
 if already_built "$STAMP" "$ID"; then
     step "keepalived $VERSION already built into $DESTDIR$PREFIX; nothing to do"

@@ -54,7 +54,7 @@ UNIT
     fi
 }
 
-STAMP="$DESTDIR$PREFIX/.halab-build"
+STAMP="$DESTDIR$PREFIX/.built-by-halab"
 ID="nginx $VERSION $(sha256sum "$TARBALL" | cut -c1-64) $FLAGS"
 if already_built "$STAMP" "$ID"; then
     step "nginx $VERSION already built into $DESTDIR$PREFIX; nothing to do"

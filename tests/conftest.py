@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import os
+import sys
+from pathlib import Path
+from typing import ClassVar
+
 import pytest
 
-from halab import build, pins
+from halab import build, pins, spec
+from halab.paths import LabPaths
+from halab.providers.base import Progress, Provider, Requirement
+from halab.spec import Lab
 from tests.fixtures import SUITE_VERSIONS
 
 
@@ -12,3 +21,119 @@ from tests.fixtures import SUITE_VERSIONS
 def builds() -> dict[str, build.Build]:
     """From-source keepalived and nginx (compiled once, then cached across runs)."""
     return {name: build.ensure(pins.pin(name, version)) for name, version in SUITE_VERSIONS.items()}
+
+
+class FakeSsh:
+    """An `ssh` on PATH standing in for the nodes: logs every (node, command) and answers from
+    rules, the first whose `match` is in the command: its stdout, exit code, and a delay."""
+
+    def __init__(self, directory: Path) -> None:
+        self.log = directory / "ssh.log"
+        self.rules_file = directory / "ssh-rules.json"
+        self.rules_file.write_text("[]")
+
+    def answer(self, match: str, stdout: str = "", rc: int = 0, sleep: float = 0.0, node: str = "") -> None:
+        rules = json.loads(self.rules_file.read_text())
+        rules.append({"match": match, "stdout": stdout, "rc": rc, "sleep": sleep, "node": node})
+        self.rules_file.write_text(json.dumps(rules))
+
+    def reset(self) -> None:
+        self.rules_file.write_text("[]")
+
+    def calls(self) -> list[tuple[str, str]]:
+        """(node, command) of every ssh run so far."""
+        if not self.log.exists():
+            return []
+        return [tuple(json.loads(line)) for line in self.log.read_text().splitlines()]
+
+
+@pytest.fixture
+def fake_ssh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeSsh:
+    fake = FakeSsh(tmp_path)
+    script = tmp_path / "fake-bin" / "ssh"
+    script.parent.mkdir()
+    script.write_text(f"""#!{sys.executable}
+import json, sys, time
+args = sys.argv[1:]
+assert args[0] == "-F", args
+node, command = args[2], " ".join(args[3:])
+with open({str(fake.log)!r}, "a") as log:
+    log.write(json.dumps([node, command]) + "\\n")
+for rule in json.load(open({str(fake.rules_file)!r})):
+    if rule["match"] in command and rule["node"] in ("", node):
+        time.sleep(rule["sleep"])
+        sys.stdout.write(rule["stdout"])
+        sys.exit(rule["rc"])
+""")
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{script.parent}:{os.environ['PATH']}")
+    return fake
+
+
+class MemoryProvider(Provider):
+    """A provider whose machinery is a log of what was asked of it: for testing the shared
+    lifecycle (base.Provider) and what sits on top of it without booting anything."""
+
+    name = "memory"
+    converge_timeout = 0.5
+    events: ClassVar[list[str]] = []   # boot, teardown <lab>, crash <node>... (reset per test)
+
+    def __init__(self, lab: Lab, progress: Progress = print, fail_boot: BaseException | None = None,
+                 missing: str = "", up: bool = False) -> None:
+        super().__init__(lab, progress)
+        self.fail_boot = fail_boot
+        self.missing = missing
+        self.up_now = up
+
+    def preflight(self) -> list[Requirement]:
+        return [Requirement("a thing", not self.missing, self.missing)]
+
+    def running(self) -> bool:
+        return self.up_now
+
+    def boot(self) -> None:
+        self.events.append("boot")
+        self.up_now = True
+        if self.fail_boot:
+            raise self.fail_boot
+
+    @classmethod
+    def teardown(cls, paths: LabPaths) -> None:
+        cls.events.append(f"teardown {paths.name}")
+
+    def alive_nodes(self) -> set[str]:
+        return set(self.lab.nodes) if self.up_now else set()
+
+    def service_command(self, service: str, verb: str) -> str:
+        return f"svc {verb} {service}"
+
+    def _crash(self, node: str) -> None:
+        self.events.append(f"crash {node}")
+
+    def _restart(self, node: str) -> None:
+        self.events.append(f"restart {node}")
+
+    def _cut_link(self, node: str) -> None:
+        self.events.append(f"cut {node}")
+
+    def _restore_link(self, node: str) -> None:
+        self.events.append(f"restore {node}")
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private state directory (HALAB_HOME) for one test."""
+    monkeypatch.setenv("HALAB_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+@pytest.fixture
+def memory_provider(home: Path, fake_ssh: FakeSsh) -> MemoryProvider:
+    """The seed lab on MemoryProvider, its nodes answering through fake_ssh: server3 holds the VIP."""
+    fake_ssh.answer("ip -4 -o addr show", node="server3",
+                    stdout="2: eth0    inet 172.25.1.1/24 scope global eth0\n"
+                           "2: eth0    inet 172.25.1.100/32 scope global eth0\nkeepalived-running\n")
+    fake_ssh.answer("ip -4 -o addr show", node="server4",
+                    stdout="2: eth0    inet 172.25.1.2/24 scope global eth0\nkeepalived-running\n")
+    MemoryProvider.events.clear()
+    return MemoryProvider(spec.load(), progress=lambda _: None)

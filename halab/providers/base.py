@@ -147,7 +147,7 @@ class Provider(ABC):
                 return
             time.sleep(0.2)
         raise ProviderError(f"VRRP did not place every VIP on exactly one director within "
-                            f"{self.converge_timeout:.0f} s; see `invoke lab.logs` of the directors")
+                            f"{self.converge_timeout:g} s; see `invoke lab.logs` of the directors")
 
     # --- status ---------------------------------------------------------------------------
 

@@ -46,12 +46,12 @@ def _kms_keys(items: list[str]) -> dict[str, str]:
 def publish(c, regions="", share="", kms_key=None, keep=3, deprecate_days=0, include_shared=False, dry_run=False,
             skip_evidence=False, manifest=None):
     """Copy the newest AMI to each region (encrypted), tag it and its snapshots, share, retire old ones."""
-    source = _source(manifest)
     options = ami.Options(
         regions=_regions(regions), accounts=[a.strip() for a in share.split(",") if a.strip()],
         kms_keys=_kms_keys(kms_key or []), keep=int(keep),
         deprecate_at=datetime.now(timezone.utc) + timedelta(days=int(deprecate_days)) if deprecate_days else None,
         include_shared=include_shared)
+    source = _source(manifest)
     options.acceptance = ami.gate(source, skip_evidence)
     publisher = ami.Publisher()
     print(f"publishing {source.image_id} ({source.family}, input hash {source.input_hash[:12]}) from {source.region}")
@@ -68,8 +68,8 @@ def publish(c, regions="", share="", kms_key=None, keep=3, deprecate_days=0, inc
 @task(name="list", help={"regions": REGIONS_HELP, "manifest": "Packer manifest naming the family"})
 def list_(c, regions="", manifest=None):
     """The family's AMIs per region, newest first, with their tags."""
-    source = _source(manifest)
-    rows = ami.listing(ami.Publisher(), _regions(regions), source.family)
+    wanted = _regions(regions)
+    rows = ami.listing(ami.Publisher(), wanted, _source(manifest).family)
     for row in rows:
         tags = " ".join(f"{k}={v}" for k, v in sorted(row["tags"].items()))
         print(f"{row['region']:<14} {row['image']:<22} {row['created']:<25} {row['state']:<10} {tags}")
@@ -79,9 +79,9 @@ def list_(c, regions="", manifest=None):
             "dry_run": "print what would be retired, change nothing", "manifest": "Packer manifest naming the family"})
 def prune(c, regions="", keep=3, include_shared=False, dry_run=False, manifest=None):
     """Retire old AMIs of the family (and their snapshots), never one in use."""
+    options = ami.Options(regions=_regions(regions), keep=int(keep), include_shared=include_shared)
     source = _source(manifest)
     publisher = ami.Publisher()
-    options = ami.Options(regions=_regions(regions), keep=int(keep), include_shared=include_shared)
     for region in options.regions:
         steps = ami.retirement(publisher, region, source.family, options) if dry_run else \
             ami.prune(publisher, region, source.family, options)

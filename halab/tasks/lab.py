@@ -66,7 +66,8 @@ def up(c, lab=None, keep=False, provider="local"):
     """Boot the lab (preflight first); on failure, show the node's console and tear down."""
     running = provider_for(lab, provider)
     running.up(keep=keep)
-    print(f"ssh: ssh -F {running.ssh_config()} server3   (or: invoke lab.ssh server3)")
+    director = next(iter(running.lab.role("director")))
+    print(f"ssh: {' '.join(running.remote.argv(director))}   (or: invoke lab.ssh {director})")
     _print_status(running)
 
 

@@ -1,0 +1,71 @@
+"""The lifecycle every provider shares (halab.providers.base), on an in-memory provider."""
+
+from __future__ import annotations
+
+import pytest
+
+from halab.errors import ProviderError, UsageError
+from tests.conftest import MemoryProvider
+
+
+def test_a_missing_requirement_stops_up_before_anything_starts(memory_provider):
+    memory_provider.missing = "apt-get install thing"
+    with pytest.raises(ProviderError, match="preflight failed:\n  - a thing: fix: apt-get install thing"):
+        memory_provider.up()
+    assert MemoryProvider.events == []
+
+
+def test_up_boots_and_waits_for_every_vip_on_one_director(memory_provider, fake_ssh):
+    memory_provider.up()
+    assert MemoryProvider.events == ["boot"]
+    assert [row.vrrp for row in memory_provider.status()] == ["-", "-", "MASTER", "BACKUP", "-"]
+    said: list[str] = []
+    memory_provider.progress = said.append
+    memory_provider.up()
+    assert said == ["lab 'seed' is already up"] and MemoryProvider.events == ["boot"]
+
+
+@pytest.mark.parametrize("failure", [ProviderError("node server1 did not boot"), KeyboardInterrupt()])
+def test_a_failed_or_interrupted_boot_is_torn_down_unless_kept(memory_provider, failure):
+    memory_provider.fail_boot = failure
+    with pytest.raises(type(failure)):
+        memory_provider.up()
+    assert MemoryProvider.events == ["boot", "teardown seed"]
+    MemoryProvider.events.clear()
+    memory_provider.up_now = False
+    with pytest.raises(type(failure)):
+        memory_provider.up(keep=True)
+    assert MemoryProvider.events == ["boot"]
+
+
+def test_vrrp_that_never_converges_fails_up_and_tears_down(memory_provider, fake_ssh):
+    fake_ssh.reset()  # both directors claim the VIP
+    fake_ssh.answer("ip -4 -o addr show", stdout="2: eth0    inet 172.25.1.100/32 scope global eth0\nkeepalived-running\n")
+    with pytest.raises(ProviderError, match="VRRP did not place every VIP on exactly one director within 0.5 s"):
+        memory_provider.up()
+    assert MemoryProvider.events == ["boot", "teardown seed"]
+
+
+def test_fault_verbs_name_the_known_nodes_and_services(memory_provider):
+    with pytest.raises(UsageError, match="lab 'seed' has no node 'nosuchnode'; nodes: server1, server2, server3"):
+        memory_provider.crash("nosuchnode")
+    with pytest.raises(UsageError, match="unknown service 'sshd'; known: keepalived, nginx, smtpd"):
+        memory_provider.stop_service("server3", "sshd")
+    memory_provider.crash("server3")
+    memory_provider.cut_link("server4")
+    assert MemoryProvider.events == ["crash server3", "cut server4"]
+
+
+def test_service_verbs_run_the_provider_s_command_on_the_node(memory_provider, fake_ssh):
+    memory_provider.stop_service("server1", "nginx")
+    assert ("server1", "svc stop nginx") in fake_ssh.calls()
+    fake_ssh.answer("svc start", stdout="no such unit\n", rc=1)
+    with pytest.raises(ProviderError, match="server1: `svc start nginx` failed: no such unit"):
+        memory_provider.start_service("server1", "nginx")
+
+
+def test_a_node_that_does_not_answer_shows_as_unreachable(memory_provider, fake_ssh):
+    memory_provider.up_now = True
+    fake_ssh.answer("ip -4 -o addr show", node="server1", rc=255)
+    rows = {row.name: row for row in memory_provider.status()}
+    assert rows["server1"].vrrp == "unreachable" and rows["server3"].vips == ("172.25.1.100",)
