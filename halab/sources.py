@@ -93,7 +93,7 @@ def _fetch_from(mirror: Mirror, pin: Pin, target: Path, progress: Progress) -> P
         mirror.fetch(pin, partial, progress)
         actual = sha256_of(partial)
         if actual != pin.sha256:
-            raise ChecksumMismatch(f"{pin.filename} from {mirror}", pin.sha256, actual)
+            raise ChecksumMismatch(f"{pin.filename} from {mirror}", str(pin.sha256), actual)
         os.replace(partial, target)
         progress(f"verified {pin.filename} (sha256 {actual[:16]}...)")
         return target

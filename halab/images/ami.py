@@ -208,7 +208,8 @@ def apply(publisher: Publisher, source: Source, options: Options) -> dict:
     """Carry out the plan region by region; the publish manifest (region -> AMI, snapshots, tags)."""
     original = publisher.image(source.region, source.image_id)
     tags = {**source.tags, **({"Acceptance": options.acceptance} if options.acceptance else {})}
-    result = {"family": source.family, "input_hash": source.input_hash, "regions": {}}
+    regions: dict[str, dict] = {}
+    result = {"family": source.family, "input_hash": source.input_hash, "regions": regions}
     for region in options.regions:
         image_id = ensure_copy(publisher, source, original, region, options)
         image = publisher.image(region, image_id)
@@ -230,7 +231,7 @@ def apply(publisher: Publisher, source: Source, options: Options) -> dict:
                 done.append("deprecation set")
         except AmiError as exc:
             raise AmiError(f"{exc}\nstate: {', '.join(done)}; rerun ami.publish to complete it") from None
-        result["regions"][region] = {"ami": image_id, "snapshots": snaps, "tags": tags}
+        regions[region] = {"ami": image_id, "snapshots": snaps, "tags": tags}
         publisher.progress(f"{region}: {image_id} ready ({', '.join(done[1:]) or 'nothing to change'})")
         prune(publisher, region, source.family, options, newest=image_id)
     return result

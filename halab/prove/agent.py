@@ -94,7 +94,7 @@ def http(args):
     start = time.time()
     emit({"event": "start", "time": start, "rate": args.rate, "targets": args.target})
     seq = 0
-    workers = []
+    workers = []  # type: list[threading.Thread]
     while seq < args.count and time.time() - start < args.duration and not stop.is_set():
         tick = start + (seq // len(targets)) * interval
         for host, port in targets:
@@ -133,7 +133,7 @@ def arp(args):
     target = socket.inet_aton(args.ip)
     request = (b"\xff" * 6 + own_mac + struct.pack("!H", ETH_P_ARP)
                + struct.pack("!HHBBH", 1, ETH_P_IP, 6, 4, 1) + own_mac + own_ip + b"\x00" * 6 + target)
-    replies = {}
+    replies = {}  # type: dict[str, int]
     for _ in range(args.count):
         sock.send(request)
         deadline = time.time() + args.wait / args.count
@@ -161,7 +161,8 @@ def capture(args):
         except OSError as exc:
             pages.append("FAILED: %s" % exc)
     vip = socket.inet_aton(host)
-    sent_to, replied_from = {}, {}
+    sent_to = {}  # type: dict[str, int]
+    replied_from = {}  # type: dict[str, int]
     sock.setblocking(False)
     while True:
         try:

@@ -77,11 +77,13 @@ class HttpProbe:
         while not any(r.get("event") == "start" for r in list(self.records)):
             if self._process.poll() is not None or time.monotonic() > deadline:
                 self.stop()
-                raise ProbeError(f"the http probe on {self.node} did not start: {self._process.stderr.read().strip()}")
+                why = self._process.stderr.read().strip() if self._process.stderr else ""
+                raise ProbeError(f"the http probe on {self.node} did not start: {why}")
             time.sleep(0.05)
         return self
 
     def _read(self) -> None:
+        assert self._process.stdout is not None  # spawned with a pipe
         for line in self._process.stdout:
             if line.strip():
                 self.records.append(json.loads(line))

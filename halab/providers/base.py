@@ -49,7 +49,7 @@ class Provider(ABC):
     NIC name): the only view anything measuring the lab may use."""
 
     name: ClassVar[str]
-    converge_timeout: ClassVar[float]
+    converge_timeout: float  # seconds VRRP may take to place every VIP after boot
 
     def __init__(self, lab: Lab, progress: Progress = print) -> None:
         self.lab = self.as_run(lab)
