@@ -1,7 +1,7 @@
 """invoke entry point: it only assembles collections; each lives in halab/tasks/.
 
-    invoke --list              every task
-    invoke --help lab.render   one task's options
+invoke --list              every task
+invoke --help lab.render   one task's options
 """
 
 from invoke import Collection

@@ -22,11 +22,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def timed_build(home: Path, versions: dict[str, str]) -> float:
-    env = {**os.environ, "HALAB_HOME": str(home),
-           **{version_variable(name): version for name, version in versions.items()}}
+    env = {
+        **os.environ,
+        "HALAB_HOME": str(home),
+        **{version_variable(name): version for name, version in versions.items()},
+    }
     started = time.monotonic()
-    subprocess.run([sys.executable, "-m", "invoke", "build"], cwd=ROOT, env=env, check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run([sys.executable, "-m", "invoke", "build"], cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
     return time.monotonic() - started
 
 

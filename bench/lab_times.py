@@ -34,8 +34,10 @@ def resident_mib(lab: str) -> float:
 
 def rate(provider: LocalProvider, url: str, count: int) -> float:
     """Requests per second of `count` sequential curl requests from the client (bounded)."""
-    command = (f"s=$(date +%s.%N); for i in $(seq {count}); do curl -s -o /dev/null -m 2 {url}; done; "
-               "e=$(date +%s.%N); echo \"$s $e\"")
+    command = (
+        f"s=$(date +%s.%N); for i in $(seq {count}); do curl -s -o /dev/null -m 2 {url}; done; "
+        'e=$(date +%s.%N); echo "$s $e"'
+    )
     start, end = map(float, provider.remote.run("client", command, timeout=count * 2 + 30).stdout.split())
     return count / (end - start)
 

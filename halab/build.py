@@ -46,16 +46,28 @@ def script(name: str) -> Path:
 
 def plan(pin: Pin) -> str:
     """The configure command the script would run for this pin (nothing is built)."""
-    result = subprocess.run(["sh", str(script(pin.name)), f"/plan/{pin.filename}"], env={**os.environ, "HALAB_PLAN": "1"},
-                            capture_output=True, text=True, check=True, timeout=30)
+    result = subprocess.run(
+        ["sh", str(script(pin.name)), f"/plan/{pin.filename}"],
+        env={**os.environ, "HALAB_PLAN": "1"},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    )
     return result.stdout.strip()
 
 
 def key(pin: Pin) -> str:
     """What makes two builds the same: the pin, the scripts' text and the flags they choose."""
     digest = hashlib.sha256()
-    for part in (pin.name, pin.version, pin.sha256 or "", script(pin.name).read_text(),
-                 (paths.PROVISION / "lib.sh").read_text(), plan(pin)):
+    for part in (
+        pin.name,
+        pin.version,
+        pin.sha256 or "",
+        script(pin.name).read_text(),
+        (paths.PROVISION / "lib.sh").read_text(),
+        plan(pin),
+    ):
         digest.update(part.encode() + b"\0")
     return digest.hexdigest()[:16]
 
@@ -100,10 +112,20 @@ def ensure(pin: Pin, progress: Progress = print) -> Build:
     started = time.monotonic()
     try:
         _run_script(pin, tarball, staging, log, progress)
-        (staging / "build.json").write_text(json.dumps({
-            "name": pin.name, "version": pin.version, "sha256": pin.sha256, "key": build_key,
-            "plan": plan(pin), "seconds": round(time.monotonic() - started, 1),
-        }, indent=2) + "\n")
+        (staging / "build.json").write_text(
+            json.dumps(
+                {
+                    "name": pin.name,
+                    "version": pin.version,
+                    "sha256": pin.sha256,
+                    "key": build_key,
+                    "plan": plan(pin),
+                    "seconds": round(time.monotonic() - started, 1),
+                },
+                indent=2,
+            )
+            + "\n"
+        )
         os.replace(staging, root)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -114,8 +136,12 @@ def ensure(pin: Pin, progress: Progress = print) -> Build:
 def _run_script(pin: Pin, tarball: Path, destdir: Path, log: Path, progress: Progress) -> None:
     """Run the provision script, echo its step lines as progress, keep the rest in the log."""
     with log.open("w") as out:
-        process = subprocess.Popen(["sh", str(script(pin.name)), str(tarball), str(destdir)],
-                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        process = subprocess.Popen(
+            ["sh", str(script(pin.name)), str(tarball), str(destdir)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         assert process.stdout is not None
         for line in process.stdout:
             out.write(line)

@@ -30,10 +30,12 @@ def keepalived(conf: Path, binary: str | Path = "keepalived", interface: str = "
     throwaway network namespace (unshare -n) holding just that interface: the result
     does not depend on the host's NICs, and nothing is left behind.
     """
-    script = f'ip link add "$1" type veth peer name halab-peer && exec "$2" -t -f "$3"'
+    script = 'ip link add "$1" type veth peer name halab-peer && exec "$2" -t -f "$3"'
     result = subprocess.run(
         ["unshare", "-n", "sh", "-c", script, "sh", interface, _which(binary), str(conf.resolve())],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     output = (result.stdout + result.stderr).strip()
     return Verdict(conf, result.returncode == 0 and not output, output)
@@ -47,10 +49,16 @@ def nginx(conf: Path, binary: str | Path = "nginx") -> Verdict:
     tmpfs on /var holding the directories a provisioned node has: the host's /var is
     neither needed nor touched. The `nginx` user must exist (./bootstrap creates it).
     """
-    script = ('mount -t tmpfs halab-var /var && mkdir -p /var/log/nginx /var/run/nginx /var/lock /var/temp/nginx '
-              '&& exec "$1" -q -t -c "$2"')
-    result = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh",
-                             _which(binary), str(conf.resolve())], capture_output=True, text=True, timeout=60)
+    script = (
+        "mount -t tmpfs halab-var /var && mkdir -p /var/log/nginx /var/run/nginx /var/lock /var/temp/nginx "
+        '&& exec "$1" -q -t -c "$2"'
+    )
+    result = subprocess.run(
+        ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", _which(binary), str(conf.resolve())],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     output = (result.stdout + result.stderr).strip()
     return Verdict(conf, result.returncode == 0 and not output, output)
 

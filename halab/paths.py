@@ -103,12 +103,12 @@ class NodeFiles:
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self.env = directory / "node.env"          # the guest init's settings, written by the provider
-        self.console = directory / "console.log"   # the guest kernel's console
-        self.boot_log = directory / "boot.log"     # the guest init's own output
-        self.logs = directory / "log"              # the guest's /var/log
-        self.linked = directory / "linked"         # the provider plugged the guest into the switch
-        self.ready = directory / "ready"           # the guest init finished its role
+        self.env = directory / "node.env"  # the guest init's settings, written by the provider
+        self.console = directory / "console.log"  # the guest kernel's console
+        self.boot_log = directory / "boot.log"  # the guest init's own output
+        self.logs = directory / "log"  # the guest's /var/log
+        self.linked = directory / "linked"  # the provider plugged the guest into the switch
+        self.ready = directory / "ready"  # the guest init finished its role
 
     @property
     def markers(self) -> tuple[Path, ...]:

@@ -40,8 +40,9 @@ def pinned(pins_file: Path = paths.PINS) -> dict[str, dict[str, Pin]]:
     data = yaml.safe_load(pins_file.read_text())
     return {
         name: {
-            str(version): Pin(name, str(version), sha, tuple(u.format(version=version) for u in entry["urls"]),
-                              entry["debian_source"])
+            str(version): Pin(
+                name, str(version), sha, tuple(u.format(version=version) for u in entry["urls"]), entry["debian_source"]
+            )
             for version, sha in entry["versions"].items()
         }
         for name, entry in data.items()
@@ -54,6 +55,8 @@ def pin(name: str, version: str, pins_file: Path = paths.PINS) -> Pin:
     if name not in table:
         raise SourceError(f"no source named {name!r}; pinned sources: {', '.join(table)}")
     if version not in table[name]:
-        raise SourceError(f"{name} {version} is not pinned; pinned versions: {', '.join(table[name])} "
-                          f"(add it with its sha256 to {pins_file.name})")
+        raise SourceError(
+            f"{name} {version} is not pinned; pinned versions: {', '.join(table[name])} "
+            f"(add it with its sha256 to {pins_file.name})"
+        )
     return table[name][version]

@@ -24,12 +24,14 @@ UNREACHABLE = 255
 def client_options(paths: LabPaths) -> str:
     """The `Host *` settings every provider's ssh_config ends with: one master connection per
     node (ControlPersist), never a password prompt, short connection timeouts."""
-    return ("    ControlMaster auto\n"
-            f"    ControlPath {paths.control_sockets}\n"
-            "    ControlPersist 120\n"
-            "    BatchMode yes\n"
-            "    ConnectTimeout 10\n"
-            "    LogLevel ERROR\n")
+    return (
+        "    ControlMaster auto\n"
+        f"    ControlPath {paths.control_sockets}\n"
+        "    ControlPersist 120\n"
+        "    BatchMode yes\n"
+        "    ConnectTimeout 10\n"
+        "    LogLevel ERROR\n"
+    )
 
 
 class Remote:
@@ -62,8 +64,9 @@ class Remote:
     def spawn(self, node: str, command: str) -> subprocess.Popen[str]:
         """A command running in the background with pipes on all three streams; closing its
         stdin is how a long-running command (a probe) is told to stop."""
-        return subprocess.Popen(self.argv(node, command), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+        return subprocess.Popen(
+            self.argv(node, command), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
 
     def login(self, node: str, command: list[str]) -> NoReturn:
         """Replace this process with ssh to node (a terminal for a person, or one command)."""

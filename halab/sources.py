@@ -18,7 +18,6 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -55,13 +54,16 @@ def cached(pin: Pin) -> Path:
     return paths.sources() / pin.filename
 
 
-def fetch(pin: Pin, cache: Path | None = None, mirrors: Sequence[Mirror] | None = None,
-          progress: Progress = print) -> Path:
+def fetch(
+    pin: Pin, cache: Path | None = None, mirrors: Sequence[Mirror] | None = None, progress: Progress = print
+) -> Path:
     """A verified copy of the pinned tarball in the cache, fetching it if need be."""
     if pin.sha256 is None:
-        raise SourceError(f"{pin.name} {pin.version} is pinned without a sha256, so it cannot be verified; "
-                          f"download {pin.urls[0]}, check it against upstream's announcement and "
-                          f"put its sha256 in {paths.PINS.name}")
+        raise SourceError(
+            f"{pin.name} {pin.version} is pinned without a sha256, so it cannot be verified; "
+            f"download {pin.urls[0]}, check it against upstream's announcement and "
+            f"put its sha256 in {paths.PINS.name}"
+        )
     target = cache / pin.filename if cache else cached(pin)
     target.parent.mkdir(parents=True, exist_ok=True)
     if target.exists():
@@ -69,7 +71,9 @@ def fetch(pin: Pin, cache: Path | None = None, mirrors: Sequence[Mirror] | None 
         if actual == pin.sha256:
             return target
         target.unlink()
-        progress(f"{target}: cached copy is corrupt (expected sha256 {pin.sha256}, got {actual}); deleted it, fetching again")
+        progress(
+            f"{target}: cached copy is corrupt (expected sha256 {pin.sha256}, got {actual}); deleted it, fetching again"
+        )
     misses = []
     for mirror in default_mirrors() if mirrors is None else mirrors:
         try:
@@ -77,8 +81,9 @@ def fetch(pin: Pin, cache: Path | None = None, mirrors: Sequence[Mirror] | None 
         except Miss as why:
             misses.append(f"  - {mirror}: {why}")
     raise SourceError(
-        f"{pin.filename} could not be found anywhere:\n" + "\n".join(misses or ["  - no mirrors configured"]) +
-        f"\nPut the tarball there by hand (sha256 {pin.sha256}):\n  {target}"
+        f"{pin.filename} could not be found anywhere:\n"
+        + "\n".join(misses or ["  - no mirrors configured"])
+        + f"\nPut the tarball there by hand (sha256 {pin.sha256}):\n  {target}"
         f"\nor choose another pinned version with {version_variable(pin.name)} (see `invoke build.sources`)."
     )
 
@@ -146,8 +151,13 @@ class DebianSource:
         self._update(options, progress)
         with tempfile.TemporaryDirectory(dir=self.workdir) as scratch:
             # The Debian patches may be gone from the archive; only the .orig tarball matters.
-            subprocess.run(["apt-get", *options, "source", "--download-only", pin.debian_source],
-                           cwd=scratch, capture_output=True, text=True, timeout=600)
+            subprocess.run(
+                ["apt-get", *options, "source", "--download-only", pin.debian_source],
+                cwd=scratch,
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
             orig = Path(scratch) / f"{pin.debian_source}_{pin.version}.orig.tar.gz"
             if not orig.exists():
                 found = sorted(p.name for p in Path(scratch).glob("*.orig.tar.*")) or ["nothing"]
@@ -163,8 +173,16 @@ class DebianSource:
             source_list.write_text(text)
             for stale in lists.glob("*_Sources*"):
                 stale.unlink()
-        return ["-o", f"Dir::Etc::SourceList={source_list}", "-o", "Dir::Etc::SourceParts=/nonexistent",
-                "-o", f"Dir::State::Lists={lists}", "-o", "APT::Sandbox::User=root"]
+        return [
+            "-o",
+            f"Dir::Etc::SourceList={source_list}",
+            "-o",
+            "Dir::Etc::SourceParts=/nonexistent",
+            "-o",
+            f"Dir::State::Lists={lists}",
+            "-o",
+            "APT::Sandbox::User=root",
+        ]
 
     def _update(self, options: list[str], progress: Progress) -> None:
         lists = self.workdir / "lists"

@@ -76,10 +76,16 @@ class MemoryProvider(Provider):
 
     name = "memory"
     converge_timeout = 0.5
-    events: ClassVar[list[str]] = []   # boot, teardown <lab>, crash <node>... (reset per test)
+    events: ClassVar[list[str]] = []  # boot, teardown <lab>, crash <node>... (reset per test)
 
-    def __init__(self, lab: Lab, progress: Progress = print, fail_boot: BaseException | None = None,
-                 missing: str = "", up: bool = False) -> None:
+    def __init__(
+        self,
+        lab: Lab,
+        progress: Progress = print,
+        fail_boot: BaseException | None = None,
+        missing: str = "",
+        up: bool = False,
+    ) -> None:
         super().__init__(lab, progress)
         self.fail_boot = fail_boot
         self.missing = missing
@@ -130,10 +136,16 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 def memory_provider(home: Path, fake_ssh: FakeSsh) -> MemoryProvider:
     """The seed lab on MemoryProvider, its nodes answering through fake_ssh: server3 holds the VIP."""
-    fake_ssh.answer("ip -4 -o addr show", node="server3",
-                    stdout="2: eth0    inet 172.25.1.1/24 scope global eth0\n"
-                           "2: eth0    inet 172.25.1.100/32 scope global eth0\nkeepalived-running\n")
-    fake_ssh.answer("ip -4 -o addr show", node="server4",
-                    stdout="2: eth0    inet 172.25.1.2/24 scope global eth0\nkeepalived-running\n")
+    fake_ssh.answer(
+        "ip -4 -o addr show",
+        node="server3",
+        stdout="2: eth0    inet 172.25.1.1/24 scope global eth0\n"
+        "2: eth0    inet 172.25.1.100/32 scope global eth0\nkeepalived-running\n",
+    )
+    fake_ssh.answer(
+        "ip -4 -o addr show",
+        node="server4",
+        stdout="2: eth0    inet 172.25.1.2/24 scope global eth0\nkeepalived-running\n",
+    )
     MemoryProvider.events.clear()
     return MemoryProvider(spec.load(), progress=lambda _: None)

@@ -10,10 +10,11 @@ by tags), so a rerun after a failure completes the work instead of repeating it.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import boto3
 from botocore.config import Config
@@ -37,7 +38,7 @@ class Source:
     region: str
     image_id: str
     tags: dict[str, str]
-    build_inputs: str = ""   # the pins and provision scripts it was built from (build.inputs_digest)
+    build_inputs: str = ""  # the pins and provision scripts it was built from (build.inputs_digest)
 
     @property
     def family(self) -> str:
@@ -59,9 +60,14 @@ def source_from_manifest(path: Path) -> Source:
     region, image_id = newest["artifact_id"].split(",")[0].split(":")
     data = newest.get("custom_data", {})
     os_name = data.get("os", "unknown")
-    tags = {"Family": f"halab-{os_name}", "OS": os_name, "KeepalivedVersion": data.get("keepalived_version", ""),
-            "NginxVersion": data.get("nginx_version", ""), "InputHash": data.get("input_hash", ""),
-            "GitRevision": data.get("git_revision", "")}
+    tags = {
+        "Family": f"halab-{os_name}",
+        "OS": os_name,
+        "KeepalivedVersion": data.get("keepalived_version", ""),
+        "NginxVersion": data.get("nginx_version", ""),
+        "InputHash": data.get("input_hash", ""),
+        "GitRevision": data.get("git_revision", ""),
+    }
     tags["Name"] = f"{tags['Family']}-{tags['InputHash'][:12]}"
     return Source(region, image_id, tags, data.get("build_inputs", ""))
 
@@ -69,7 +75,7 @@ def source_from_manifest(path: Path) -> Source:
 @dataclass
 class Step:
     region: str
-    action: str   # copy, reuse, tag, share, deprecate, retire, keep
+    action: str  # copy, reuse, tag, share, deprecate, retire, keep
     image: str
     detail: str = ""
 
@@ -78,11 +84,11 @@ class Step:
 class Options:
     regions: list[str]
     accounts: list[str] = field(default_factory=list)
-    kms_keys: dict[str, str] = field(default_factory=dict)   # region -> KMS key id/arn
+    kms_keys: dict[str, str] = field(default_factory=dict)  # region -> KMS key id/arn
     keep: int = 3
     deprecate_at: datetime | None = None
     include_shared: bool = False
-    acceptance: str = ""   # the tag value recording the passing run, if any
+    acceptance: str = ""  # the tag value recording the passing run, if any
 
 
 class Publisher:
@@ -107,15 +113,18 @@ class Publisher:
         try:
             return getattr(self.client(region), action)(**kwargs)
         except NoCredentialsError:
-            raise AmiError("no AWS credentials found (environment, ~/.aws, or an instance role); "
-                           "see the README for the IAM permissions publishing needs") from None
+            raise AmiError(
+                "no AWS credentials found (environment, ~/.aws, or an instance role); "
+                "see the README for the IAM permissions publishing needs"
+            ) from None
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             message = exc.response.get("Error", {}).get("Message", "")
             if code in DENIED:
                 raise AmiError(f"access denied: ec2:{name} in {region} ({code}: {message})") from None
             if code in NOT_FOUND:
-                raise AmiError(f"AMI not found in {region}: {kwargs.get('ImageIds') or kwargs.get('SourceImageId') or kwargs.get('ImageId')} ({message})") from None
+                image = kwargs.get("ImageIds") or kwargs.get("SourceImageId") or kwargs.get("ImageId")
+                raise AmiError(f"AMI not found in {region}: {image} ({message})") from None
             raise AmiError(f"ec2:{name} in {region} failed: {code}: {message}") from None
         except BotoCoreError as exc:
             raise AmiError(f"ec2:{name} in {region} failed: {exc}") from None
@@ -130,33 +139,42 @@ class Publisher:
 
     def family(self, region: str, family: str) -> list[dict]:
         """Our images of a family in a region, newest first."""
-        images = self.call(region, "describe_images", Owners=["self"],
-                           Filters=[{"Name": "tag:Family", "Values": [family]}])["Images"]
+        images = self.call(
+            region, "describe_images", Owners=["self"], Filters=[{"Name": "tag:Family", "Values": [family]}]
+        )["Images"]
         return sorted(images, key=lambda i: i.get("CreationDate", ""), reverse=True)
 
     def named(self, region: str, name: str) -> dict | None:
         """An earlier copy: same (Packer-unique) name in our account, tagged or not yet."""
-        images = self.call(region, "describe_images", Owners=["self"],
-                           Filters=[{"Name": "name", "Values": [name]}])["Images"]
+        images = self.call(region, "describe_images", Owners=["self"], Filters=[{"Name": "name", "Values": [name]}])[
+            "Images"
+        ]
         live = [i for i in images if i.get("State") in ("available", "pending")]
         return live[0] if live else None
 
     def shared(self, region: str, image_id: str) -> bool:
-        permissions = self.call(region, "describe_image_attribute", ImageId=image_id,
-                                Attribute="launchPermission").get("LaunchPermissions", [])
+        permissions = self.call(region, "describe_image_attribute", ImageId=image_id, Attribute="launchPermission").get(
+            "LaunchPermissions", []
+        )
         return bool(permissions)
 
     def in_use(self, region: str, image_id: str) -> str:
         """Why an image must stay: an instance or a launch template uses it ("" when none)."""
-        reservations = self.call(region, "describe_instances", Filters=[
-            {"Name": "image-id", "Values": [image_id]},
-            {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]}])["Reservations"]
+        reservations = self.call(
+            region,
+            "describe_instances",
+            Filters=[
+                {"Name": "image-id", "Values": [image_id]},
+                {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]},
+            ],
+        )["Reservations"]
         instances = [i["InstanceId"] for r in reservations for i in r["Instances"]]
         if instances:
             return f"used by instance {', '.join(instances)}"
         for template in self.call(region, "describe_launch_templates").get("LaunchTemplates", []):
-            versions = self.call(region, "describe_launch_template_versions",
-                                 LaunchTemplateId=template["LaunchTemplateId"]).get("LaunchTemplateVersions", [])
+            versions = self.call(
+                region, "describe_launch_template_versions", LaunchTemplateId=template["LaunchTemplateId"]
+            ).get("LaunchTemplateVersions", [])
             if any(v.get("LaunchTemplateData", {}).get("ImageId") == image_id for v in versions):
                 return f"used by launch template {template['LaunchTemplateName']}"
         return ""
@@ -174,15 +192,29 @@ def plan(publisher: Publisher, source: Source, options: Options) -> list[Step]:
         if region == source.region:
             image_id, steps_here = source.image_id, [Step(region, "reuse", source.image_id, "built here by Packer")]
         elif earlier := publisher.named(region, original["Name"]):
-            image_id, steps_here = earlier["ImageId"], [Step(region, "reuse", earlier["ImageId"], "copied by an earlier run")]
+            image_id, steps_here = (
+                earlier["ImageId"],
+                [Step(region, "reuse", earlier["ImageId"], "copied by an earlier run")],
+            )
         else:
             key = options.kms_keys.get(region, "the account's default EBS key")
-            image_id, steps_here = "(new copy)", [Step(region, "copy", "(new copy)", f"from {source.region}/{source.image_id}, encrypted with {key}")]
+            image_id, steps_here = (
+                "(new copy)",
+                [Step(region, "copy", "(new copy)", f"from {source.region}/{source.image_id}, encrypted with {key}")],
+            )
         steps += steps_here
-        steps.append(Step(region, "tag", image_id, f"image and snapshots: {', '.join(TAG_KEYS)}"
-                          + (", Acceptance" if options.acceptance else "")))
+        steps.append(
+            Step(
+                region,
+                "tag",
+                image_id,
+                f"image and snapshots: {', '.join(TAG_KEYS)}" + (", Acceptance" if options.acceptance else ""),
+            )
+        )
         if options.accounts:
-            steps.append(Step(region, "share", image_id, f"launch + create-volume permission for {', '.join(options.accounts)}"))
+            steps.append(
+                Step(region, "share", image_id, f"launch + create-volume permission for {', '.join(options.accounts)}")
+            )
         if options.deprecate_at:
             steps.append(Step(region, "deprecate", image_id, f"at {options.deprecate_at.isoformat()}"))
         steps += retirement(publisher, region, source.family, options, newest=image_id)
@@ -194,13 +226,19 @@ def retirement(publisher: Publisher, region: str, family: str, options: Options,
     retire the rest unless shared (and not --include-shared) or in use."""
     images = [i for i in publisher.family(region, family) if i["ImageId"] != newest]
     slots = options.keep - (1 if newest else 0)
-    steps = [Step(region, "keep", i["ImageId"], "among the newest") for i in images[:max(slots, 0)]]
-    for image in images[max(slots, 0):]:
+    steps = [Step(region, "keep", i["ImageId"], "among the newest") for i in images[: max(slots, 0)]]
+    for image in images[max(slots, 0) :]:
         reason = publisher.in_use(region, image["ImageId"])
         if not reason and not options.include_shared and publisher.shared(region, image["ImageId"]):
             reason = "shared with other accounts (--include-shared retires it anyway)"
-        steps.append(Step(region, "keep" if reason else "retire", image["ImageId"], reason or
-                          f"older than the newest {options.keep}; snapshots {', '.join(snapshots(image)) or 'none'}"))
+        steps.append(
+            Step(
+                region,
+                "keep" if reason else "retire",
+                image["ImageId"],
+                reason or f"older than the newest {options.keep}; snapshots {', '.join(snapshots(image)) or 'none'}",
+            )
+        )
     return steps
 
 
@@ -216,15 +254,29 @@ def apply(publisher: Publisher, source: Source, options: Options) -> dict:
         snaps = snapshots(image)
         done = [f"{region}: {image_id}"]
         try:
-            publisher.call(region, "create_tags", Resources=[image_id, *snaps],
-                           Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
+            publisher.call(
+                region,
+                "create_tags",
+                Resources=[image_id, *snaps],
+                Tags=[{"Key": k, "Value": v} for k, v in tags.items()],
+            )
             done.append("tagged")
             if options.accounts:
-                publisher.call(region, "modify_image_attribute", ImageId=image_id,
-                               LaunchPermission={"Add": [{"UserId": a} for a in options.accounts]})
+                publisher.call(
+                    region,
+                    "modify_image_attribute",
+                    ImageId=image_id,
+                    LaunchPermission={"Add": [{"UserId": a} for a in options.accounts]},
+                )
                 for snapshot in snaps:
-                    publisher.call(region, "modify_snapshot_attribute", SnapshotId=snapshot,
-                                   Attribute="createVolumePermission", OperationType="add", UserIds=options.accounts)
+                    publisher.call(
+                        region,
+                        "modify_snapshot_attribute",
+                        SnapshotId=snapshot,
+                        Attribute="createVolumePermission",
+                        OperationType="add",
+                        UserIds=options.accounts,
+                    )
                 done.append("shared")
             if options.deprecate_at:
                 publisher.call(region, "enable_image_deprecation", ImageId=image_id, DeprecateAt=options.deprecate_at)
@@ -245,10 +297,14 @@ def ensure_copy(publisher: Publisher, source: Source, original: dict, region: st
     if earlier:
         image_id = earlier["ImageId"]
     else:
-        kwargs: dict[str, Any] = {"SourceRegion": source.region, "SourceImageId": source.image_id,
-                                  "Name": original["Name"], "Encrypted": True,
-                                  "ClientToken": f"halab-{source.input_hash[:40]}-{region}"[:64],
-                                  "Description": original.get("Description", "")}
+        kwargs: dict[str, Any] = {
+            "SourceRegion": source.region,
+            "SourceImageId": source.image_id,
+            "Name": original["Name"],
+            "Encrypted": True,
+            "ClientToken": f"halab-{source.input_hash[:40]}-{region}"[:64],
+            "Description": original.get("Description", ""),
+        }
         if region in options.kms_keys:
             kwargs["KmsKeyId"] = options.kms_keys[region]
         image_id = publisher.call(region, "copy_image", **kwargs)["ImageId"]
@@ -295,12 +351,17 @@ def gate(source: Source, skip: bool, progress: Callable[[str], None] = print) ->
     if runs:
         return f"passed {runs[0]['when']} on lab {runs[0]['lab']}"
     if skip:
-        progress(f"--skip-evidence: publishing {source.image_id} although no passing acceptance run is recorded for "
-                 f"build inputs {source.build_inputs[:12]}; its Acceptance tag stays unset")
+        progress(
+            f"--skip-evidence: publishing {source.image_id} although no passing acceptance run is recorded for "
+            f"build inputs {source.build_inputs[:12]}; its Acceptance tag stays unset"
+        )
         return ""
-    raise AmiError(f"no passing acceptance run is recorded for build inputs {source.build_inputs[:12] or '(none in the manifest)'} "
-                   f"({source.image_id}): run `invoke test.acceptance` with the same pins and scripts, "
-                   "or pass --skip-evidence to publish without that proof")
+    recorded = source.build_inputs[:12] or "(none in the manifest)"
+    raise AmiError(
+        f"no passing acceptance run is recorded for build inputs {recorded} "
+        f"({source.image_id}): run `invoke test.acceptance` with the same pins and scripts, "
+        "or pass --skip-evidence to publish without that proof"
+    )
 
 
 def listing(publisher: Publisher, regions: list[str], family: str) -> list[dict]:
@@ -309,6 +370,13 @@ def listing(publisher: Publisher, regions: list[str], family: str) -> list[dict]
     for region in regions:
         for image in publisher.family(region, family):
             tags = {t["Key"]: t["Value"] for t in image.get("Tags", [])}
-            rows.append({"region": region, "image": image["ImageId"], "created": image.get("CreationDate", ""),
-                         "state": image.get("State", ""), "tags": tags})
+            rows.append(
+                {
+                    "region": region,
+                    "image": image["ImageId"],
+                    "created": image.get("CreationDate", ""),
+                    "state": image.get("State", ""),
+                    "tags": tags,
+                }
+            )
     return rows

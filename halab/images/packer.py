@@ -87,12 +87,19 @@ class Plan:
         return {name: sources.cached(pins.pin(name, version)) for name, version in self.versions.items()}
 
     def variables(self) -> dict[str, str]:
-        values = {"output_dir": str(paths.images()), "git_revision": git_revision(), "input_hash": self.input_hash,
-                  "build_inputs": build.inputs_digest(self.versions)}
+        values = {
+            "output_dir": str(paths.images()),
+            "git_revision": git_revision(),
+            "input_hash": self.input_hash,
+            "build_inputs": build.inputs_digest(self.versions),
+        }
         for name, version in sorted(self.versions.items()):
             pin = pins.pin(name, version)
-            values |= {f"{name}_version": version, f"{name}_tarball": str(sources.cached(pin)),
-                       f"{name}_sha256": pin.sha256 or ""}
+            values |= {
+                f"{name}_version": version,
+                f"{name}_tarball": str(sources.cached(pin)),
+                f"{name}_sha256": pin.sha256 or "",
+            }
         return values | self.overrides
 
     def command(self, extra: dict[str, str] | None = None, verb: str = "build") -> list[str]:
@@ -100,7 +107,7 @@ class Plan:
         argv = ["packer", verb, f"-only={TARGETS[self.target]}", f"-var-file={vars_file(self.os_name)}"]
         for key, value in {**self.variables(), **(extra or {})}.items():
             argv += ["-var", f"{key}={value}"]
-        return argv + [str(paths.PACKER)]
+        return [*argv, str(paths.PACKER)]
 
     def shell(self) -> str:
         """The command as one line a user can paste (sensitive values masked)."""
@@ -119,9 +126,11 @@ def existing(plan: Plan, manifest: Path | None = None) -> dict | None:
     if not manifest.exists():
         return None
     for entry in json.loads(manifest.read_text()).get("builds", []):
-        if entry.get("builder_type") == BUILDER_TYPES[plan.target] and \
-                entry.get("custom_data", {}).get("input_hash") == plan.input_hash and \
-                all(Path(f["name"]).exists() for f in entry.get("files") or []):
+        if (
+            entry.get("builder_type") == BUILDER_TYPES[plan.target]
+            and entry.get("custom_data", {}).get("input_hash") == plan.input_hash
+            and all(Path(f["name"]).exists() for f in entry.get("files") or [])
+        ):
             return entry
     return None
 
@@ -131,12 +140,25 @@ def box_metadata(entry: dict, box_name: str) -> dict:
     box = next(Path(f["name"]) for f in entry["files"] if f["name"].endswith(".box"))
     provider = {"qemu": "libvirt", "virtualbox-iso": "virtualbox"}[entry["builder_type"]]
     version = f"{entry['build_time']}.0.0" if "build_time" in entry else "0.0.0"
-    return {"name": box_name, "description": f"halab {entry['custom_data']['os']} with keepalived "
-                                             f"{entry['custom_data']['keepalived_version']} and nginx "
-                                             f"{entry['custom_data']['nginx_version']} from source",
-            "versions": [{"version": version, "providers": [{
-                "name": provider, "url": box.resolve().as_uri(), "checksum_type": "sha256",
-                "checksum": sources.sha256_of(box)}]}]}
+    return {
+        "name": box_name,
+        "description": f"halab {entry['custom_data']['os']} with keepalived "
+        f"{entry['custom_data']['keepalived_version']} and nginx "
+        f"{entry['custom_data']['nginx_version']} from source",
+        "versions": [
+            {
+                "version": version,
+                "providers": [
+                    {
+                        "name": provider,
+                        "url": box.resolve().as_uri(),
+                        "checksum_type": "sha256",
+                        "checksum": sources.sha256_of(box),
+                    }
+                ],
+            }
+        ],
+    }
 
 
 def validate(os_name: str, target: str, versions: dict[str, str]) -> subprocess.CompletedProcess:
@@ -149,16 +171,19 @@ def validate(os_name: str, target: str, versions: dict[str, str]) -> subprocess.
     for name, tarball in plan.tarballs().items():
         if not tarball.exists():
             extra[f"{name}_tarball"] = str(paths.PACKER / "README.md")
-    return subprocess.run(plan.command(extra, verb="validate"), capture_output=True, text=True, cwd=paths.ROOT,
-                          timeout=120)
+    return subprocess.run(
+        plan.command(extra, verb="validate"), capture_output=True, text=True, cwd=paths.ROOT, timeout=120
+    )
 
 
 def bake(plan: Plan, force: bool = False, progress: sources.Progress = print) -> dict:
     """Run Packer for plan unless an image with its input hash exists; the manifest entry."""
     found = existing(plan)
     if found and not force:
-        progress(f"{plan.os_name} {plan.target}: an image with input hash {plan.input_hash[:12]} exists "
-                 f"({found.get('artifact_id')}); skipping the build (--force rebuilds)")
+        progress(
+            f"{plan.os_name} {plan.target}: an image with input hash {plan.input_hash[:12]} exists "
+            f"({found.get('artifact_id')}); skipping the build (--force rebuilds)"
+        )
         return found
     if not shutil.which("packer"):
         raise ImageError("packer is not installed: see packer/README.md (1.7+ with `packer init packer/plugins`)")
@@ -169,8 +194,9 @@ def bake(plan: Plan, force: bool = False, progress: sources.Progress = print) ->
         raise ImageError(f"packer build failed for {plan.os_name} {plan.target}; its output is above")
     entry = existing(plan)
     if entry is None:
-        raise ImageError(f"packer finished but {paths.manifest()} has no {plan.target} build "
-                         f"with input hash {plan.input_hash[:12]}")
+        raise ImageError(
+            f"packer finished but {paths.manifest()} has no {plan.target} build with input hash {plan.input_hash[:12]}"
+        )
     if plan.target in ("libvirt", "virtualbox"):
         metadata = paths.box_metadata(plan.os_name, plan.target)
         metadata.write_text(json.dumps(box_metadata(entry, f"halab/{plan.os_name}"), indent=1) + "\n")

@@ -30,9 +30,12 @@ ETH_P_ALL = 0x0003
 MAX_IN_FLIGHT = 64
 
 
-def emit(record, lock=threading.Lock()):
+EMITTING = threading.Lock()
+
+
+def emit(record):
     """One JSON line, whole, even from several threads."""
-    with lock:
+    with EMITTING:
         sys.stdout.write(json.dumps(record, sort_keys=True) + "\n")
         sys.stdout.flush()
 
@@ -101,8 +104,17 @@ def http(args):
             workers = [w for w in workers if w.is_alive()]
             if len(workers) >= MAX_IN_FLIGHT:
                 now = time.time()
-                emit({"seq": seq, "target": host, "sent": now, "done": now, "ok": False, "mac": "",
-                      "error": "probe saturated: %d requests in flight" % MAX_IN_FLIGHT})
+                emit(
+                    {
+                        "seq": seq,
+                        "target": host,
+                        "sent": now,
+                        "done": now,
+                        "ok": False,
+                        "mac": "",
+                        "error": "probe saturated: %d requests in flight" % MAX_IN_FLIGHT,
+                    }
+                )
             else:
                 worker = threading.Thread(target=one_request, args=(seq, host, port, args.timeout), daemon=True)
                 worker.start()
@@ -131,8 +143,16 @@ def arp(args):
     own_mac = sock.getsockname()[4]
     own_ip = socket.inet_aton(args.source)
     target = socket.inet_aton(args.ip)
-    request = (b"\xff" * 6 + own_mac + struct.pack("!H", ETH_P_ARP)
-               + struct.pack("!HHBBH", 1, ETH_P_IP, 6, 4, 1) + own_mac + own_ip + b"\x00" * 6 + target)
+    request = (
+        b"\xff" * 6
+        + own_mac
+        + struct.pack("!H", ETH_P_ARP)
+        + struct.pack("!HHBBH", 1, ETH_P_IP, 6, 4, 1)
+        + own_mac
+        + own_ip
+        + b"\x00" * 6
+        + target
+    )
     replies = {}  # type: dict[str, int]
     for _ in range(args.count):
         sock.send(request)
@@ -172,7 +192,7 @@ def capture(args):
         if len(frame) < 38 or struct.unpack("!H", frame[12:14])[0] != ETH_P_IP or frame[23] != 6:
             continue
         header = (frame[14] & 0x0F) * 4
-        src_port, dst_port = struct.unpack("!HH", frame[14 + header:18 + header])
+        src_port, dst_port = struct.unpack("!HH", frame[14 + header : 18 + header])
         if frame[30:34] == vip and dst_port == port:
             key = mac_text(frame[0:6])
             sent_to[key] = sent_to.get(key, 0) + 1

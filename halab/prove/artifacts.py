@@ -32,7 +32,11 @@ def collect(provider: Provider, target: Path) -> list[Path]:
             if settings.role not in roles:
                 continue
             result = provider.remote.run(node, command, timeout=15)
-            text = result.stdout if result.returncode == 0 else f"[{command!r} failed ({result.returncode})]\n{result.stdout}{result.stderr}"
+            text = (
+                result.stdout
+                if result.returncode == 0
+                else f"[{command!r} failed ({result.returncode})]\n{result.stdout}{result.stderr}"
+            )
             (directory / name).write_text(text)
             written.append(directory / name)
     return written

@@ -18,8 +18,12 @@ from halab import build, paths
 def record(kind: str, lab: str, passed: bool, versions: dict[str, str], report: Path) -> Path:
     """Write one run's record; its name sorts by time."""
     data = {
-        "kind": kind, "lab": lab, "passed": passed, "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "versions": versions, "report": str(report),
+        "kind": kind,
+        "lab": lab,
+        "passed": passed,
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "versions": versions,
+        "report": str(report),
         "build_inputs": build.inputs_digest(versions),
     }
     paths.evidence().mkdir(parents=True, exist_ok=True)

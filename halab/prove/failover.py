@@ -20,9 +20,11 @@ the protocol says they must be at the end.
 
 from __future__ import annotations
 
+import functools
+import itertools
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Callable
 
 from halab.errors import ProviderError
 from halab.prove import ipvs, probe
@@ -39,6 +41,7 @@ MARGIN_SHARE = 0.2
 def margin(bound: float) -> float:
     """The slack a phase gets over its protocol bound: MARGIN + MARGIN_SHARE x bound."""
     return MARGIN + MARGIN_SHARE * bound
+
 
 PROBE_RATE = 20.0
 PROBE_TIMEOUT = 1.0
@@ -66,9 +69,9 @@ class Phase:
     act: Callable[[Provider], None]
     bound: float
     basis: str
-    holders: dict[str, str]            # VIP -> director that must hold it afterwards
+    holders: dict[str, str]  # VIP -> director that must hold it afterwards
     members: dict[str, bool] = field(default_factory=dict)  # real server -> must be in IPVS
-    settle: float = 0.0                # how long after the action the end state may take
+    settle: float = 0.0  # how long after the action the end state may take
 
 
 @dataclass(frozen=True)
@@ -88,11 +91,11 @@ class PhaseResult:
     outage_ms: int
     failed: int
     failed_outside: int
-    first_outside: str    # the first such failure: when, to which VIP, what error
+    first_outside: str  # the first such failure: when, to which VIP, what error
     vip_moves: list[dict]
     problems: list[str]
-    start: float          # seconds since the probe started
-    window_end: float     # failures after this count against the phase
+    start: float  # seconds since the probe started
+    window_end: float  # failures after this count against the phase
     end: float
 
     def reasons(self) -> list[str]:
@@ -101,8 +104,9 @@ class PhaseResult:
         if self.outage_ms > self.bound_ms + self.margin_ms:
             reasons.insert(0, f"outage {self.outage_ms} ms > bound {self.bound_ms} + margin {self.margin_ms} ms")
         if self.failed_outside:
-            reasons.insert(0, f"{self.failed_outside} requests failed after the window closed, "
-                              f"first: {self.first_outside}")
+            reasons.insert(
+                0, f"{self.failed_outside} requests failed after the window closed, first: {self.first_outside}"
+            )
         return reasons
 
     @property
@@ -116,10 +120,10 @@ class ScenarioRun:
 
     scenario: str
     description: str
-    started: float                     # host clock, epoch seconds
-    clock_offset: float                # client clock minus host clock
-    macs: dict[str, str]               # MAC -> node
-    requests: list[dict]               # agent records, times made relative to `started`
+    started: float  # host clock, epoch seconds
+    clock_offset: float  # client clock minus host clock
+    macs: dict[str, str]  # MAC -> node
+    requests: list[dict]  # agent records, times made relative to `started`
     phases: list[PhaseResult]
 
     @property
@@ -129,7 +133,7 @@ class ScenarioRun:
     def as_dict(self) -> dict:
         data = asdict(self)
         data["passed"] = self.passed
-        for phase, result in zip(data["phases"], self.phases):
+        for phase, result in zip(data["phases"], self.phases, strict=False):
             phase["passed"] = result.passed
         return data
 
@@ -165,7 +169,8 @@ def scenarios(lab: Lab) -> list[Scenario]:
     normal = masters(lab)
     failed_over = {vip: backup for vip in normal}
     back = normal if lab.vrrp.preempt else failed_over
-    back_basis = f"one advert ({advert:g} s); {'preempt: the MASTER takes the VIP back' if lab.vrrp.preempt else 'nopreempt: the BACKUP keeps the VIP'}"
+    returns = "preempt: the MASTER takes the VIP back" if lab.vrrp.preempt else "nopreempt: the BACKUP keeps the VIP"
+    back_basis = f"one advert ({advert:g} s); {returns}"
     # Two MASTERs after a cut heals: the lower priority steps down whatever nopreempt says.
     # The MASTER that stayed MASTER sends no gratuitous ARP unless told to refresh, so
     # clients still holding the other director's MAC wait for their ARP entry to age.
@@ -175,45 +180,110 @@ def scenarios(lab: Lab) -> list[Scenario]:
     service = lab.virtual_services[0]
     check = service.health_check
     recheck = check.delay_loop + check.connect_timeout
-    arp, arp_basis = ((refresh, f"garp_master_refresh {refresh} s") if refresh else
-                      (ARP_CACHE_BOUND, "no garp_master_refresh: client ARP entry ages out (1.5 x 30 + 5 + 3 s)"))
+    arp, arp_basis = (
+        (refresh, f"garp_master_refresh {refresh} s")
+        if refresh
+        else (ARP_CACHE_BOUND, "no garp_master_refresh: client ARP entry ages out (1.5 x 30 + 5 + 3 s)")
+    )
     heal = max(arp, recheck) + advert
     heal_basis = f"max({arp_basis}, recheck {check.delay_loop} + {check.connect_timeout} s) + one advert {advert:g} s"
 
     server = next(iter(service.real_servers))
     detect = check.delay_loop + check.connect_timeout + CHECK_RETRY * (CHECK_DELAY_BEFORE_RETRY + check.connect_timeout)
-    detect_basis = (f"delay_loop {check.delay_loop} + connect_timeout {check.connect_timeout} "
-                    f"+ {CHECK_RETRY} retry x ({CHECK_DELAY_BEFORE_RETRY} + {check.connect_timeout}) s")
+    detect_basis = (
+        f"delay_loop {check.delay_loop} + connect_timeout {check.connect_timeout} "
+        f"+ {CHECK_RETRY} retry x ({CHECK_DELAY_BEFORE_RETRY} + {check.connect_timeout}) s"
+    )
     rejoin = recheck
 
     return [
-        Scenario("keepalived-stop", f"keepalived stopped cleanly on the MASTER {master}, then started", (
-            Phase(f"stop keepalived on {master}", lambda p: p.stop_service(master, "keepalived"), skew(lab, backup_priority),
-                  stop_basis, failed_over),
-            Phase(f"start keepalived on {master}", lambda p: p.start_service(master, "keepalived"), advert, back_basis,
-                  back, settle=down),
-        )),
-        Scenario("director-crash", f"the MASTER {master} crashes (kernel killed), then boots again", (
-            Phase(f"crash {master}", lambda p: p.crash(master), down, down_basis, failed_over),
-            Phase(f"restart {master}", lambda p: p.restart(master), advert, back_basis, back, settle=down),
-        )),
-        Scenario("link-cut", f"the MASTER {master}'s link to the lab switch is cut, then restored", (
-            Phase(f"cut {master}'s link", lambda p: p.cut_link(master), down, down_basis, failed_over),
-            Phase(f"restore {master}'s link", lambda p: p.restore_link(master), heal, heal_basis, healed,
-                  settle=down),
-        )),
-        Scenario("nginx-stop", f"nginx stopped on the real server {server}, then started", (
-            Phase(f"stop nginx on {server}", lambda p: p.stop_service(server, "nginx"), detect, detect_basis,
-                  normal, {server: False}, settle=detect),
-            Phase(f"start nginx on {server}", lambda p: p.start_service(server, "nginx"), 0.0,
-                  "none: it rejoins only once its check passes", normal, {server: True}, settle=rejoin),
-        )),
-        Scenario("realserver-crash", f"the real server {server} crashes, then boots again", (
-            Phase(f"crash {server}", lambda p: p.crash(server), detect, detect_basis, normal, {server: False},
-                  settle=detect),
-            Phase(f"restart {server}", lambda p: p.restart(server), 0.0,
-                  "none: it rejoins only once its check passes", normal, {server: True}, settle=rejoin),
-        )),
+        Scenario(
+            "keepalived-stop",
+            f"keepalived stopped cleanly on the MASTER {master}, then started",
+            (
+                Phase(
+                    f"stop keepalived on {master}",
+                    lambda p: p.stop_service(master, "keepalived"),
+                    skew(lab, backup_priority),
+                    stop_basis,
+                    failed_over,
+                ),
+                Phase(
+                    f"start keepalived on {master}",
+                    lambda p: p.start_service(master, "keepalived"),
+                    advert,
+                    back_basis,
+                    back,
+                    settle=down,
+                ),
+            ),
+        ),
+        Scenario(
+            "director-crash",
+            f"the MASTER {master} crashes (kernel killed), then boots again",
+            (
+                Phase(f"crash {master}", lambda p: p.crash(master), down, down_basis, failed_over),
+                Phase(f"restart {master}", lambda p: p.restart(master), advert, back_basis, back, settle=down),
+            ),
+        ),
+        Scenario(
+            "link-cut",
+            f"the MASTER {master}'s link to the lab switch is cut, then restored",
+            (
+                Phase(f"cut {master}'s link", lambda p: p.cut_link(master), down, down_basis, failed_over),
+                Phase(
+                    f"restore {master}'s link", lambda p: p.restore_link(master), heal, heal_basis, healed, settle=down
+                ),
+            ),
+        ),
+        Scenario(
+            "nginx-stop",
+            f"nginx stopped on the real server {server}, then started",
+            (
+                Phase(
+                    f"stop nginx on {server}",
+                    lambda p: p.stop_service(server, "nginx"),
+                    detect,
+                    detect_basis,
+                    normal,
+                    {server: False},
+                    settle=detect,
+                ),
+                Phase(
+                    f"start nginx on {server}",
+                    lambda p: p.start_service(server, "nginx"),
+                    0.0,
+                    "none: it rejoins only once its check passes",
+                    normal,
+                    {server: True},
+                    settle=rejoin,
+                ),
+            ),
+        ),
+        Scenario(
+            "realserver-crash",
+            f"the real server {server} crashes, then boots again",
+            (
+                Phase(
+                    f"crash {server}",
+                    lambda p: p.crash(server),
+                    detect,
+                    detect_basis,
+                    normal,
+                    {server: False},
+                    settle=detect,
+                ),
+                Phase(
+                    f"restart {server}",
+                    lambda p: p.restart(server),
+                    0.0,
+                    "none: it rejoins only once its check passes",
+                    normal,
+                    {server: True},
+                    settle=rejoin,
+                ),
+            ),
+        ),
     ]
 
 
@@ -253,14 +323,19 @@ class Runner:
                 marks.append((phase, acted, done, self.end_state_problems(phase)))
         finally:
             records = http.stop()
-        requests = [{**r, "sent": r["sent"] - offset - started, "done": r["done"] - offset - started}
-                    for r in records]
+        requests = [{**r, "sent": r["sent"] - offset - started, "done": r["done"] - offset - started} for r in records]
         results = []
         for index, (phase, acted, done, problems) in enumerate(marks):
-            until = marks[index + 1][1] - started - CLOCK_SLACK if index + 1 < len(marks) else max(
-                (r["done"] for r in requests), default=0.0)
-            results.append(judge(scenario.name, phase, acted - started - CLOCK_SLACK, done - started, until,
-                                 requests, macs, problems))
+            until = (
+                marks[index + 1][1] - started - CLOCK_SLACK
+                if index + 1 < len(marks)
+                else max((r["done"] for r in requests), default=0.0)
+            )
+            results.append(
+                judge(
+                    scenario.name, phase, acted - started - CLOCK_SLACK, done - started, until, requests, macs, problems
+                )
+            )
         return ScenarioRun(scenario.name, scenario.description, started, offset, macs, requests, results)
 
     def _observe(self, http: probe.HttpProbe, done: float, phase: Phase, offset: float) -> None:
@@ -272,8 +347,12 @@ class Runner:
         while time.time() < latest:
             horizon = time.time() - PROBE_TIMEOUT - 0.25  # every request sent before it has finished
             recent = [r for r in http.requests() if horizon - RECOVERED <= r["sent"] - offset <= horizon]
-            if (time.time() >= earliest and horizon - RECOVERED > done
-                    and len(recent) >= RECOVERED * PROBE_RATE / 2 and all(r["ok"] for r in recent)):
+            if (
+                time.time() >= earliest
+                and horizon - RECOVERED > done
+                and len(recent) >= RECOVERED * PROBE_RATE / 2
+                and all(r["ok"] for r in recent)
+            ):
                 return
             time.sleep(0.25)
 
@@ -318,8 +397,10 @@ class Runner:
             members = self.members()
             for server, present in phase.members.items():
                 if members is None or (server in members) != present:
-                    problems.append(f"{server} {'missing from' if present else 'still in'} the IPVS table "
-                                    f"(members: {sorted(members) if members is not None else 'no single VIP holder'})")
+                    problems.append(
+                        f"{server} {'missing from' if present else 'still in'} the IPVS table "
+                        f"(members: {sorted(members) if members is not None else 'no single VIP holder'})"
+                    )
         return problems
 
     def restore_baseline(self, timeout: float = 60.0) -> None:
@@ -331,12 +412,18 @@ class Runner:
                 if holder != director:
                     self.progress(f"  (baseline: moving {vip} back from {holder} to {director})")
                     self.provider.stop_service(holder, "keepalived")
-                    self._wait(lambda: self.holders().get(vip) == [director], timeout, f"{vip} to move to {director}")
+                    self._wait(functools.partial(self._held_by, vip, director), timeout, f"{vip} to move to {director}")
                     self.provider.start_service(holder, "keepalived")
         everyone = set(self.lab.virtual_services[0].real_servers)
-        self._wait(lambda: all(self.holders()[v] == [d] for v, d in normal.items()) and self.members() == everyone,
-                   timeout, "the VIPs on their MASTERs and every real server in IPVS")
+        self._wait(
+            lambda: all(self.holders()[v] == [d] for v, d in normal.items()) and self.members() == everyone,
+            timeout,
+            "the VIPs on their MASTERs and every real server in IPVS",
+        )
         self._wait(self._client_reaches_every_vip, timeout, "the client to reach every VIP")
+
+    def _held_by(self, vip: str, director: str) -> bool:
+        return self.holders().get(vip) == [director]
 
     def _client_reaches_every_vip(self) -> bool:
         """A few requests per VIP from the client all answered. If not, the client may still
@@ -344,8 +431,9 @@ class Runner:
         so each scenario starts from a client that resolves the VIP afresh."""
         reached = True
         for target in self.targets:
-            pages = probe.run(self.remote, self.client, ["capture", "--target", target, "--count", "3",
-                                                             "--timeout", "1"])[0]["pages"]
+            pages = probe.run(
+                self.remote, self.client, ["capture", "--target", target, "--count", "3", "--timeout", "1"]
+            )[0]["pages"]
             if any(page.startswith("FAILED") for page in pages):
                 vip = target.rsplit(":", 1)[0]
                 self.remote.run(self.client, f"ip neigh del {vip} dev {self.lab.vrrp.interface}")
@@ -364,8 +452,16 @@ class Runner:
 # --- judging a phase --------------------------------------------------------------------
 
 
-def judge(scenario: str, phase: Phase, acted: float, done: float, until: float, requests: list[dict],
-          macs: dict[str, str], problems: list[str]) -> PhaseResult:
+def judge(
+    scenario: str,
+    phase: Phase,
+    acted: float,
+    done: float,
+    until: float,
+    requests: list[dict],
+    macs: dict[str, str],
+    problems: list[str],
+) -> PhaseResult:
     """The numbers of one phase from the probe's records (times relative to the probe start).
 
     The failure window opens when the action starts and closes `bound + margin` after it
@@ -376,12 +472,24 @@ def judge(scenario: str, phase: Phase, acted: float, done: float, until: float, 
     failures = [r for r in mine if not r["ok"]]
     outside = [r for r in failures if r["sent"] > window_end]
     return PhaseResult(
-        scenario=scenario, phase=phase.name, bound_ms=round(phase.bound * 1000), basis=phase.basis,
-        margin_ms=round(margin(phase.bound) * 1000), outage_ms=round(outage(requests, acted, until) * 1000),
-        failed=len(failures), failed_outside=len(outside),
-        first_outside=(f"+{outside[0]['sent'] - acted:.2f} s to {outside[0]['target']}: {outside[0].get('error', '')}"
-                       if outside else ""),
-        vip_moves=vip_moves(requests, acted, until, macs), problems=problems, start=acted, window_end=window_end, end=until,
+        scenario=scenario,
+        phase=phase.name,
+        bound_ms=round(phase.bound * 1000),
+        basis=phase.basis,
+        margin_ms=round(margin(phase.bound) * 1000),
+        outage_ms=round(outage(requests, acted, until) * 1000),
+        failed=len(failures),
+        failed_outside=len(outside),
+        first_outside=(
+            f"+{outside[0]['sent'] - acted:.2f} s to {outside[0]['target']}: {outside[0].get('error', '')}"
+            if outside
+            else ""
+        ),
+        vip_moves=vip_moves(requests, acted, until, macs),
+        problems=problems,
+        start=acted,
+        window_end=window_end,
+        end=until,
     )
 
 
@@ -394,9 +502,10 @@ def outage(requests: list[dict], start: float, end: float) -> float:
         mine = [r for r in requests if r["target"] == target]
         # From the first request to the last: a VIP that stopped answering before the probe
         # ended, or never answered, shows as an outage up to the probe's end (or from its start).
-        times = sorted([min(r["sent"] for r in mine), max(r["done"] for r in mine)]
-                       + [r["done"] for r in mine if r["ok"]])
-        for before, after in zip(times, times[1:]):
+        times = sorted(
+            [min(r["sent"] for r in mine), max(r["done"] for r in mine)] + [r["done"] for r in mine if r["ok"]]
+        )
+        for before, after in itertools.pairwise(times):
             if after > start and before < end:
                 longest = max(longest, after - before)
     return longest

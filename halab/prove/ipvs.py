@@ -43,10 +43,16 @@ def parse(table: str) -> dict[tuple[str, str, int], Service]:
             stats = rest if rest and all(_is_count(f) for f in rest) else []
             current = Service(fields[0], vip, int(port), "" if stats else (rest[0] if rest else ""))
             if stats:
-                current.stats = dict(zip(("conns", "inpkts", "outpkts", "inbytes", "outbytes"),
-                                         (_count(f) for f in stats)))
+                current.stats = dict(
+                    zip(("conns", "inpkts", "outpkts", "inbytes", "outbytes"), (_count(f) for f in stats), strict=False)
+                )
             services[(current.protocol, vip, int(port))] = current
-        elif fields[:1] == ["->"] and current is not None and ":" in fields[1] and fields[2] in ("Route", "Masq", "Tunnel", "Local"):
+        elif (
+            fields[:1] == ["->"]
+            and current is not None
+            and ":" in fields[1]
+            and fields[2] in ("Route", "Masq", "Tunnel", "Local")
+        ):
             address, port = fields[1].rsplit(":", 1)
             current.destinations.append(Destination(address, int(port), fields[2], int(fields[3])))
     return services

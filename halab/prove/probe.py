@@ -65,9 +65,18 @@ class HttpProbe:
     duration: float = 300.0
     records: list[dict] = field(default_factory=list)
 
-    def start(self) -> "HttpProbe":
-        args = ["http", "--rate", str(self.rate), "--timeout", str(self.timeout), "--duration", str(self.duration),
-                "--count", str(int(self.duration * self.rate * len(self.targets)) + 1)]
+    def start(self) -> HttpProbe:
+        args = [
+            "http",
+            "--rate",
+            str(self.rate),
+            "--timeout",
+            str(self.timeout),
+            "--duration",
+            str(self.duration),
+            "--count",
+            str(int(self.duration * self.rate * len(self.targets)) + 1),
+        ]
         for target in self.targets:
             args += ["--target", target]
         self._process = spawn(self.remote, self.node, args)

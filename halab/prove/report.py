@@ -20,16 +20,27 @@ def _moved(phase: PhaseResult) -> str:
 
 
 def rows(runs: list[ScenarioRun]) -> list[tuple[str, ...]]:
-    return [(run.scenario, phase.phase, str(phase.outage_ms), str(phase.failed), str(phase.bound_ms),
-             str(phase.margin_ms), _moved(phase), "pass" if phase.passed else "FAIL")
-            for run in runs for phase in run.phases]
+    return [
+        (
+            run.scenario,
+            phase.phase,
+            str(phase.outage_ms),
+            str(phase.failed),
+            str(phase.bound_ms),
+            str(phase.margin_ms),
+            _moved(phase),
+            "pass" if phase.passed else "FAIL",
+        )
+        for run in runs
+        for phase in run.phases
+    ]
 
 
 def table(runs: list[ScenarioRun]) -> str:
     """A plain-text table, one line per phase, then the reasons of every failed phase."""
     lines = [COLUMNS, *rows(runs)]
     widths = [max(len(line[i]) for line in lines) for i in range(len(COLUMNS))]
-    text = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in lines]
+    text = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=False)).rstrip() for line in lines]
     text.insert(1, "  ".join("-" * width for width in widths))
     for run in runs:
         for phase in run.phases:
@@ -48,13 +59,25 @@ def write_junit(runs: list[ScenarioRun], lab: str, path: Path) -> Path:
     """One testcase per phase (classname: the scenario), failures carrying their reasons."""
     phases = [(run, phase) for run in runs for phase in run.phases]
     suites = ET.Element("testsuites", name="halab")
-    suite = ET.SubElement(suites, "testsuite", name=f"failover[{lab}]", tests=str(len(phases)),
-                       failures=str(sum(not phase.passed for _, phase in phases)))
+    suite = ET.SubElement(
+        suites,
+        "testsuite",
+        name=f"failover[{lab}]",
+        tests=str(len(phases)),
+        failures=str(sum(not phase.passed for _, phase in phases)),
+    )
     for run, phase in phases:
-        case = ET.SubElement(suite, "testcase", classname=f"failover.{run.scenario}", name=phase.phase,
-                             time=f"{phase.end - phase.start:.3f}")
-        summary = (f"outage {phase.outage_ms} ms, {phase.failed} failed requests, bound {phase.bound_ms} ms "
-                   f"({phase.basis}), margin {phase.margin_ms} ms, VIP moved: {_moved(phase)}")
+        case = ET.SubElement(
+            suite,
+            "testcase",
+            classname=f"failover.{run.scenario}",
+            name=phase.phase,
+            time=f"{phase.end - phase.start:.3f}",
+        )
+        summary = (
+            f"outage {phase.outage_ms} ms, {phase.failed} failed requests, bound {phase.bound_ms} ms "
+            f"({phase.basis}), margin {phase.margin_ms} ms, VIP moved: {_moved(phase)}"
+        )
         if phase.passed:
             ET.SubElement(case, "system-out").text = summary
         else:
@@ -68,6 +91,7 @@ def plot(run: ScenarioRun, path: Path) -> Path:
     """The scenario's timeline: each request's latency by the server that answered, failures
     marked, each action's failure window (bound + margin) shaded, and the VIP's moves as the client saw them."""
     import matplotlib
+
     matplotlib.use("Agg")
     from matplotlib import pyplot
 
@@ -75,20 +99,46 @@ def plot(run: ScenarioRun, path: Path) -> Path:
     pages = sorted({r.get("page", "") for r in run.requests if r["ok"]})
     for index, page in enumerate(pages):
         points = [r for r in run.requests if r["ok"] and r.get("page") == page]
-        axes.scatter([r["sent"] for r in points], [(r["done"] - r["sent"]) * 1000 for r in points], s=6,
-                     label=_server(page), color=f"C{index}")
+        axes.scatter(
+            [r["sent"] for r in points],
+            [(r["done"] - r["sent"]) * 1000 for r in points],
+            s=6,
+            label=_server(page),
+            color=f"C{index}",
+        )
     failed = [r for r in run.requests if not r["ok"]]
-    axes.scatter([r["sent"] for r in failed], [(r["done"] - r["sent"]) * 1000 for r in failed], marker="x", s=14,
-                 color="red", label=f"failed ({len(failed)})")
+    axes.scatter(
+        [r["sent"] for r in failed],
+        [(r["done"] - r["sent"]) * 1000 for r in failed],
+        marker="x",
+        s=14,
+        color="red",
+        label=f"failed ({len(failed)})",
+    )
     for phase in run.phases:
         axes.axvline(phase.start, color="black", linewidth=1)
-        axes.annotate(phase.phase, (phase.start, 1.0), xycoords=("data", "axes fraction"), rotation=90,
-                      va="top", ha="right", fontsize=8)
+        axes.annotate(
+            phase.phase,
+            (phase.start, 1.0),
+            xycoords=("data", "axes fraction"),
+            rotation=90,
+            va="top",
+            ha="right",
+            fontsize=8,
+        )
         axes.axvspan(phase.start, phase.window_end, color="orange", alpha=0.12)
         for move in phase.vip_moves:
             axes.axvline(move["at"], color="purple", linestyle=":", linewidth=1)
-            axes.annotate(f"{move['vip']} -> {move['to']}", (move["at"], 0.5), xycoords=("data", "axes fraction"),
-                          rotation=90, va="center", ha="left", fontsize=8, color="purple")
+            axes.annotate(
+                f"{move['vip']} -> {move['to']}",
+                (move["at"], 0.5),
+                xycoords=("data", "axes fraction"),
+                rotation=90,
+                va="center",
+                ha="left",
+                fontsize=8,
+                color="purple",
+            )
     axes.set_yscale("symlog", linthresh=10)
     axes.set_ylim(bottom=0)
     axes.set_xlabel("seconds since the probe started")

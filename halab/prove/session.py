@@ -22,20 +22,28 @@ from halab.providers.base import Provider
 
 # When to tear the lab down at the end: what each policy says, given (passed, booted here).
 DESTROY: dict[str, Callable[[bool, bool], bool]] = {
-    "passing": lambda passed, booted: passed and booted,   # keep a failed lab for debugging
-    "booted": lambda passed, booted: booted,               # leave only what was already up
+    "passing": lambda passed, booted: passed and booted,  # keep a failed lab for debugging
+    "booted": lambda passed, booted: booted,  # leave only what was already up
     "always": lambda passed, booted: True,
     "never": lambda passed, booted: False,
 }
-DESTROY_HELP = ("passing (default): tear the lab down if all passed and this run booted it, keep it for "
-                "debugging otherwise; booted: tear down what this run booted, whatever the outcome; always; never")
+DESTROY_HELP = (
+    "passing (default): tear the lab down if all passed and this run booted it, keep it for "
+    "debugging otherwise; booted: tear down what this run booted, whatever the outcome; always; never"
+)
 
 
 class Session:
     """A run of `what` on the provider's lab; use as a context manager and set `passed`."""
 
-    def __init__(self, provider: Provider, what: str, destroy: str = "passing", record: bool = True,
-                 progress: Callable[[str], None] = print) -> None:
+    def __init__(
+        self,
+        provider: Provider,
+        what: str,
+        destroy: str = "passing",
+        record: bool = True,
+        progress: Callable[[str], None] = print,
+    ) -> None:
         if destroy not in DESTROY:
             raise UsageError(f"--destroy must be one of {', '.join(DESTROY)}; got {destroy!r}")
         self.provider = provider
@@ -55,8 +63,9 @@ class Session:
         self.provider.up()
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 trace: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
         self.passed = self.passed and kind is None
         self.finish()
 
@@ -69,13 +78,16 @@ class Session:
             self.progress(f"could not collect the nodes' logs: {exc}")
         if self.record:
             evidence.record(self.what, lab.name, self.passed, lab.versions.model_dump(), self.artifacts)
-        self.progress(f"{self.what}: {'passed' if self.passed else 'FAILED'}; reports and node logs in {self.artifacts}")
+        self.progress(
+            f"{self.what}: {'passed' if self.passed else 'FAILED'}; reports and node logs in {self.artifacts}"
+        )
         if DESTROY[self.destroy](self.passed, self.booted):
             self.provider.down()
             self.progress(f"lab {lab.name!r} torn down")
         else:
-            self.progress(f"lab {lab.name!r} left up: `invoke lab.status`, `invoke lab.ssh NODE`, "
-                          "`invoke lab.down` when done")
+            self.progress(
+                f"lab {lab.name!r} left up: `invoke lab.status`, `invoke lab.ssh NODE`, `invoke lab.down` when done"
+            )
 
 
 def acceptance(provider: Provider, lab_file: Path, destroy: str = "passing", args: list[str] | None = None) -> bool:
@@ -83,15 +95,31 @@ def acceptance(provider: Provider, lab_file: Path, destroy: str = "passing", arg
     JUnit XML and JSON land in its artifacts."""
     with Session(provider, "acceptance", destroy) as session:
         out = session.artifacts
-        command = [sys.executable, "-m", "pytest", str(paths.ACCEPTANCE / "test_cluster.py"), "--lab", str(lab_file),
-                   "--provider", provider.name, "-p", "no:cacheprovider", f"--junitxml={out / 'acceptance.xml'}",
-                   f"--report-json={out / 'acceptance.json'}", *(args or [])]
+        command = [
+            sys.executable,
+            "-m",
+            "pytest",
+            str(paths.ACCEPTANCE / "test_cluster.py"),
+            "--lab",
+            str(lab_file),
+            "--provider",
+            provider.name,
+            "-p",
+            "no:cacheprovider",
+            f"--junitxml={out / 'acceptance.xml'}",
+            f"--report-json={out / 'acceptance.json'}",
+            *(args or []),
+        ]
         session.passed = subprocess.run(command, cwd=paths.ROOT).returncode == 0
     return session.passed
 
 
-def measure(provider: Provider, chosen: list[failover.Scenario], destroy: str = "passing",
-            progress: Callable[[str], None] = print) -> list[failover.ScenarioRun]:
+def measure(
+    provider: Provider,
+    chosen: list[failover.Scenario],
+    destroy: str = "passing",
+    progress: Callable[[str], None] = print,
+) -> list[failover.ScenarioRun]:
     """Run the failover scenarios, print the table, write JSON, JUnit and a PNG per scenario."""
     runs: list[failover.ScenarioRun] = []
     with Session(provider, "failover", destroy, progress=progress) as session:

@@ -16,9 +16,11 @@ def kind(name: str) -> type[Provider]:
     """The provider class called name; unknown names get the list of known ones."""
     if name == "local":
         from halab.providers.local.provider import LocalProvider
+
         return LocalProvider
     if name == "vagrant":
         from halab.providers.vagrant import VagrantProvider
+
         return VagrantProvider
     raise UsageError(f"unknown provider {name!r}; known: {', '.join(NAMES)}")
 

@@ -119,8 +119,9 @@ class Provider(ABC):
             self.wait_converged()
         except BaseException:
             if keep:
-                self.progress(f"--keep: leaving lab {self.lab.name!r} as it is for debugging; "
-                              f"`invoke lab.down` removes it")
+                self.progress(
+                    f"--keep: leaving lab {self.lab.name!r} as it is for debugging; `invoke lab.down` removes it"
+                )
             else:
                 self.down()
             raise
@@ -146,8 +147,10 @@ class Provider(ABC):
             if sorted(vip for row in self.status() if row.role == "director" for vip in row.vips) == vips:
                 return
             time.sleep(0.2)
-        raise ProviderError(f"VRRP did not place every VIP on exactly one director within "
-                            f"{self.converge_timeout:g} s; see `invoke lab.logs` of the directors")
+        raise ProviderError(
+            f"VRRP did not place every VIP on exactly one director within "
+            f"{self.converge_timeout:g} s; see `invoke lab.logs` of the directors"
+        )
 
     # --- status ---------------------------------------------------------------------------
 
@@ -162,8 +165,12 @@ class Provider(ABC):
 
     def vrrp_view(self, node: str) -> tuple[str, tuple[str, ...]]:
         """What a node says about VRRP: (MASTER|BACKUP|stopped|unreachable|-, VIPs it holds)."""
-        result = self.remote.run(node, f"ip -4 -o addr show dev {self.lab.vrrp.interface}; "
-                                 "pidof keepalived >/dev/null && echo keepalived-running; true", timeout=5)
+        result = self.remote.run(
+            node,
+            f"ip -4 -o addr show dev {self.lab.vrrp.interface}; "
+            "pidof keepalived >/dev/null && echo keepalived-running; true",
+            timeout=5,
+        )
         held = tuple(sorted(str(vip) for vip in self.lab.vips if f" {vip}/" in result.stdout))
         if result.returncode != 0:
             return "unreachable", held

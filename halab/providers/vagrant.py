@@ -15,7 +15,6 @@ import subprocess
 from pathlib import Path
 
 import vagrant
-
 from halab import paths, pins, render, sources
 from halab.errors import ProviderError
 from halab.paths import LabPaths
@@ -53,8 +52,13 @@ class VagrantProvider(Provider):
     def environment(self, box: str = "", from_source: bool = False) -> dict[str, str]:
         """What the Vagrantfile reads: the lab, its state, and every path, as the host and
         the VMs see them (the Vagrantfile spells none itself)."""
-        return {**os.environ, **_vagrant_paths(self.paths), "VAGRANT_DEFAULT_PROVIDER": self.hypervisor,
-                **({"HALAB_BOX": box} if box else {}), "HALAB_BUILD_FROM_SOURCE": "1" if from_source else "0"}
+        return {
+            **os.environ,
+            **_vagrant_paths(self.paths),
+            "VAGRANT_DEFAULT_PROVIDER": self.hypervisor,
+            **({"HALAB_BOX": box} if box else {}),
+            "HALAB_BUILD_FROM_SOURCE": "1" if from_source else "0",
+        }
 
     def _vagrant(self, **env: str) -> vagrant.Vagrant:
         return _machine({**self.environment(), **env})
@@ -64,19 +68,43 @@ class VagrantProvider(Provider):
     def preflight(self) -> list[Requirement]:
         items = [Requirement("vagrant installed", bool(shutil.which("vagrant")), "install Vagrant (2.3+)")]
         if self.hypervisor == "libvirt":
-            plugins = subprocess.run(["vagrant", "plugin", "list"], capture_output=True, text=True).stdout \
-                if shutil.which("vagrant") else ""
-            items.append(Requirement("vagrant-libvirt plugin", "vagrant-libvirt" in plugins or
-                                     Path("/usr/share/vagrant-plugins/plugins.d/vagrant-libvirt.json").exists(),
-                                     "vagrant plugin install vagrant-libvirt (or apt-get install vagrant-libvirt)"))
-            items.append(Requirement("libvirt running", Path("/var/run/libvirt/libvirt-sock").exists(),
-                                     "install libvirt-daemon-system and add yourself to the libvirt group"))
+            plugins = (
+                subprocess.run(["vagrant", "plugin", "list"], capture_output=True, text=True).stdout
+                if shutil.which("vagrant")
+                else ""
+            )
+            items.append(
+                Requirement(
+                    "vagrant-libvirt plugin",
+                    "vagrant-libvirt" in plugins
+                    or Path("/usr/share/vagrant-plugins/plugins.d/vagrant-libvirt.json").exists(),
+                    "vagrant plugin install vagrant-libvirt (or apt-get install vagrant-libvirt)",
+                )
+            )
+            items.append(
+                Requirement(
+                    "libvirt running",
+                    Path("/var/run/libvirt/libvirt-sock").exists(),
+                    "install libvirt-daemon-system and add yourself to the libvirt group",
+                )
+            )
         else:
-            items.append(Requirement("VirtualBox installed", bool(shutil.which("VBoxManage")), "install VirtualBox 6.1+"))
+            items.append(
+                Requirement("VirtualBox installed", bool(shutil.which("VBoxManage")), "install VirtualBox 6.1+")
+            )
         if shutil.which("vagrant"):
             box, from_source = self.box()
-            items.append(Requirement(f"box {box}" + (f" ({self.lab.box} absent: compiling at `vagrant up`, slow; "
-                                                     "`invoke image.build` bakes it)" if from_source else ""), True))
+            items.append(
+                Requirement(
+                    f"box {box}"
+                    + (
+                        f" ({self.lab.box} absent: compiling at `vagrant up`, slow; `invoke image.build` bakes it)"
+                        if from_source
+                        else ""
+                    ),
+                    True,
+                )
+            )
         return items
 
     def running(self) -> bool:
@@ -166,4 +194,6 @@ def ssh_config_as_root(block: str) -> str:
 
 
 def _default_hypervisor() -> str:
-    return "virtualbox" if shutil.which("VBoxManage") and not Path("/var/run/libvirt/libvirt-sock").exists() else "libvirt"
+    return (
+        "virtualbox" if shutil.which("VBoxManage") and not Path("/var/run/libvirt/libvirt-sock").exists() else "libvirt"
+    )

@@ -18,12 +18,15 @@ from halab.errors import HalabError
 from halab.providers import NAMES, Provider, make
 
 LAB_HELP = {"lab": "lab file (YAML); default: labs/seed.yaml, the write-up's lab"}
-PROVIDER_HELP = {"provider": f"what runs the lab: {' or '.join(NAMES)} (default: local, user-mode Linux on "
-                             "this host; vagrant: libvirt/VirtualBox VMs)"}
+PROVIDER_HELP = {
+    "provider": f"what runs the lab: {' or '.join(NAMES)} (default: local, user-mode Linux on "
+    "this host; vagrant: libvirt/VirtualBox VMs)"
+}
 
 
 def task(*args: Any, **kwargs: Any) -> Any:
     """invoke's @task (bare or with options) whose HalabErrors become invoke Exits."""
+
     def decorate(body: Callable[..., Any]) -> invoke.Task:
         @functools.wraps(body)
         def run(*call_args: Any, **call_kwargs: Any) -> Any:
@@ -31,6 +34,7 @@ def task(*args: Any, **kwargs: Any) -> Any:
                 return body(*call_args, **call_kwargs)
             except HalabError as exc:
                 raise invoke.Exit(str(exc), code=exc.exit_code) from None
+
         return invoke.task(**kwargs)(run)
 
     if len(args) == 1 and callable(args[0]) and not kwargs:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from halab import paths
@@ -35,22 +35,41 @@ def _kms_keys(items: list[str]) -> dict[str, str]:
     return dict(item.split("=", 1) for item in items)
 
 
-@task(iterable=["kms_key"], help={
-    "regions": REGIONS_HELP, "share": "comma-separated AWS account IDs to share with",
-    "kms_key": "REGION=KEY: the KMS key encrypting the copy in REGION (repeatable); default: the account's EBS key",
-    "keep": KEEP_HELP, "deprecate_days": "set the AMIs' deprecation time this many days from now",
-    "include_shared": SHARED_HELP, "dry_run": "print the plan, change nothing",
-    "skip_evidence": "publish even though no passing acceptance run is recorded for the image (says so)",
-    "manifest": "Packer manifest (default: manifest.json in the state directory's images/)",
-})
-def publish(c, regions="", share="", kms_key=None, keep=3, deprecate_days=0, include_shared=False, dry_run=False,
-            skip_evidence=False, manifest=None):
+@task(
+    iterable=["kms_key"],
+    help={
+        "regions": REGIONS_HELP,
+        "share": "comma-separated AWS account IDs to share with",
+        "kms_key": "REGION=KEY: the KMS key encrypting the copy in REGION (repeatable); default: the account's EBS key",
+        "keep": KEEP_HELP,
+        "deprecate_days": "set the AMIs' deprecation time this many days from now",
+        "include_shared": SHARED_HELP,
+        "dry_run": "print the plan, change nothing",
+        "skip_evidence": "publish even though no passing acceptance run is recorded for the image (says so)",
+        "manifest": "Packer manifest (default: manifest.json in the state directory's images/)",
+    },
+)
+def publish(
+    c,
+    regions="",
+    share="",
+    kms_key=None,
+    keep=3,
+    deprecate_days=0,
+    include_shared=False,
+    dry_run=False,
+    skip_evidence=False,
+    manifest=None,
+):
     """Copy the newest AMI to each region (encrypted), tag it and its snapshots, share, retire old ones."""
     options = ami.Options(
-        regions=_regions(regions), accounts=[a.strip() for a in share.split(",") if a.strip()],
-        kms_keys=_kms_keys(kms_key or []), keep=int(keep),
-        deprecate_at=datetime.now(timezone.utc) + timedelta(days=int(deprecate_days)) if deprecate_days else None,
-        include_shared=include_shared)
+        regions=_regions(regions),
+        accounts=[a.strip() for a in share.split(",") if a.strip()],
+        kms_keys=_kms_keys(kms_key or []),
+        keep=int(keep),
+        deprecate_at=datetime.now(UTC) + timedelta(days=int(deprecate_days)) if deprecate_days else None,
+        include_shared=include_shared,
+    )
     source = _source(manifest)
     options.acceptance = ami.gate(source, skip_evidence)
     publisher = ami.Publisher()
@@ -75,14 +94,24 @@ def list_(c, regions="", manifest=None):
         print(f"{row['region']:<14} {row['image']:<22} {row['created']:<25} {row['state']:<10} {tags}")
 
 
-@task(help={"regions": REGIONS_HELP, "keep": KEEP_HELP, "include_shared": SHARED_HELP,
-            "dry_run": "print what would be retired, change nothing", "manifest": "Packer manifest naming the family"})
+@task(
+    help={
+        "regions": REGIONS_HELP,
+        "keep": KEEP_HELP,
+        "include_shared": SHARED_HELP,
+        "dry_run": "print what would be retired, change nothing",
+        "manifest": "Packer manifest naming the family",
+    }
+)
 def prune(c, regions="", keep=3, include_shared=False, dry_run=False, manifest=None):
     """Retire old AMIs of the family (and their snapshots), never one in use."""
     options = ami.Options(regions=_regions(regions), keep=int(keep), include_shared=include_shared)
     source = _source(manifest)
     publisher = ami.Publisher()
     for region in options.regions:
-        steps = ami.retirement(publisher, region, source.family, options) if dry_run else \
-            ami.prune(publisher, region, source.family, options)
+        steps = (
+            ami.retirement(publisher, region, source.family, options)
+            if dry_run
+            else ami.prune(publisher, region, source.family, options)
+        )
         print(ami.table(steps))

@@ -17,14 +17,17 @@ def _overrides(pairs: list[str]) -> dict[str, str]:
     return dict(pair.split("=", 1) for pair in pairs)
 
 
-@task(iterable=["var"], help={
-    **LAB_HELP,
-    "os": f"OS version: {', '.join(packer.oses())} (default: rocky-9)",
-    "target": TARGET_HELP + " (default: libvirt)",
-    "dry_run": "print the packer command and its variables, run nothing",
-    "force": "build even when an image with the same input hash exists",
-    "var": "extra Packer variable, KEY=VALUE (repeatable), e.g. --var iso_url=... for RHEL",
-})
+@task(
+    iterable=["var"],
+    help={
+        **LAB_HELP,
+        "os": f"OS version: {', '.join(packer.oses())} (default: rocky-9)",
+        "target": TARGET_HELP + " (default: libvirt)",
+        "dry_run": "print the packer command and its variables, run nothing",
+        "force": "build even when an image with the same input hash exists",
+        "var": "extra Packer variable, KEY=VALUE (repeatable), e.g. --var iso_url=... for RHEL",
+    },
+)
 def build(c, os="rocky-9", target="libvirt", lab=None, dry_run=False, force=False, var=None):
     """Bake an image: keepalived and nginx from the lab's pinned sources on Rocky/RHEL; skipped
     when an image with the same input hash exists."""
@@ -32,7 +35,8 @@ def build(c, os="rocky-9", target="libvirt", lab=None, dry_run=False, force=Fals
     if dry_run:
         print(f"# {os} {target}, input hash {plan.input_hash}")
         for name, tarball in plan.tarballs().items():
-            print(f"# {name} tarball: {tarball}{'' if tarball.exists() else ' (fetched and verified when the build runs)'}")
+            later = "" if tarball.exists() else " (fetched and verified when the build runs)"
+            print(f"# {name} tarball: {tarball}{later}")
         print(plan.shell())
         return
     packer.bake(plan, force=force)
@@ -47,7 +51,9 @@ def validate(c, lab=None):
         for target in packer.TARGETS:
             result = packer.validate(os_name, target, versions)
             ok = result.returncode == 0
-            print(f"  {'ok  ' if ok else 'FAIL'} {os_name} {target}" + ("" if ok else f"\n{result.stdout}{result.stderr}"))
+            print(
+                f"  {'ok  ' if ok else 'FAIL'} {os_name} {target}" + ("" if ok else f"\n{result.stdout}{result.stderr}")
+            )
             failed += [] if ok else [f"{os_name} {target}"]
     if failed:
         raise ImageError(f"packer validate failed for: {', '.join(failed)}")

@@ -17,13 +17,15 @@ def validate(c, lab=None):
     print(f"lab {model.name!r}: valid ({model.mode}, subnet {model.subnet})")
     for name, node in model.nodes.items():
         extra = f" {node.state} priority {node.priority}" if node.role == "director" else ""
-        print(f"  {name:<10} {str(node.address):<15} {node.role}{extra}")
+        print(f"  {name:<10} {node.address!s:<15} {node.role}{extra}")
     for service in model.virtual_services:
         servers = ", ".join(f"{n} (weight {s.weight})" for n, s in service.real_servers.items())
         print(f"  VIP {service.vip}:{service.port}/{service.protocol} {service.lb_algo}/{service.lb_kind} -> {servers}")
 
 
-@task(name="render", help={**LAB_HELP, "config_test": "also run keepalived -t / nginx -t (the lab's builds) on the files"})
+@task(
+    name="render", help={**LAB_HELP, "config_test": "also run keepalived -t / nginx -t (the lab's builds) on the files"}
+)
 def render_(c, lab=None, config_test=False):
     """Render every node's files into the lab's state directory."""
     model = load(lab)
@@ -33,11 +35,16 @@ def render_(c, lab=None, config_test=False):
     if not config_test:
         return
     binary = {name: _built(name, version).binary for name, version in model.versions.model_dump().items()}
-    verdicts = [configtest.keepalived(p, binary["keepalived"], model.vrrp.interface) for p in written
-                if p.name == "keepalived.conf"]
+    verdicts = [
+        configtest.keepalived(p, binary["keepalived"], model.vrrp.interface)
+        for p in written
+        if p.name == "keepalived.conf"
+    ]
     verdicts += [configtest.nginx(p, binary["nginx"]) for p in written if p.name == "nginx.conf"]
     for verdict in verdicts:
-        print(f"  {'ok  ' if verdict.ok else 'FAIL'} {verdict.path}" + (f"\n{verdict.output}" if verdict.output else ""))
+        print(
+            f"  {'ok  ' if verdict.ok else 'FAIL'} {verdict.path}" + (f"\n{verdict.output}" if verdict.output else "")
+        )
     if not all(v.ok for v in verdicts):
         raise BuildError("a rendered file failed its daemon's config test")
 
@@ -71,7 +78,9 @@ def up(c, lab=None, keep=False, provider="local"):
     _print_status(running)
 
 
-@task(help={**LAB_HELP, **PROVIDER_HELP, "name": "the lab's name, when its file is gone (default: the lab file's name)"})
+@task(
+    help={**LAB_HELP, **PROVIDER_HELP, "name": "the lab's name, when its file is gone (default: the lab file's name)"}
+)
 def down(c, lab=None, name=None, provider="local"):
     """Stop every node and remove what the lab made on this host; idempotent."""
     lab_name = name or load(lab).name
@@ -88,8 +97,10 @@ def status(c, lab=None, provider="local"):
 def _print_status(running: Provider) -> None:
     print(f"{'node':<10} {'role':<11} {'address':<15} {'state':<5} {'vrrp':<8} vips")
     for row in running.status():
-        print(f"{row.name:<10} {row.role:<11} {row.address:<15} {'up' if row.up else 'down':<5} {row.vrrp:<8} "
-              f"{' '.join(row.vips) or '-'}")
+        print(
+            f"{row.name:<10} {row.role:<11} {row.address:<15} {'up' if row.up else 'down':<5} {row.vrrp:<8} "
+            f"{' '.join(row.vips) or '-'}"
+        )
 
 
 @task(help={**LAB_HELP, "node": "node name", "lines": "how many lines of each log"})
@@ -104,7 +115,7 @@ def logs(c, node, lab=None, lines=40):
     for log in [files.console, files.boot_log, *sorted(files.logs.rglob("*.log"))]:
         if log.exists():
             print(f"==> {log} <==")
-            print("\n".join(log.read_text(errors="replace").splitlines()[-int(lines):]))
+            print("\n".join(log.read_text(errors="replace").splitlines()[-int(lines) :]))
 
 
 @task(help={**LAB_HELP, "node": "node name"})

@@ -9,7 +9,7 @@ from pathlib import Path
 from halab import paths
 from halab.errors import HalabError, UsageError
 from halab.prove import failover, session
-from halab.tasks import LAB_HELP, PROVIDER_HELP, load, provider_for, task
+from halab.tasks import LAB_HELP, PROVIDER_HELP, provider_for, task
 
 RUN_HELP = {**LAB_HELP, **PROVIDER_HELP, "destroy": session.DESTROY_HELP}
 
@@ -21,7 +21,7 @@ def lint(c):
         c.run(f"{sys.executable} -m {command}", echo=True)
 
 
-@task(name="all", default=True, help={"args": "extra pytest arguments, e.g. \"-k render -x\""})
+@task(name="all", default=True, help={"args": 'extra pytest arguments, e.g. "-k render -x"'})
 def all_(c, args=""):
     """Run the linters, then the whole test suite: unit, config, build, lab, acceptance with failover (as root)."""
     lint(c)
@@ -34,7 +34,7 @@ def unit(c, args=""):
     c.run(f"{sys.executable} -m pytest tests/unit {args}", echo=True)
 
 
-@task(help={**RUN_HELP, "args": "extra pytest arguments, e.g. \"-k ipvs\""})
+@task(help={**RUN_HELP, "args": 'extra pytest arguments, e.g. "-k ipvs"'})
 def acceptance(c, lab=None, provider="local", destroy="passing", args=""):
     """Check a running lab against the write-up (booting it first if needed); JUnit XML and JSON
     go to the lab's artifacts directory."""
@@ -43,8 +43,14 @@ def acceptance(c, lab=None, provider="local", destroy="passing", args=""):
         raise HalabError(f"acceptance failed on lab {running.lab.name!r}")
 
 
-@task(name="failover", help={**RUN_HELP, "scenario": "comma-separated scenario names (default: all); see --list-scenarios",
-                             "list_scenarios": "print the lab's scenarios and their bounds, run nothing"})
+@task(
+    name="failover",
+    help={
+        **RUN_HELP,
+        "scenario": "comma-separated scenario names (default: all); see --list-scenarios",
+        "list_scenarios": "print the lab's scenarios and their bounds, run nothing",
+    },
+)
 def failover_(c, lab=None, provider="local", destroy="passing", scenario="", list_scenarios=False):
     """Run failover scenarios with a probe on the client; print a table (scenario, outage,
     failed requests, bound, verdict) and write JSON, JUnit XML and a PNG timeline per scenario."""

@@ -48,4 +48,7 @@ def test_the_build_script_is_idempotent_on_its_own(builds, tmp_path):
     pin = pins.pin("nginx", SUITE_VERSIONS["nginx"])
     tarball = sources.fetch(pin, progress=lambda _: None)
     text = _output("sh", str(build.script("nginx")), str(tarball), str(builds["nginx"].root))
-    assert text.strip() == f"==> nginx {pin.version} already built into {builds['nginx'].root}/usr/local/nginx; nothing to do"
+    assert (
+        text.strip()
+        == f"==> nginx {pin.version} already built into {builds['nginx'].root}/usr/local/nginx; nothing to do"
+    )

@@ -6,6 +6,7 @@ The lab files are the seed's, renamed per test, with the suite's buildable versi
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
@@ -34,8 +35,9 @@ def lab_file(tmp_path: Path, name: str) -> Path:
 
 
 def invoke(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "invoke", *args], cwd=paths.ROOT, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "invoke", *args], cwd=paths.ROOT, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def assert_clean(name: str) -> None:
@@ -75,7 +77,7 @@ def test_twenty_requests_alternate_between_the_real_servers(seed_lab):
     pages = requests_through_vip(seed_lab, 20)
     assert len(pages) == 20 and "FAILED" not in pages
     assert set(pages) == {"<h1>server1's page</h1>", "<h1>server2's page</h1>"}
-    assert all(a != b for a, b in zip(pages, pages[1:])), pages
+    assert all(a != b for a, b in itertools.pairwise(pages)), pages
 
 
 def test_the_director_runs_real_ipvs_in_direct_routing(seed_lab):
@@ -98,8 +100,12 @@ def test_the_lab_subnet_never_reaches_the_root_namespace(seed_lab):
 
 def test_a_lab_killed_mid_boot_is_cleaned_by_lab_down(builds, tmp_path):
     path = lab_file(tmp_path, "killed")
-    starter = subprocess.Popen([sys.executable, "-m", "invoke", "lab.up", "--lab", str(path)], cwd=paths.ROOT,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    starter = subprocess.Popen(
+        [sys.executable, "-m", "invoke", "lab.up", "--lab", str(path)],
+        cwd=paths.ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 30
     while not processes(f"umid={umid('killed', '')}") and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -160,6 +166,7 @@ def test_fault_verbs_move_the_vip_and_bring_it_back(seed_lab):
     Bounds are VRRP's (3 x advert_int + skew = 3.8 s for the seed's BACKUP) plus a wide
     margin for a shared machine; the failover measurements themselves are issue 5's.
     """
+
     def holders() -> set[str]:
         return {row.name for row in seed_lab.status() if row.vips}
 

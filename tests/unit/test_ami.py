@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import boto3
 import pytest
@@ -23,8 +23,12 @@ VERSIONS = {"keepalived": "2.2.7", "nginx": "1.22.1"}
 
 @pytest.fixture
 def aws(monkeypatch, tmp_path):
-    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                       "AWS_DEFAULT_REGION": SOURCE_REGION, "HALAB_HOME": str(tmp_path)}.items():
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": SOURCE_REGION,
+        "HALAB_HOME": str(tmp_path),
+    }.items():
         monkeypatch.setenv(key, value)
     with mock_aws():
         yield
@@ -51,13 +55,31 @@ def moto_image(region: str, image_id: str):
 
 @pytest.fixture
 def source(aws, tmp_path) -> ami.Source:
-    image_id = make_image(SOURCE_REGION, f"halab-rocky-9-{HASH[:12]}-20261124000000", created=datetime(2026, 11, 24, tzinfo=timezone.utc))
+    image_id = make_image(
+        SOURCE_REGION, f"halab-rocky-9-{HASH[:12]}-20261124000000", created=datetime(2026, 11, 24, tzinfo=UTC)
+    )
     manifest = tmp_path / "manifest.json"
-    manifest.write_text(json.dumps({"builds": [{
-        "builder_type": "amazon-ebs", "build_time": 1795564800, "artifact_id": f"{SOURCE_REGION}:{image_id}",
-        "custom_data": {"os": "rocky-9", "keepalived_version": "2.2.7", "nginx_version": "1.22.1",
-                        "input_hash": HASH, "git_revision": "abc123",
-                        "build_inputs": build.inputs_digest(VERSIONS)}}]}))
+    manifest.write_text(
+        json.dumps(
+            {
+                "builds": [
+                    {
+                        "builder_type": "amazon-ebs",
+                        "build_time": 1795564800,
+                        "artifact_id": f"{SOURCE_REGION}:{image_id}",
+                        "custom_data": {
+                            "os": "rocky-9",
+                            "keepalived_version": "2.2.7",
+                            "nginx_version": "1.22.1",
+                            "input_hash": HASH,
+                            "git_revision": "abc123",
+                            "build_inputs": build.inputs_digest(VERSIONS),
+                        },
+                    }
+                ]
+            }
+        )
+    )
     return ami.source_from_manifest(manifest)
 
 
@@ -94,7 +116,9 @@ def test_a_rerun_finds_the_earlier_copy_and_copies_nothing(source):
 
 
 def test_the_dry_run_plan_is_readable_and_changes_nothing(source):
-    steps = ami.plan(ami.Publisher(progress=lambda _: None), source, options(deprecate_at=datetime(2027, 6, 1, tzinfo=timezone.utc)))
+    steps = ami.plan(
+        ami.Publisher(progress=lambda _: None), source, options(deprecate_at=datetime(2027, 6, 1, tzinfo=UTC))
+    )
     text = ami.table(steps)
     assert "copy" in text and "encrypted with the account's default EBS key" in text
     assert "share" in text and "111122223333" in text and "deprecate" in text and "2027-06-01" in text
@@ -104,7 +128,10 @@ def test_the_dry_run_plan_is_readable_and_changes_nothing(source):
 def test_retention_keeps_the_newest_and_anything_shared_or_in_use(source):
     region = OTHER_REGION
     tags = {"Family": "halab-rocky-9"}
-    old = [make_image(region, f"halab-rocky-9-old{i}", tags, created=datetime(2026, i + 1, 1, tzinfo=timezone.utc)) for i in range(5)]
+    old = [
+        make_image(region, f"halab-rocky-9-old{i}", tags, created=datetime(2026, i + 1, 1, tzinfo=UTC))
+        for i in range(5)
+    ]
     # old[1] is launched by a template; old[2] is shared with another account; old[0] and old[4]
     # use one snapshot (an image registered from another's snapshot): old[0] goes, the snapshot stays.
     ec2 = boto3.client("ec2", region_name=region)
@@ -117,11 +144,11 @@ def test_retention_keeps_the_newest_and_anything_shared_or_in_use(source):
     ami.apply(ami.Publisher(progress=lambda _: None), source, ami.Options(regions=[region], keep=2))
 
     left = {i["ImageId"] for i in family_images(region)}
-    assert old[4] in left and old[1] in left and old[2] in left          # newest kept; in use; shared
-    assert old[0] not in left and old[3] not in left                      # retired
+    assert old[4] in left and old[1] in left and old[2] in left  # newest kept; in use; shared
+    assert old[0] not in left and old[3] not in left  # retired
     snapshots = {s["SnapshotId"] for s in ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]}
-    assert shared_snapshot.id in snapshots                                # still used by old[4]
-    assert not set(only_old3) & snapshots                                 # deleted with old[3]
+    assert shared_snapshot.id in snapshots  # still used by old[4]
+    assert not set(only_old3) & snapshots  # deleted with old[3]
 
 
 class Raw:
@@ -133,8 +160,10 @@ class Raw:
 
 
 def error_response(request, status: int, code: str, message: str) -> AWSResponse:
-    body = (f"<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error></Errors>"
-            "<RequestID>halab-test</RequestID></Response>").encode()
+    body = (
+        f"<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error></Errors>"
+        "<RequestID>halab-test</RequestID></Response>"
+    ).encode()
     return AWSResponse(request.url, status, {}, Raw(body))
 
 
@@ -144,7 +173,9 @@ def test_throttling_is_retried_with_backoff(source):
 
     def throttle_once(request, **_):
         calls.append(request)
-        return error_response(request, 400, "RequestLimitExceeded", "Request limit exceeded.") if len(calls) == 1 else None
+        return (
+            error_response(request, 400, "RequestLimitExceeded", "Request limit exceeded.") if len(calls) == 1 else None
+        )
 
     publisher.client(OTHER_REGION).meta.events.register_first("before-send.ec2.CopyImage", throttle_once)
     result = ami.apply(publisher, source, options())
@@ -155,7 +186,8 @@ def test_access_denied_names_the_action_and_region(source):
     publisher = ami.Publisher(progress=lambda _: None)
     publisher.client(OTHER_REGION).meta.events.register_first(
         "before-send.ec2.CopyImage",
-        lambda request, **_: error_response(request, 403, "UnauthorizedOperation", "You are not authorized."))
+        lambda request, **_: error_response(request, 403, "UnauthorizedOperation", "You are not authorized."),
+    )
     with pytest.raises(ami.AmiError, match=r"access denied: ec2:CopyImage in us-east-1 \(UnauthorizedOperation"):
         ami.apply(publisher, source, options())
 
@@ -183,9 +215,9 @@ def test_the_evidence_gate_wants_a_passing_acceptance_run_of_the_image_s_build_i
     assert ami.gate(source, skip=True, progress=said.append) == "" and "--skip-evidence" in said[0]
     evidence.record("acceptance", "seed", True, {**VERSIONS, "nginx": "1.17.10"}, paths.home())
     with pytest.raises(ami.AmiError):
-        ami.gate(source, skip=False)                                    # other pins: no proof of this image
+        ami.gate(source, skip=False)  # other pins: no proof of this image
     evidence.record("acceptance", "seed", False, VERSIONS, paths.home())
     with pytest.raises(ami.AmiError):
-        ami.gate(source, skip=False)                                    # a failed run is no proof
+        ami.gate(source, skip=False)  # a failed run is no proof
     evidence.record("acceptance", "seed", True, VERSIONS, paths.home())
     assert ami.gate(source, skip=False).startswith("passed ")

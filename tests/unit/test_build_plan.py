@@ -10,14 +10,20 @@ from halab import build, paths, pins
 from tests.fixtures import WRITE_UP_NGINX_FLAGS
 
 
-
 def test_nginx_is_configured_with_the_write_up_s_flags():
     assert build.plan(pins.pin("nginx", "1.17.8")) == f"nginx 1.17.8: ./configure {WRITE_UP_NGINX_FLAGS}"
 
 
-@pytest.mark.parametrize(("version", "gcc", "fcommon"), [
-    ("2.0.6", "12", True), ("2.0.6", "10", True), ("2.0.6", "9", False), ("2.2.7", "12", False), ("2.3.1", "14", False),
-])
+@pytest.mark.parametrize(
+    ("version", "gcc", "fcommon"),
+    [
+        ("2.0.6", "12", True),
+        ("2.0.6", "10", True),
+        ("2.0.6", "9", False),
+        ("2.2.7", "12", False),
+        ("2.3.1", "14", False),
+    ],
+)
 def test_fcommon_only_for_keepalived_before_2_0_14_on_gcc_10_and_newer(monkeypatch, version, gcc, fcommon):
     monkeypatch.setenv("GCC_MAJOR", gcc)
     line = build.plan(pins.pin("keepalived", version))

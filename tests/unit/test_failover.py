@@ -47,8 +47,14 @@ def test_active_active_masters_and_failover_targets():
 
 
 def record(sent: float, ok: bool, target: str = "vip", mac: str = "m3", latency: float = 0.01) -> dict:
-    return {"sent": sent, "done": sent + latency, "ok": ok, "target": target, "mac": mac,
-            **({"page": "<h1>server1's page</h1>"} if ok else {"error": "TimeoutError: timed out"})}
+    return {
+        "sent": sent,
+        "done": sent + latency,
+        "ok": ok,
+        "target": target,
+        "mac": mac,
+        **({"page": "<h1>server1's page</h1>"} if ok else {"error": "TimeoutError: timed out"}),
+    }
 
 
 def test_outage_is_the_longest_gap_between_successes_including_the_probes_end():
@@ -63,7 +69,7 @@ def test_a_failure_after_the_window_fails_the_phase_and_is_named():
     phase = failover.Phase("crash x", lambda p: None, bound=1.0, basis="test", holders={})
     fine = [record(t / 10, t < 5 or t > 15) for t in range(40)]
     assert failover.judge("s", phase, 0.5, 0.5, 4.0, fine, {}, []).passed
-    late = fine + [record(3.9, False)]
+    late = [*fine, record(3.9, False)]
     result = failover.judge("s", phase, 0.5, 0.5, 4.0, late, {}, [])
     assert not result.passed and result.failed_outside == 1 and "+3.40 s to vip" in result.reasons()[0]
 
@@ -88,18 +94,29 @@ def test_reports_table_json_and_junit(tmp_path):
 
 
 def test_ipvs_tables_and_stats_parse():
-    table = ipvs.parse("IP Virtual Server version 1.2.1 (size=4096)\nProt LocalAddress:Port Scheduler Flags\n"
-                       "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n"
-                       "TCP  172.25.1.100:80 rr\n  -> 172.25.1.101:80              Route   1      0          53\n"
-                       "  -> 172.25.1.102:80              Route   2      0          54\n")
+    table = ipvs.parse(
+        "IP Virtual Server version 1.2.1 (size=4096)\nProt LocalAddress:Port Scheduler Flags\n"
+        "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n"
+        "TCP  172.25.1.100:80 rr\n  -> 172.25.1.101:80              Route   1      0          53\n"
+        "  -> 172.25.1.102:80              Route   2      0          54\n"
+    )
     service = table[("TCP", "172.25.1.100", 80)]
     assert service.scheduler == "rr"
     assert [(d.address, d.method, d.weight) for d in service.destinations] == [
-        ("172.25.1.101", "Route", 1), ("172.25.1.102", "Route", 2)]
-    stats = ipvs.parse("Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes\n"
-                       "TCP  172.25.1.100:80                   107      12K        0    37682        0\n")
+        ("172.25.1.101", "Route", 1),
+        ("172.25.1.102", "Route", 2),
+    ]
+    stats = ipvs.parse(
+        "Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes\n"
+        "TCP  172.25.1.100:80                   107      12K        0    37682        0\n"
+    )
     assert stats[("TCP", "172.25.1.100", 80)].stats == {
-        "conns": 107, "inpkts": 12000, "outpkts": 0, "inbytes": 37682, "outbytes": 0}
+        "conns": 107,
+        "inpkts": 12000,
+        "outpkts": 0,
+        "inbytes": 37682,
+        "outbytes": 0,
+    }
 
 
 @pytest.fixture
@@ -116,8 +133,12 @@ def local_server(tmp_path):
 
 def run_agent(*args: str, close_stdin_after: float | None = None) -> list[dict]:
     """The agent as the probe runs it (`python3 -c`); its stdin stays open unless told to close."""
-    process = subprocess.Popen([sys.executable, "-c", Path(agent.__file__).read_text(), *args],
-                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-c", Path(agent.__file__).read_text(), *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     timer = threading.Timer(close_stdin_after if close_stdin_after is not None else 30, process.stdin.close)
     timer.start()
     out = process.stdout.read()  # until the agent exits: at its count, its duration, or stdin's end
@@ -136,8 +157,7 @@ def test_the_agent_probes_at_its_rate_and_stops_at_its_count(local_server):
 
 
 def test_the_agent_stops_when_its_stdin_closes(local_server):
-    records = run_agent("http", "--target", local_server, "--rate", "20", "--count", "1000",
-                        close_stdin_after=0.5)
+    records = run_agent("http", "--target", local_server, "--rate", "20", "--count", "1000", close_stdin_after=0.5)
     assert records[-1]["event"] == "end" and 3 <= records[-1]["requests"] < 100
 
 

@@ -29,24 +29,29 @@ def project(tmp_path, monkeypatch):
 def test_input_hash_is_stable_and_changes_with_each_input(project):
     first = packer.input_hash("rocky-9", VERSIONS)
     assert first == packer.input_hash("rocky-9", VERSIONS)
-    assert first != packer.input_hash("rocky-9", {**VERSIONS, "nginx": "1.17.10"})      # a pin
-    assert first != packer.input_hash("rocky-8", VERSIONS)                              # the OS vars
+    assert first != packer.input_hash("rocky-9", {**VERSIONS, "nginx": "1.17.10"})  # a pin
+    assert first != packer.input_hash("rocky-8", VERSIONS)  # the OS vars
     script = project / "provision" / "build-nginx.sh"
     script.write_text(script.read_text() + "\n# changed\n")
     second = packer.input_hash("rocky-9", VERSIONS)
-    assert second != first                                                             # a provision script
+    assert second != first  # a provision script
     template = project / "packer" / "build.pkr.hcl"
     template.write_text(template.read_text() + "\n")
     third = packer.input_hash("rocky-9", VERSIONS)
-    assert third != second                                                             # a template
+    assert third != second  # a template
     (project / "packer" / "README.md").write_text("docs only\n")
-    assert packer.input_hash("rocky-9", VERSIONS) == third                              # not the docs
+    assert packer.input_hash("rocky-9", VERSIONS) == third  # not the docs
 
 
 def test_the_dry_run_command_names_everything_and_masks_secrets():
     plan = packer.Plan("rhel-9", "virtualbox", VERSIONS, {"rhsm_password": "hunter2", "iso_url": "/isos/rhel.iso"})
     argv = plan.command()
-    assert argv[:4] == ["packer", "build", "-only=virtualbox-iso.rocky", f"-var-file={paths.PACKER}/vars/rhel-9.pkrvars.hcl"]
+    assert argv[:4] == [
+        "packer",
+        "build",
+        "-only=virtualbox-iso.rocky",
+        f"-var-file={paths.PACKER}/vars/rhel-9.pkrvars.hcl",
+    ]
     assert argv[-1] == str(paths.PACKER)
     variables = dict(argv[i + 1].split("=", 1) for i, arg in enumerate(argv) if arg == "-var")
     assert variables["keepalived_version"] == "2.2.7" and variables["nginx_version"] == "1.22.1"
@@ -66,11 +71,27 @@ def manifest(tmp_path: Path, plan: packer.Plan, input_hash: str) -> Path:
     box = tmp_path / "halab-rocky-9-libvirt.box"
     box.write_bytes(b"box")
     path = tmp_path / "manifest.json"
-    path.write_text(json.dumps({"builds": [{
-        "name": "rocky", "builder_type": "qemu", "build_time": 1790000000, "artifact_id": "halab-rocky-9",
-        "files": [{"name": str(box), "size": 3}],
-        "custom_data": {"os": "rocky-9", "keepalived_version": "2.2.7", "nginx_version": "1.22.1",
-                        "input_hash": input_hash}}]}))
+    path.write_text(
+        json.dumps(
+            {
+                "builds": [
+                    {
+                        "name": "rocky",
+                        "builder_type": "qemu",
+                        "build_time": 1790000000,
+                        "artifact_id": "halab-rocky-9",
+                        "files": [{"name": str(box), "size": 3}],
+                        "custom_data": {
+                            "os": "rocky-9",
+                            "keepalived_version": "2.2.7",
+                            "nginx_version": "1.22.1",
+                            "input_hash": input_hash,
+                        },
+                    }
+                ]
+            }
+        )
+    )
     return path
 
 

@@ -40,8 +40,10 @@ def test_a_failed_or_interrupted_boot_is_torn_down_unless_kept(memory_provider, 
 
 def test_vrrp_that_never_converges_fails_up_and_tears_down(memory_provider, fake_ssh):
     fake_ssh.reset()  # both directors claim the VIP
-    fake_ssh.answer("ip -4 -o addr show", stdout="2: eth0    inet 172.25.1.100/32 scope global eth0\nkeepalived-running\n")
-    with pytest.raises(ProviderError, match="VRRP did not place every VIP on exactly one director within 0.5 s"):
+    fake_ssh.answer(
+        "ip -4 -o addr show", stdout="2: eth0    inet 172.25.1.100/32 scope global eth0\nkeepalived-running\n"
+    )
+    with pytest.raises(ProviderError, match=r"VRRP did not place every VIP on exactly one director within 0\.5 s"):
         memory_provider.up()
     assert MemoryProvider.events == ["boot", "teardown seed"]
 

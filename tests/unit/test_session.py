@@ -14,11 +14,18 @@ from halab.providers.vagrant import VagrantProvider
 from tests.conftest import MemoryProvider
 
 
-@pytest.mark.parametrize(("policy", "passed", "booted", "destroyed"), [
-    ("passing", True, True, True), ("passing", False, True, False), ("passing", True, False, False),
-    ("booted", False, True, True), ("booted", True, False, False),
-    ("always", False, False, True), ("never", True, True, False),
-])
+@pytest.mark.parametrize(
+    ("policy", "passed", "booted", "destroyed"),
+    [
+        ("passing", True, True, True),
+        ("passing", False, True, False),
+        ("passing", True, False, False),
+        ("booted", False, True, True),
+        ("booted", True, False, False),
+        ("always", False, False, True),
+        ("never", True, True, False),
+    ],
+)
 def test_the_destroy_policies(policy, passed, booted, destroyed):
     assert DESTROY[policy](passed, booted) is destroyed
 
@@ -40,8 +47,9 @@ def test_a_passing_run_it_booted_collects_logs_records_evidence_and_tears_down(m
 
 
 @pytest.mark.parametrize("interruption", [RuntimeError("probe died"), KeyboardInterrupt()])
-def test_a_failure_or_ctrl_c_still_collects_logs_and_keeps_the_lab_for_debugging(memory_provider, fake_ssh,
-                                                                                 interruption):
+def test_a_failure_or_ctrl_c_still_collects_logs_and_keeps_the_lab_for_debugging(
+    memory_provider, fake_ssh, interruption
+):
     with pytest.raises(type(interruption)), Session(memory_provider, "failover") as session:
         session.passed = True
         raise interruption
@@ -68,4 +76,3 @@ def test_the_failover_runner_reads_the_lab_as_the_provider_runs_it(home, fake_ss
     runner._client_reaches_every_vip()
     network = [command for _, command in fake_ssh.calls() if "/sys/class/net/" in command or "ip neigh" in command]
     assert network and all("eth1" in command and "eth0" not in command for command in network), network
-

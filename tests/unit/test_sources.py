@@ -93,12 +93,15 @@ def test_pin_without_a_sum_is_refused(tmp_path):
 def test_deb_src_entries_mirror_the_system_archives_only(tmp_path):
     (tmp_path / "sources.list.d").mkdir()
     (tmp_path / "sources.list").write_text(
-        "deb http://archive.example/ubuntu jammy main universe\ndeb https://vendor.example/apt stable main\n")
+        "deb http://archive.example/ubuntu jammy main universe\ndeb https://vendor.example/apt stable main\n"
+    )
     (tmp_path / "sources.list.d" / "debian.sources").write_text(
         "Types: deb\nURIs: http://mirror.example/debian\nSuites: bookworm bookworm-updates\nComponents: main\n"
-        "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n")
+        "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n"
+    )
     assert sources.deb_src_entries(tmp_path) == [
         "deb-src http://archive.example/ubuntu jammy main universe",
         "deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://mirror.example/debian bookworm main",
-        "deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://mirror.example/debian bookworm-updates main",
+        "deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://mirror.example/debian "
+        "bookworm-updates main",
     ]

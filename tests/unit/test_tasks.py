@@ -13,28 +13,37 @@ BROKEN_LAB = paths.ROOT / "tests" / "unit" / "broken" / "two-masters.yaml"
 
 
 def invoke(*args: str, home) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "invoke", *args], cwd=paths.ROOT, capture_output=True, text=True,
-                          timeout=120, env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HALAB_HOME": str(home)})
+    return subprocess.run(
+        [sys.executable, "-m", "invoke", *args],
+        cwd=paths.ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HALAB_HOME": str(home)},
+    )
 
 
-@pytest.mark.parametrize(("args", "code", "message"), [
-    (("fault.crash", "nosuchnode"), 2, "lab 'seed' has no node 'nosuchnode'; nodes: server1"),
-    (("fault.stop", "server3", "sshd"), 2, "unknown service 'sshd'; known: keepalived, nginx, smtpd"),
-    (("fault.cut", "nosuchnode"), 2, "has no node 'nosuchnode'"),
-    (("lab.logs", "nosuchnode"), 2, "has no node 'nosuchnode'"),
-    (("lab.ssh", "nosuchnode"), 2, "has no node 'nosuchnode'"),
-    (("lab.up", "--provider", "docker"), 2, "unknown provider 'docker'; known: local, vagrant"),
-    (("lab.down", "--provider", "docker"), 2, "unknown provider 'docker'; known: local, vagrant"),
-    (("lab.validate", "--lab", str(BROKEN_LAB)), 2, "exactly one director must have state MASTER"),
-    (("lab.validate", "--lab", "/nonexistent.yaml"), 2, "cannot read the lab file"),
-    (("test.failover", "--scenario", "meteor"), 2, "unknown scenario meteor; known: keepalived-stop"),
-    (("test.failover", "--destroy", "sometimes"), 2, "--destroy must be one of passing, booted, always, never"),
-    (("image.build", "--var", "no-equals-sign", "--dry-run"), 2, "--var takes KEY=VALUE; got 'no-equals-sign'"),
-    (("image.build", "--os", "windows-11", "--dry-run"), 1, "unknown OS 'windows-11'; known: rocky-9"),
-    (("ami.publish", "--regions", "eu-west-1", "--kms-key", "alias/x"), 2, "--kms-key takes REGION=KEY"),
-    (("ami.publish", "--regions", "eu-west-1"), 1, "no Packer manifest at"),
-    (("ami.list",), 2, "--regions is required"),
-])
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (("fault.crash", "nosuchnode"), 2, "lab 'seed' has no node 'nosuchnode'; nodes: server1"),
+        (("fault.stop", "server3", "sshd"), 2, "unknown service 'sshd'; known: keepalived, nginx, smtpd"),
+        (("fault.cut", "nosuchnode"), 2, "has no node 'nosuchnode'"),
+        (("lab.logs", "nosuchnode"), 2, "has no node 'nosuchnode'"),
+        (("lab.ssh", "nosuchnode"), 2, "has no node 'nosuchnode'"),
+        (("lab.up", "--provider", "docker"), 2, "unknown provider 'docker'; known: local, vagrant"),
+        (("lab.down", "--provider", "docker"), 2, "unknown provider 'docker'; known: local, vagrant"),
+        (("lab.validate", "--lab", str(BROKEN_LAB)), 2, "exactly one director must have state MASTER"),
+        (("lab.validate", "--lab", "/nonexistent.yaml"), 2, "cannot read the lab file"),
+        (("test.failover", "--scenario", "meteor"), 2, "unknown scenario meteor; known: keepalived-stop"),
+        (("test.failover", "--destroy", "sometimes"), 2, "--destroy must be one of passing, booted, always, never"),
+        (("image.build", "--var", "no-equals-sign", "--dry-run"), 2, "--var takes KEY=VALUE; got 'no-equals-sign'"),
+        (("image.build", "--os", "windows-11", "--dry-run"), 1, "unknown OS 'windows-11'; known: rocky-9"),
+        (("ami.publish", "--regions", "eu-west-1", "--kms-key", "alias/x"), 2, "--kms-key takes REGION=KEY"),
+        (("ami.publish", "--regions", "eu-west-1"), 1, "no Packer manifest at"),
+        (("ami.list",), 2, "--regions is required"),
+    ],
+)
 def test_bad_arguments_end_in_one_clear_message(tmp_path, args, code, message):
     result = invoke(*args, home=tmp_path)
     assert result.returncode == code, result.stdout + result.stderr

@@ -9,7 +9,6 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -34,13 +33,21 @@ def test_vagrant_validates_the_vagrantfile_and_defines_the_lab_files_machines(ho
     render.write(render.render(provider.lab), provider.paths.rendered)
     env = {**provider.environment(), "HALAB_VAGRANT_DUMP": "1", "VAGRANT_HOME": str(home / "vagrant.d")}
     env.pop("VAGRANT_DEFAULT_PROVIDER")  # --ignore-provider: no hypervisor plugin here
-    result = subprocess.run(["vagrant", "validate", "--ignore-provider"], cwd=paths.ROOT, env=env,
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        ["vagrant", "validate", "--ignore-provider"],
+        cwd=paths.ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0 and "validated successfully" in result.stdout, result.stdout + result.stderr
-    machines = json.loads(next(line for line in result.stdout.splitlines() if line.startswith("HALAB_MACHINES"))
-                          .split(" ", 1)[1])
+    machines = json.loads(
+        next(line for line in result.stdout.splitlines() if line.startswith("HALAB_MACHINES")).split(" ", 1)[1]
+    )
     assert [(m["name"], m["address"], m["role"]) for m in machines] == [
-        (name, str(node.address), node.role) for name, node in lab.nodes.items()]
+        (name, str(node.address), node.role) for name, node in lab.nodes.items()
+    ]
     assert {m["box"] for m in machines} == {lab.box} and {m["network"] for m in machines} == {f"halab-{lab.name}"}
     assert sum(m["memory"] for m in machines) <= 6 * 1024  # five VMs on an 8 GB laptop
 
@@ -84,7 +91,7 @@ with open({str(log)!r}, "a") as log:
 if args[:1] == ["status"]:
     print({STATUS!r})
 elif args[:2] == ["box", "list"]:
-    print({BOXES!r} if {str(tmp_path / 'has-box')!r} and __import__("os").path.exists({str(tmp_path / 'has-box')!r}) else "")
+    print({BOXES!r} if __import__("os").path.exists({str(tmp_path / "has-box")!r}) else "")
 elif args[:1] == ["ssh-config"]:
     print({SSH_CONFIG!r}.format(name=args[1]))
 """)

@@ -62,9 +62,14 @@ class LabCase:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("halab", "the acceptance suite's lab (used by `invoke test.acceptance`)")
-    group.addoption("--lab", action="append", default=[], metavar="FILE",
-                    help="lab file to check, as it is (repeatable); default: the shipped labs, renamed "
-                         "t-<name> and with the suite's versions, each booted and torn down by the suite")
+    group.addoption(
+        "--lab",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="lab file to check, as it is (repeatable); default: the shipped labs, renamed "
+        "t-<name> and with the suite's versions, each booted and torn down by the suite",
+    )
     group.addoption("--provider", default="local", help="provider running the lab (default: local)")
     group.addoption("--report-json", metavar="PATH", help="also write each test's outcome as JSON to PATH")
 

@@ -7,6 +7,7 @@ DR setup, routing evidence, ARP ownership, multicast on the switch, and mail.
 
 from __future__ import annotations
 
+import itertools
 import re
 import time
 from collections import Counter
@@ -46,8 +47,10 @@ def test_the_masters_ipvs_table_matches_the_lab_file(lab_case):
         found = table.get((service.protocol, str(service.vip), service.port))
         assert found, f"no IPVS service {service.protocol} {service.vip}:{service.port} on {master}: {table}"
         assert found.scheduler == service.lb_algo
-        expected = {(str(lab_case.lab.nodes[name].address), service.port, "Route", settings.weight)
-                    for name, settings in service.real_servers.items()}
+        expected = {
+            (str(lab_case.lab.nodes[name].address), service.port, "Route", settings.weight)
+            for name, settings in service.real_servers.items()
+        }
         assert {(d.address, d.port, d.method, d.weight) for d in found.destinations} == expected
 
 
@@ -69,7 +72,9 @@ def test_real_servers_never_answer_arp_for_a_vip(lab_case, real_servers):
             rules = [set(line.split()) for line in host.check_output("arptables -L -n").splitlines()]
             own = str(lab_case.lab.nodes[name].address)
             for vip in map(str, lab_case.lab.vips):
-                assert any({"-d", vip, "-j", "DROP"} <= rule for rule in rules), f"{name}: no DROP rule for {vip}: {rules}"
+                assert any({"-d", vip, "-j", "DROP"} <= rule for rule in rules), (
+                    f"{name}: no DROP rule for {vip}: {rules}"
+                )
                 assert any({"-s", vip, "mangle", "--mangle-ip-s", own} <= rule for rule in rules), rules
         else:
             assert host.sysctl("net.ipv4.conf.all.arp_ignore") == 1
@@ -104,7 +109,7 @@ def test_requests_through_each_vip_follow_the_scheduler(lab_case):
         pages = _pages(lab_case, f"{service.vip}:{service.port}", 4 * cycle)
         assert set(pages) == set(weights), pages
         if service.lb_algo == "rr":
-            assert all(a != b for a, b in zip(pages, pages[1:])), f"not strictly alternating: {pages}"
+            assert all(a != b for a, b in itertools.pairwise(pages)), f"not strictly alternating: {pages}"
         elif service.lb_algo == "wrr":
             assert Counter(pages) == {page: 4 * weight for page, weight in weights.items()}, pages
 
@@ -114,8 +119,11 @@ def test_replies_bypass_the_director(lab_case):
     from the real servers' MACs) and the director's IPVS counters (nothing outbound)."""
     service = lab_case.lab.virtual_services[0]
     master = lab_case.masters[str(service.vip)]
-    record = probe.run(lab_case.provider.remote, lab_case.client,
-                       ["capture", "--target", f"{service.vip}:{service.port}", "--count", "6"])[0]
+    record = probe.run(
+        lab_case.provider.remote,
+        lab_case.client,
+        ["capture", "--target", f"{service.vip}:{service.port}", "--count", "6"],
+    )[0]
     assert set(record["requests_to"]) == {lab_case.mac(master)}, record
     assert set(record["replies_from"]) == {lab_case.mac(name) for name in service.real_servers}, record
     stats = ipvs.parse(lab_case.host(master).check_output("ipvsadm -Ln --stats"))
@@ -126,8 +134,9 @@ def test_replies_bypass_the_director(lab_case):
 def test_only_the_master_answers_arp_for_a_vip(lab_case):
     client = lab_case.lab.nodes[lab_case.client]
     for vip, master in lab_case.masters.items():
-        record = probe.run(lab_case.provider.remote, lab_case.client,
-                           ["arp", "--ip", vip, "--source", str(client.address)])[0]
+        record = probe.run(
+            lab_case.provider.remote, lab_case.client, ["arp", "--ip", vip, "--source", str(client.address)]
+        )[0]
         assert set(record["replies"]) == {lab_case.mac(master)}, record
 
 
@@ -140,7 +149,9 @@ def test_the_switch_carries_multicast_only_if_the_lab_says_so(lab_case):
     time.sleep(1.5)
     probe.run(remote, lab_case.client, ["mcast", "--source", str(lab_case.lab.nodes[lab_case.client].address)])
     received = probe.finish(listening)[-1]["received"]
-    assert (received > 0) == lab_case.lab.multicast, f"{received} datagrams arrived; lab multicast: {lab_case.lab.multicast}"
+    assert (received > 0) == lab_case.lab.multicast, (
+        f"{received} datagrams arrived; lab multicast: {lab_case.lab.multicast}"
+    )
 
 
 def test_a_state_change_mails_the_client(lab_case):

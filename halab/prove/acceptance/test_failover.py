@@ -22,8 +22,10 @@ FOCUS = {"t-dual": {"director-crash"}, "t-unicast": {"director-crash", "keepaliv
 @pytest.mark.parametrize("name", NAMES)
 def test_scenario_stays_within_its_bound(lab_case, name):
     if name not in FOCUS.get(lab_case.lab.name, NAMES):
-        pytest.skip(f"{lab_case.lab.name} runs {', '.join(sorted(FOCUS[lab_case.lab.name]))} only; "
-                    f"the seed lab runs every scenario (invoke test.failover runs all on any lab)")
+        pytest.skip(
+            f"{lab_case.lab.name} runs {', '.join(sorted(FOCUS[lab_case.lab.name]))} only; "
+            f"the seed lab runs every scenario (invoke test.failover runs all on any lab)"
+        )
     scenario = next(s for s in failover.scenarios(lab_case.lab) if s.name == name)
     run = failover.Runner(lab_case.provider, progress=lambda _: None).run(scenario)
     assert run.passed, "\n" + report.table([run])

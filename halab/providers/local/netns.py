@@ -51,4 +51,3 @@ def detach(name: str, tap: str) -> None:
     """Unplug a guest from the switch. The tap itself stays up: a user-mode Linux NIC whose
     tap goes down stops reading from it for good, so `ip link set down` is no way to cut."""
     run("ip", "netns", "exec", name, "ip", "link", "set", tap, "nomaster")
-

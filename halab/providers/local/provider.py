@@ -31,9 +31,17 @@ UML = "linux.uml"
 GUEST_MEMORY = "160M"
 BOOT_TIMEOUT = 60.0
 # Tools the guests run from the host's filesystem, and the Debian package of each.
-TOOLS = {"linux.uml": "user-mode-linux", "bridge": "iproute2", "modprobe": "kmod", "arptables": "arptables",
-         "sshd": "openssh-server", "ssh": "openssh-client", "socat": "socat", "ip": "iproute2",
-         "ipvsadm": "ipvsadm"}
+TOOLS = {
+    "linux.uml": "user-mode-linux",
+    "bridge": "iproute2",
+    "modprobe": "kmod",
+    "arptables": "arptables",
+    "sshd": "openssh-server",
+    "ssh": "openssh-client",
+    "socat": "socat",
+    "ip": "iproute2",
+    "ipvsadm": "ipvsadm",
+}
 
 
 def umid(lab: str, node: str) -> str:
@@ -102,29 +110,51 @@ class LocalProvider(Provider):
 
     def preflight(self) -> list[Requirement]:
         items = [Requirement("running as root", os.geteuid() == 0, "run it as root (sudo)")]
-        items += [Requirement(f"{tool} installed", bool(shutil.which(tool) or shutil.which(tool, path="/usr/sbin:/sbin")),
-                              f"apt-get install {package}") for tool, package in TOOLS.items()]
+        items += [
+            Requirement(
+                f"{tool} installed",
+                bool(shutil.which(tool) or shutil.which(tool, path="/usr/sbin:/sbin")),
+                f"apt-get install {package}",
+            )
+            for tool, package in TOOLS.items()
+        ]
         items.append(self._uml_modules())
         items.append(Requirement("/dev/net/tun (tap devices)", Path("/dev/net/tun").exists(), "modprobe tun"))
         items.append(self._namespaces())
-        items.append(Requirement("user nginx exists", _user_exists("nginx"), "useradd --system nginx (./bootstrap does it)"))
+        items.append(
+            Requirement("user nginx exists", _user_exists("nginx"), "useradd --system nginx (./bootstrap does it)")
+        )
         for name, version in self.lab.versions.model_dump().items():
             built = bool(build.find(pins.pin(name, version)))
             items.append(Requirement(f"{name} {version} built", built, "invoke build"))
         return items
 
     def _uml_modules(self) -> Requirement:
-        result = subprocess.run([UML, "--version"], capture_output=True, text=True, timeout=10) if shutil.which(UML) else None
+        result = (
+            subprocess.run([UML, "--version"], capture_output=True, text=True, timeout=10)
+            if shutil.which(UML)
+            else None
+        )
         version = result.stdout.strip() if result else "?"
         ipvs = Path(f"/usr/lib/uml/modules/{version}/kernel/net/netfilter/ipvs/ip_vs.ko")
-        return Requirement(f"user-mode Linux kernel {version} with IPVS modules", ipvs.exists(),
-                           "apt-get install user-mode-linux (its modules include ip_vs)")
+        return Requirement(
+            f"user-mode Linux kernel {version} with IPVS modules",
+            ipvs.exists(),
+            "apt-get install user-mode-linux (its modules include ip_vs)",
+        )
 
     def _namespaces(self) -> Requirement:
-        probe = subprocess.run(["unshare", "-n", "ip", "link", "add", "probe0", "type", "bridge"],
-                               capture_output=True, text=True, timeout=10)
-        return Requirement("network namespaces and bridges", probe.returncode == 0,
-                           f"a kernel with CONFIG_NET_NS and CONFIG_BRIDGE ({probe.stderr.strip()})")
+        probe = subprocess.run(
+            ["unshare", "-n", "ip", "link", "add", "probe0", "type", "bridge"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        return Requirement(
+            "network namespaces and bridges",
+            probe.returncode == 0,
+            f"a kernel with CONFIG_NET_NS and CONFIG_BRIDGE ({probe.stderr.strip()})",
+        )
 
     # --- lifecycle ---------------------------------------------------------------
 
@@ -147,15 +177,36 @@ class LocalProvider(Provider):
         files.directory.mkdir(parents=True, exist_ok=True)
         self.paths.uml.mkdir(parents=True, exist_ok=True)
         files.env.write_text(self._node_env(name, files))
-        command = ["ip", "netns", "exec", self.paths.netns, UML, f"mem={GUEST_MEMORY}", "rootfstype=hostfs",
-                   "rootflags=/", "ro", f"init={paths.GUEST_INIT}", f"vec0:transport=tap,ifname={self._tap(name)}",
-                   "con=null", "con0=null,fd:1", f"umid={self._umid(name)}", f"uml_dir={self.paths.uml}",
-                   f"HALAB_NODE_DIR={files.directory}", f"HALAB_NODE_ENV={files.env.name}"]
+        command = [
+            "ip",
+            "netns",
+            "exec",
+            self.paths.netns,
+            UML,
+            f"mem={GUEST_MEMORY}",
+            "rootfstype=hostfs",
+            "rootflags=/",
+            "ro",
+            f"init={paths.GUEST_INIT}",
+            f"vec0:transport=tap,ifname={self._tap(name)}",
+            "con=null",
+            "con0=null,fd:1",
+            f"umid={self._umid(name)}",
+            f"uml_dir={self.paths.uml}",
+            f"HALAB_NODE_DIR={files.directory}",
+            f"HALAB_NODE_ENV={files.env.name}",
+        ]
         # setsid -f: the guest gets its own session and is handed to init at once, so init
         # reaps it when it dies, whoever started it (no zombies under a long-lived caller).
         with files.console.open("wb") as console:
-            subprocess.run(["setsid", "-f", *command], stdin=subprocess.DEVNULL, stdout=console,
-                           stderr=subprocess.STDOUT, check=True, timeout=10)
+            subprocess.run(
+                ["setsid", "-f", *command],
+                stdin=subprocess.DEVNULL,
+                stdout=console,
+                stderr=subprocess.STDOUT,
+                check=True,
+                timeout=10,
+            )
         self.progress(f"  {name}: booting ({node.role}, {node.address})")
 
     @functools.cached_property
@@ -171,15 +222,23 @@ class LocalProvider(Provider):
         """The guest init's settings; file names are relative to the node directory it mounts."""
         node = self.lab.nodes[name]
         values = {
-            "NODE": name, "ROLE": node.role, "ADDRESS": str(node.address),
-            "PREFIXLEN": str(self.lab.subnet.prefixlen), "MAC": self._mac(name),
-            "RENDERED": str(self.paths.node_files(name)), "SSH_DIR": str(self.paths.ssh),
+            "NODE": name,
+            "ROLE": node.role,
+            "ADDRESS": str(node.address),
+            "PREFIXLEN": str(self.lab.subnet.prefixlen),
+            "MAC": self._mac(name),
+            "RENDERED": str(self.paths.node_files(name)),
+            "SSH_DIR": str(self.paths.ssh),
             "KEEPALIVED_BUILD": str(self._builds["keepalived"]),
             "NGINX_BUILD": str(self._builds["nginx"]),
             "HOST_PATHS": f"{paths.ROOT} {paths.home()} {sys.prefix} {sys.base_prefix}",
-            "PYTHON": sys.executable, "MAILDIR": paths.GUEST_MAILDIR, "GUEST_INIT": str(paths.GUEST_INIT),
-            "BOOT_LOG": files.boot_log.name, "LOG_DIR": files.logs.name,
-            "LINKED": files.linked.name, "READY": files.ready.name,
+            "PYTHON": sys.executable,
+            "MAILDIR": paths.GUEST_MAILDIR,
+            "GUEST_INIT": str(paths.GUEST_INIT),
+            "BOOT_LOG": files.boot_log.name,
+            "LOG_DIR": files.logs.name,
+            "LINKED": files.linked.name,
+            "READY": files.ready.name,
         }
         return "".join(f"{key}='{value}'\n" for key, value in values.items())
 
@@ -216,7 +275,8 @@ class LocalProvider(Provider):
     def running(self) -> bool:
         """True when the namespace exists and every node's guest is alive and was ready."""
         return netns.exists(self.paths.netns) and all(
-            self.alive(n) and self.paths.node(n).ready.exists() for n in self.nodes)
+            self.alive(n) and self.paths.node(n).ready.exists() for n in self.nodes
+        )
 
     def alive_nodes(self) -> set[str]:
         return {name for name in self.nodes if self.alive(name)}

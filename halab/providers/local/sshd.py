@@ -22,8 +22,11 @@ def prepare(lab: Lab, paths: LabPaths) -> None:
     ssh.chmod(0o700)
     for key in ("id_ed25519", "host_ed25519_key"):
         if not (ssh / key).exists():
-            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"halab-{lab.name}", "-f", str(ssh / key)],
-                           check=True, timeout=30)
+            subprocess.run(
+                ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"halab-{lab.name}", "-f", str(ssh / key)],
+                check=True,
+                timeout=30,
+            )
     (ssh / "authorized_keys").write_text((ssh / "id_ed25519.pub").read_text())
     (ssh / "sshd_config").write_text(
         f"HostKey {ssh / 'host_ed25519_key'}\n"
@@ -32,8 +35,9 @@ def prepare(lab: Lab, paths: LabPaths) -> None:
         "PrintMotd no\nAcceptEnv LANG\n"
     )
     host_key = (ssh / "host_ed25519_key.pub").read_text().split()[:2]
-    (ssh / "known_hosts").write_text("".join(
-        f"{name},{node.address} {' '.join(host_key)}\n" for name, node in lab.nodes.items()))
+    (ssh / "known_hosts").write_text(
+        "".join(f"{name},{node.address} {' '.join(host_key)}\n" for name, node in lab.nodes.items())
+    )
     blocks = [f"Host {name}\n    HostName {node.address}\n" for name, node in lab.nodes.items()]
     blocks.append(
         "Host *\n"
@@ -42,7 +46,6 @@ def prepare(lab: Lab, paths: LabPaths) -> None:
         "    IdentitiesOnly yes\n"
         f"    UserKnownHostsFile {ssh / 'known_hosts'}\n"
         "    StrictHostKeyChecking yes\n"
-        f"    ProxyCommand ip netns exec {paths.netns} socat - TCP:%h:%p,connect-timeout=5\n"
-        + client_options(paths)
+        f"    ProxyCommand ip netns exec {paths.netns} socat - TCP:%h:%p,connect-timeout=5\n" + client_options(paths)
     )
     paths.ssh_config.write_text("\n".join(blocks))
