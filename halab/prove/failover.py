@@ -189,12 +189,6 @@ def scenarios(lab: Lab) -> list[Scenario]:
     heal_basis = f"max({arp_basis}, recheck {check.delay_loop} + {check.connect_timeout} s) + one advert {advert:g} s"
 
     server = next(iter(service.real_servers))
-    detect = check.delay_loop + check.connect_timeout + CHECK_RETRY * (CHECK_DELAY_BEFORE_RETRY + check.connect_timeout)
-    detect_basis = (
-        f"delay_loop {check.delay_loop} + connect_timeout {check.connect_timeout} "
-        f"+ {CHECK_RETRY} retry x ({CHECK_DELAY_BEFORE_RETRY} + {check.connect_timeout}) s"
-    )
-    rejoin = recheck
 
     return [
         Scenario(
@@ -236,55 +230,55 @@ def scenarios(lab: Lab) -> list[Scenario]:
                 ),
             ),
         ),
-        Scenario(
+        real_server_scenario(
             "nginx-stop",
             f"nginx stopped on the real server {server}, then started",
-            (
-                Phase(
-                    f"stop nginx on {server}",
-                    lambda p: p.stop_service(server, "nginx"),
-                    detect,
-                    detect_basis,
-                    normal,
-                    {server: False},
-                    settle=detect,
-                ),
-                Phase(
-                    f"start nginx on {server}",
-                    lambda p: p.start_service(server, "nginx"),
-                    0.0,
-                    "none: it rejoins only once its check passes",
-                    normal,
-                    {server: True},
-                    settle=rejoin,
-                ),
-            ),
+            (f"stop nginx on {server}", lambda p: p.stop_service(server, "nginx")),
+            (f"start nginx on {server}", lambda p: p.start_service(server, "nginx")),
+            server,
+            lab,
         ),
-        Scenario(
+        real_server_scenario(
             "realserver-crash",
             f"the real server {server} crashes, then boots again",
-            (
-                Phase(
-                    f"crash {server}",
-                    lambda p: p.crash(server),
-                    detect,
-                    detect_basis,
-                    normal,
-                    {server: False},
-                    settle=detect,
-                ),
-                Phase(
-                    f"restart {server}",
-                    lambda p: p.restart(server),
-                    0.0,
-                    "none: it rejoins only once its check passes",
-                    normal,
-                    {server: True},
-                    settle=rejoin,
-                ),
-            ),
+            (f"crash {server}", lambda p: p.crash(server)),
+            (f"restart {server}", lambda p: p.restart(server)),
+            server,
+            lab,
         ),
     ]
+
+
+Action = tuple[str, Callable[[Provider], None]]
+
+
+def real_server_scenario(name: str, description: str, fault: Action, repair: Action, server: str, lab: Lab) -> Scenario:
+    """A real server's fault and repair: the health checker notices within delay_loop +
+    connect_timeout and one retry, then IPVS drops it; back, it rejoins at the next check.
+    The VIPs stay where they are throughout."""
+    check = lab.virtual_services[0].health_check
+    detect = check.delay_loop + check.connect_timeout + CHECK_RETRY * (CHECK_DELAY_BEFORE_RETRY + check.connect_timeout)
+    detect_basis = (
+        f"delay_loop {check.delay_loop} + connect_timeout {check.connect_timeout} "
+        f"+ {CHECK_RETRY} retry x ({CHECK_DELAY_BEFORE_RETRY} + {check.connect_timeout}) s"
+    )
+    normal = masters(lab)
+    return Scenario(
+        name,
+        description,
+        (
+            Phase(fault[0], fault[1], detect, detect_basis, normal, {server: False}, settle=detect),
+            Phase(
+                repair[0],
+                repair[1],
+                0.0,
+                "none: it rejoins only once its check passes",
+                normal,
+                {server: True},
+                settle=check.delay_loop + check.connect_timeout,
+            ),
+        ),
+    )
 
 
 # --- running one -----------------------------------------------------------------------

@@ -14,7 +14,7 @@ from typing import Any
 import invoke
 
 from halab import spec
-from halab.errors import HalabError
+from halab.errors import HalabError, UsageError
 from halab.providers import NAMES, Provider, make
 
 LAB_HELP = {"lab": "lab file (YAML); default: labs/seed.yaml, the write-up's lab"}
@@ -40,6 +40,14 @@ def task(*args: Any, **kwargs: Any) -> Any:
     if len(args) == 1 and callable(args[0]) and not kwargs:
         return decorate(args[0])
     return decorate
+
+
+def key_values(items: list[str], flag: str, example: str) -> dict[str, str]:
+    """A repeatable KEY=VALUE option; an item without `=` or with an empty key is refused, not dropped."""
+    bad = [item for item in items if not item.partition("=")[0] or "=" not in item]
+    if bad:
+        raise UsageError(f"{flag} takes {example}; got {', '.join(repr(b) for b in bad)}")
+    return dict(item.split("=", 1) for item in items)
 
 
 def load(lab: str | None) -> spec.Lab:

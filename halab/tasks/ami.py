@@ -9,7 +9,7 @@ from pathlib import Path
 from halab import paths
 from halab.errors import UsageError
 from halab.images import ami
-from halab.tasks import task
+from halab.tasks import key_values, task
 
 REGIONS_HELP = "comma-separated regions, e.g. eu-west-1,us-east-1"
 KEEP_HELP = "images of the family to keep per region, newest first (default 3)"
@@ -25,14 +25,6 @@ def _regions(text: str) -> list[str]:
 
 def _source(manifest: str | None) -> ami.Source:
     return ami.source_from_manifest(Path(manifest) if manifest else paths.manifest())
-
-
-def _kms_keys(items: list[str]) -> dict[str, str]:
-    """--kms-key REGION=KEY pairs; one without `=` is refused, not dropped."""
-    bad = [item for item in items if "=" not in item or not all(item.split("=", 1))]
-    if bad:
-        raise UsageError(f"--kms-key takes REGION=KEY, e.g. us-east-1=alias/ami; got {', '.join(repr(b) for b in bad)}")
-    return dict(item.split("=", 1) for item in items)
 
 
 @task(
@@ -65,7 +57,7 @@ def publish(
     options = ami.Options(
         regions=_regions(regions),
         accounts=[a.strip() for a in share.split(",") if a.strip()],
-        kms_keys=_kms_keys(kms_key or []),
+        kms_keys=key_values(kms_key or [], "--kms-key", "REGION=KEY, e.g. us-east-1=alias/ami"),
         keep=int(keep),
         deprecate_at=datetime.now(UTC) + timedelta(days=int(deprecate_days)) if deprecate_days else None,
         include_shared=include_shared,

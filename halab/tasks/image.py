@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-from halab.errors import ImageError, UsageError
+from halab.errors import ImageError
 from halab.images import packer
-from halab.tasks import LAB_HELP, load, task
+from halab.tasks import LAB_HELP, key_values, load, task
 
 TARGET_HELP = f"what to build: {', '.join(packer.TARGETS)}"
-
-
-def _overrides(pairs: list[str]) -> dict[str, str]:
-    """--var KEY=VALUE pairs; one without `=` is refused, not dropped."""
-    bad = [pair for pair in pairs if "=" not in pair or not pair.split("=", 1)[0]]
-    if bad:
-        raise UsageError(f"--var takes KEY=VALUE; got {', '.join(repr(b) for b in bad)}")
-    return dict(pair.split("=", 1) for pair in pairs)
 
 
 @task(
@@ -31,7 +23,7 @@ def _overrides(pairs: list[str]) -> dict[str, str]:
 def build(c, os="rocky-9", target="libvirt", lab=None, dry_run=False, force=False, var=None):
     """Bake an image: keepalived and nginx from the lab's pinned sources on Rocky/RHEL; skipped
     when an image with the same input hash exists."""
-    plan = packer.Plan(os, target, load(lab).versions.model_dump(), _overrides(var or []))
+    plan = packer.Plan(os, target, load(lab).versions.model_dump(), key_values(var or [], "--var", "KEY=VALUE"))
     if dry_run:
         print(f"# {os} {target}, input hash {plan.input_hash}")
         for name, tarball in plan.tarballs().items():
