@@ -8,7 +8,7 @@ import pytest
 
 from halab.prove.acceptance import SUITE_VERSIONS
 
-__all__ = ["SUITE_VERSIONS", "WRITE_UP_NGINX_FLAGS", "needs_root"]
+__all__ = ["SUITE_VERSIONS", "WRITE_UP_NGINX_FLAGS", "needs_root", "probe_record"]
 
 # The write-up's nginx configure flags: what the build script must pass.
 WRITE_UP_NGINX_FLAGS = (
@@ -23,3 +23,15 @@ WRITE_UP_NGINX_FLAGS = (
 
 def needs_root(why: str) -> pytest.MarkDecorator:
     return pytest.mark.skipif(os.geteuid() != 0, reason=f"needs root: {why}")
+
+
+def probe_record(sent: float, ok: bool, target: str = "vip", mac: str = "m3", latency: float = 0.01) -> dict:
+    """One request as the agent records it, for judging and reporting without a lab."""
+    return {
+        "sent": sent,
+        "done": sent + latency,
+        "ok": ok,
+        "target": target,
+        "mac": mac,
+        **({"page": "<h1>server1's page</h1>"} if ok else {"error": "TimeoutError: timed out"}),
+    }

@@ -1,0 +1,61 @@
+"""The measuring agent itself, run as the probe runs it, against an HTTP server on loopback."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from halab import paths
+
+
+@pytest.fixture
+def local_server(tmp_path):
+    """An HTTP server on the host's loopback (never the lab subnet) serving one page."""
+    (tmp_path / "index.html").write_text("<h1>loopback's page</h1>\n")
+    handler = lambda *a, **k: http.server.SimpleHTTPRequestHandler(*a, directory=str(tmp_path), **k)  # noqa: E731
+    http.server.SimpleHTTPRequestHandler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def run_agent(*args: str, close_stdin_after: float | None = None) -> list[dict]:
+    """The agent as the probe runs it (`python3 -c`); its stdin stays open unless told to close."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", paths.AGENT.read_text(), *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    timer = threading.Timer(close_stdin_after if close_stdin_after is not None else 30, process.stdin.close)
+    timer.start()
+    out = process.stdout.read()  # until the agent exits: at its count, its duration, or stdin's end
+    timer.cancel()
+    process.wait(timeout=30)
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def test_the_agent_probes_at_its_rate_and_stops_at_its_count(local_server):
+    records = run_agent("http", "--target", local_server, "--rate", "50", "--count", "10", "--duration", "10")
+    requests = [r for r in records if "seq" in r]
+    assert len(requests) == 10 and all(r["ok"] and r["page"] == "<h1>loopback's page</h1>" for r in requests)
+    assert records[-1] == {**records[-1], "event": "end", "requests": 10}
+    span = max(r["sent"] for r in requests) - min(r["sent"] for r in requests)
+    assert span >= 9 / 50 * 0.9  # paced, not a burst
+
+
+def test_the_agent_stops_when_its_stdin_closes(local_server):
+    records = run_agent("http", "--target", local_server, "--rate", "20", "--count", "1000", close_stdin_after=0.5)
+    assert records[-1]["event"] == "end" and 3 <= records[-1]["requests"] < 100
+
+
+def test_the_agent_records_refused_connections_as_failures():
+    requests = [r for r in run_agent("http", "--target", "127.0.0.1:9", "--rate", "20", "--count", "3") if "seq" in r]
+    assert len(requests) == 3 and not any(r["ok"] for r in requests)
+    assert all("Refused" in r["error"] for r in requests)
