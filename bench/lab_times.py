@@ -17,13 +17,14 @@ import time
 from pathlib import Path
 
 from halab import paths, spec
-from halab.providers.local.provider import LocalProvider, processes, umid
+from halab.providers.local.processes import processes
+from halab.providers.local.provider import LocalProvider
 
 
-def resident_mib(lab: str) -> float:
+def resident_mib(provider: LocalProvider) -> float:
     """Resident memory of every host process of the lab's guests."""
     total = 0
-    for pid in processes(f"umid={umid(lab, '')}"):
+    for pid in processes(f"umid={provider.paths.guest_tag()}"):
         try:
             match = re.search(r"^VmRSS:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text(), re.M)
         except OSError:
@@ -56,7 +57,7 @@ def main() -> None:
     try:
         direct = rate(provider, "http://172.25.1.101/", args.requests)
         via_vip = rate(provider, "http://172.25.1.100/", args.requests)
-        peak = resident_mib(lab.name)
+        peak = resident_mib(provider)
     finally:
         started = time.monotonic()
         provider.down()

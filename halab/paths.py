@@ -8,6 +8,7 @@ languages need (the Vagrantfile, guest scripts) are handed to them from here.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -80,6 +81,18 @@ def labs() -> Path:
     return home() / "labs"
 
 
+def checkout_id() -> str:
+    """A short digest of this checkout's state directory: part of every name a lab takes on
+    the host (namespace, guests' tags), so labs of the same name from two checkouts never
+    meet, and teardown only ever touches its own."""
+    return hashlib.sha256(str(labs().resolve()).encode()).hexdigest()[:6]
+
+
+# Which state directory each checkout id belongs to (a tmpfs, like the namespaces it
+# describes): how `lab.down --orphans` tells a live checkout's lab from an orphan's.
+REGISTRY = Path("/run/halab")
+
+
 def in_guest(path: Path) -> str:
     """A path under the state directory as a Vagrant VM sees it (the state dir is synced to GUEST_STATE)."""
     return f"{GUEST_STATE}/{path.relative_to(home()).as_posix()}"
@@ -108,12 +121,13 @@ class NodeFiles:
         self.boot_log = directory / "boot.log"  # the guest init's own output
         self.logs = directory / "log"  # the guest's /var/log
         self.linked = directory / "linked"  # the provider plugged the guest into the switch
-        self.ready = directory / "ready"  # the guest init finished its role
+        self.ready = directory / "ready"  # the guest init finished its role, every step verified
+        self.failed = directory / "failed"  # or: the step of its role that failed
 
     @property
     def markers(self) -> tuple[Path, ...]:
         """What says a boot happened; removed before a boot and at teardown."""
-        return (self.linked, self.ready)
+        return (self.linked, self.ready, self.failed)
 
 
 class LabPaths:
@@ -122,6 +136,7 @@ class LabPaths:
     def __init__(self, name: str) -> None:
         self.name = name
         self.root = labs() / name
+        self.checkout = checkout_id()
 
     @property
     def rendered(self) -> Path:
@@ -175,5 +190,10 @@ class LabPaths:
 
     @property
     def netns(self) -> str:
-        """The private network namespace holding the lab's switch."""
-        return f"halab-{self.name}"
+        """The private network namespace holding the lab's switch (this checkout's)."""
+        return f"halab-{self.checkout}-{self.name}"
+
+    def guest_tag(self, node: str = "") -> str:
+        """A local-lab guest's tag on its command line (UML's umid); with no node, the prefix
+        every guest of the lab carries. `_` cannot occur in names, so labs never match each other."""
+        return f"halab_{self.checkout}_{self.name}_{node}"

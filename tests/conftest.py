@@ -10,11 +10,23 @@ from typing import ClassVar
 
 import pytest
 
-from halab import build, pins, spec
+from halab import build, pins, providers, spec
 from halab.paths import LabPaths
+from halab.prove.acceptance import KEEP_LABS
 from halab.providers.base import Progress, Provider, Requirement
+from halab.providers.local.provider import LocalProvider
 from halab.spec import Lab
 from tests.fixtures import SUITE_VERSIONS
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The safety net: whatever happened, no lab the suite booted (all are named t-*) stays up,
+    unless the developer asked to keep them (HALAB_KEEP_LABS, named in the failure summary)."""
+    if os.environ.get(KEEP_LABS) or os.geteuid() != 0:
+        return
+    for name in providers.checkout_labs():
+        if name.startswith("t-") and any(LocalProvider.footprint(LabPaths(name))):
+            providers.down_everywhere(name)
 
 
 @pytest.fixture(scope="session")

@@ -3,12 +3,30 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
+from halab import paths
+from halab.paths import LabPaths
 from halab.prove.acceptance import SUITE_VERSIONS
+from halab.providers.local import netns
+from halab.providers.local.processes import processes
+from halab.providers.local.provider import LocalProvider
 
-__all__ = ["SUITE_VERSIONS", "WRITE_UP_NGINX_FLAGS", "needs_root", "probe_record"]
+__all__ = [
+    "SUITE_VERSIONS",
+    "WRITE_UP_NGINX_FLAGS",
+    "assert_clean",
+    "invoke",
+    "lab_file",
+    "needs_root",
+    "probe_record",
+    "requests_through_vip",
+]
 
 # The write-up's nginx configure flags: what the build script must pass.
 WRITE_UP_NGINX_FLAGS = (
@@ -35,3 +53,62 @@ def probe_record(sent: float, ok: bool, target: str = "vip", mac: str = "m3", la
         "mac": mac,
         **({"page": "<h1>server1's page</h1>"} if ok else {"error": "TimeoutError: timed out"}),
     }
+
+
+# --- the local lab, for the root tier ----------------------------------------------
+
+
+def lab_file(tmp_path: Path, name: str) -> Path:
+    text = paths.DEFAULT_LAB.read_text().replace("name: seed", f"name: {name}")
+    text = text.replace("keepalived: 2.2.7", f"keepalived: {SUITE_VERSIONS['keepalived']}")
+    text = text.replace("nginx: 1.17.8", f"nginx: {SUITE_VERSIONS['nginx']}")
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(text)
+    return path
+
+
+def invoke(*args: str, timeout: float = 120, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """A task as a user runs it; the caller's version overrides (HALAB_*_VERSION) never leak in."""
+    clean = {k: v for k, v in os.environ.items() if not (k.startswith("HALAB_") and k.endswith("_VERSION"))}
+    return subprocess.run(
+        [sys.executable, "-m", "invoke", *args],
+        cwd=paths.ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**clean, **(env or {})},
+    )
+
+
+def assert_clean(name: str, grace: float = 3.0) -> None:
+    """Nothing of the lab is left: namespace (and with it every tap), guests (a zombie counts
+    until it is reaped: bounded wait), ssh helpers and ControlMaster sockets, mounts."""
+    lab = LabPaths(name)
+    deadline = time.monotonic() + grace
+    while _zombie_guests() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _zombie_guests(), "guest processes not reaped"
+    assert not netns.exists(lab.netns)
+    assert processes(f"umid={lab.guest_tag()}") == []
+    assert processes(str(lab.ssh) + "/") == []
+    assert not list(lab.ssh.glob("cm-*")) if lab.ssh.exists() else True
+    assert not [line for line in Path("/proc/self/mountinfo").read_text().splitlines() if lab.netns in line]
+
+
+def _zombie_guests() -> int:
+    """user-mode Linux processes that exited but were not reaped yet (their command line is gone)."""
+    count = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)
+        except OSError:
+            continue
+        count += "(linux.uml" in fields[0] and fields[1].split()[0] == "Z"
+    return count
+
+
+def requests_through_vip(provider: LocalProvider, count: int) -> list[str]:
+    """count requests from the client to the VIP, each bounded to 2 s."""
+    command = f"for i in $(seq {count}); do curl -s -m 2 http://172.25.1.100/ || echo FAILED; done"
+    result = provider.remote.run("client", command, timeout=count * 3 + 10)
+    return result.stdout.splitlines()

@@ -5,6 +5,7 @@ Only this package looks inside a provider; everything else asks for one by name 
 
 from __future__ import annotations
 
+from halab import paths
 from halab.errors import UsageError
 from halab.providers.base import Progress, Provider
 from halab.spec import Lab
@@ -23,6 +24,17 @@ def kind(name: str) -> type[Provider]:
 
         return VagrantProvider
     raise UsageError(f"unknown provider {name!r}; known: {', '.join(NAMES)}")
+
+
+def checkout_labs() -> list[str]:
+    """The names of every lab this checkout has state for (booted at least once)."""
+    return sorted(p.name for p in paths.labs().iterdir() if p.is_dir()) if paths.labs().exists() else []
+
+
+def down_everywhere(name: str) -> None:
+    """Tear down the lab called name on every provider (each is a no-op where it has nothing)."""
+    for provider in NAMES:
+        kind(provider).down_by_name(name)
 
 
 def make(lab: Lab, name: str = "local", progress: Progress = print) -> Provider:

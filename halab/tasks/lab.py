@@ -6,6 +6,8 @@ from halab import build, configtest, pins, providers, render
 from halab.errors import BuildError, UsageError
 from halab.paths import LabPaths
 from halab.providers import Provider
+from halab.providers.local import orphans as local_orphans
+from halab.providers.local.provider import LocalProvider
 from halab.remote import Remote
 from halab.tasks import LAB_HELP, PROVIDER_HELP, load, provider_for, task
 
@@ -79,18 +81,42 @@ def up(c, lab=None, keep=False, provider="local"):
 
 
 @task(
-    help={**LAB_HELP, **PROVIDER_HELP, "name": "the lab's name, when its file is gone (default: the lab file's name)"}
+    help={
+        **LAB_HELP,
+        **PROVIDER_HELP,
+        "name": "the lab's name, when its file is gone (default: the lab file's name)",
+        "all_": "every lab of this checkout, on every provider",
+        "orphans": "local-lab namespaces and guests left by checkouts that no longer exist",
+    }
 )
-def down(c, lab=None, name=None, provider="local"):
-    """Stop every node and remove what the lab made on this host; idempotent."""
+def down(c, lab=None, name=None, provider="local", all_=False, orphans=False):
+    """Stop every node and remove what the lab made on this host; idempotent, works after a crash."""
+    if orphans:
+        found = local_orphans.find()
+        for orphan in found:
+            local_orphans.remove(orphan)
+            print(f"removed orphan lab {orphan.lab!r} (namespace {orphan.netns}, checkout id {orphan.checkout})")
+        print(f"{len(found)} orphan lab(s) removed")
+        return
+    if all_:
+        for lab_name in providers.checkout_labs():
+            providers.down_everywhere(lab_name)
+            print(f"lab {lab_name!r} is down")
+        return
     lab_name = name or load(lab).name
     providers.kind(provider).down_by_name(lab_name)
     print(f"lab {lab_name!r} is down")
 
 
-@task(help={**LAB_HELP, **PROVIDER_HELP})
-def status(c, lab=None, provider="local"):
+@task(help={**LAB_HELP, **PROVIDER_HELP, "all_": "a line per lab of this checkout: its guests and namespace"})
+def status(c, lab=None, provider="local", all_=False):
     """A table of the lab's nodes: role, address, up/down, VRRP state and VIPs held."""
+    if all_:
+        print(f"{'lab':<16} {'guests':<7} namespace")
+        for lab_name in providers.checkout_labs():
+            guests, namespace = LocalProvider.footprint(LabPaths(lab_name))
+            print(f"{lab_name:<16} {guests:<7} {LabPaths(lab_name).netns if namespace else '-'}")
+        return
     _print_status(provider_for(lab, provider))
 
 

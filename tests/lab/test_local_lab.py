@@ -12,53 +12,22 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
-from halab import paths, spec
+from halab import paths, render, spec
+from halab.errors import ProviderError
 from halab.paths import LabPaths
-from halab.providers.local import netns
-from halab.providers.local.provider import LocalProvider, processes, umid
-from tests.fixtures import SUITE_VERSIONS, needs_root
+from halab.providers.local.processes import processes
+from halab.providers.local.provider import LocalProvider
+from tests.fixtures import assert_clean, invoke, lab_file, needs_root, requests_through_vip
 
 pytestmark = [needs_root("the lab creates network namespaces and user-mode Linux guests with taps"), pytest.mark.root]
 
 
-def lab_file(tmp_path: Path, name: str) -> Path:
-    text = paths.DEFAULT_LAB.read_text().replace("name: seed", f"name: {name}")
-    text = text.replace("keepalived: 2.2.7", f"keepalived: {SUITE_VERSIONS['keepalived']}")
-    text = text.replace("nginx: 1.17.8", f"nginx: {SUITE_VERSIONS['nginx']}")
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(text)
-    return path
-
-
-def invoke(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "invoke", *args], cwd=paths.ROOT, capture_output=True, text=True, timeout=timeout
-    )
-
-
-def assert_clean(name: str) -> None:
-    """Nothing of the lab is left: namespace (and with it every tap), guests, ssh helpers, mounts."""
-    lab = LabPaths(name)
-    assert not netns.exists(lab.netns)
-    assert processes(f"umid={umid(name, '')}") == []
-    assert processes(str(lab.ssh) + "/") == []
-    assert not [line for line in Path("/proc/self/mountinfo").read_text().splitlines() if lab.netns in line]
-
-
-def requests_through_vip(provider: LocalProvider, count: int) -> list[str]:
-    """count requests from the client to the VIP, each bounded to 2 s."""
-    command = f"for i in $(seq {count}); do curl -s -m 2 http://172.25.1.100/ || echo FAILED; done"
-    result = provider.remote.run("client", command, timeout=count * 3 + 10)
-    return result.stdout.splitlines()
-
-
 @pytest.fixture(scope="module")
 def seed_lab(builds, tmp_path_factory):
-    lab = spec.load(lab_file(tmp_path_factory.mktemp("seed"), "seedtest"))
+    lab = spec.load(lab_file(tmp_path_factory.mktemp("seed"), "t-lab"))
     provider = LocalProvider(lab, progress=lambda _: None)
     provider.up()
     yield provider
@@ -99,7 +68,7 @@ def test_the_lab_subnet_never_reaches_the_root_namespace(seed_lab):
 
 
 def test_a_lab_killed_mid_boot_is_cleaned_by_lab_down(builds, tmp_path):
-    path = lab_file(tmp_path, "killed")
+    path = lab_file(tmp_path, "t-killed")
     starter = subprocess.Popen(
         [sys.executable, "-m", "invoke", "lab.up", "--lab", str(path)],
         cwd=paths.ROOT,
@@ -107,19 +76,19 @@ def test_a_lab_killed_mid_boot_is_cleaned_by_lab_down(builds, tmp_path):
         stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 30
-    while not processes(f"umid={umid('killed', '')}") and time.monotonic() < deadline:
+    while not processes(f"umid={LabPaths('t-killed').guest_tag()}") and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert processes(f"umid={umid('killed', '')}"), "no guest started within 30 s"
+    assert processes(f"umid={LabPaths('t-killed').guest_tag()}"), "no guest started within 30 s"
     os.kill(starter.pid, signal.SIGKILL)
     starter.wait()
     result = invoke("lab.down", "--lab", str(path))
     assert result.returncode == 0, result.stderr
-    assert_clean("killed")
-    assert invoke("lab.down", "--name", "killed").returncode == 0  # idempotent
+    assert_clean("t-killed")
+    assert invoke("lab.down", "--name", "t-killed").returncode == 0  # idempotent
 
 
 def test_two_labs_run_side_by_side(seed_lab, builds, tmp_path):
-    twin = LocalProvider(spec.load(lab_file(tmp_path, "twin")), progress=lambda _: None)
+    twin = LocalProvider(spec.load(lab_file(tmp_path, "t-twin")), progress=lambda _: None)
     try:
         twin.up()
         twin_pages = requests_through_vip(twin, 4)
@@ -127,29 +96,29 @@ def test_two_labs_run_side_by_side(seed_lab, builds, tmp_path):
         assert "FAILED" not in requests_through_vip(seed_lab, 4)
     finally:
         twin.down()
-    assert_clean("twin")
+    assert_clean("t-twin")
     assert all(row.up for row in seed_lab.status())
 
 
 def test_a_broken_lab_file_stops_lab_up_before_anything_starts(tmp_path):
-    path = lab_file(tmp_path, "broken")
+    path = lab_file(tmp_path, "t-broken")
     path.write_text(path.read_text().replace("priority: 100}", "priority: 300}"))
     result = invoke("lab.up", "--lab", str(path))
     assert result.returncode == 2
     assert "nodes.server3.priority: 300 is not allowed" in result.stderr
-    assert not LabPaths("broken").root.exists()
-    assert_clean("broken")
+    assert not LabPaths("t-broken").root.exists()
+    assert_clean("t-broken")
 
 
 def test_a_failing_node_shows_its_console_and_everything_is_torn_down(builds, tmp_path, monkeypatch):
-    lab = spec.load(lab_file(tmp_path, "failing"))
+    lab = spec.load(lab_file(tmp_path, "t-failing"))
     provider = LocalProvider(lab, progress=lambda _: None)
     monkeypatch.setattr("halab.providers.local.provider.GUEST_MEMORY", "1M")  # too little for a kernel to boot
     monkeypatch.setattr("halab.providers.local.provider.BOOT_TIMEOUT", 20.0)
     with pytest.raises(Exception) as caught:
         provider.up()
     assert "console.log" in str(caught.value)
-    assert_clean("failing")
+    assert_clean("t-failing")
 
 
 def test_testinfra_reaches_nodes_through_the_ssh_config(seed_lab):
@@ -190,4 +159,45 @@ def test_fault_verbs_move_the_vip_and_bring_it_back(seed_lab):
     assert wait_for({"server4"}) == {"server4"}, "BACKUP did not take the VIP after the MASTER crashed"
     seed_lab.restart("server3")
     assert wait_for({"server3"}) == {"server3"}, "MASTER did not take the VIP back after its restart"
+    assert "FAILED" not in requests_through_vip(seed_lab, 4)
+
+
+def test_a_node_whose_role_breaks_fails_lab_up_naming_the_node_and_the_step(builds, tmp_path, monkeypatch):
+    """server1's nginx listens on the wrong port: it starts, but does not answer. Up means
+    working: lab.up names the node and the step, shows its log, and leaves nothing behind."""
+    real = render.render
+
+    def wrong_port(lab):
+        files = real(lab)
+        conf = "server1/usr/local/nginx/conf/nginx.conf"
+        files[conf] = files[conf].replace("listen       80;", "listen       8080;")
+        return files
+
+    monkeypatch.setattr(render, "render", wrong_port)
+    provider = LocalProvider(spec.load(lab_file(tmp_path, "t-broken-role")), progress=lambda _: None)
+    with pytest.raises(ProviderError) as caught:
+        provider.up()
+    message = str(caught.value)
+    assert message.startswith("node server1 failed at step 'nginx answering' of its role"), message
+    assert "boot.log" in message and "==> nginx started" in message
+    assert_clean("t-broken-role")
+
+
+def test_two_checkouts_run_the_same_lab_side_by_side(seed_lab, tmp_path):
+    """Another checkout (another state directory) boots a lab of the same name: both serve,
+    and tearing one down leaves the other serving."""
+    other = tmp_path / "other-checkout"
+    (other / "cache").mkdir(parents=True)
+    (other / "cache" / "builds").symlink_to(paths.builds())  # its own state, the same compiled daemons
+    file = lab_file(tmp_path, seed_lab.lab.name)
+    env = {"HALAB_HOME": str(other)}
+    try:
+        result = invoke("lab.up", "--lab", str(file), env=env)
+        assert result.returncode == 0, result.stdout + result.stderr
+        pages = invoke("lab.ssh", "client", "--lab", str(file), "--", "curl -s -m 2 http://172.25.1.100/", env=env)
+        assert pages.stdout.strip() in ("<h1>server1's page</h1>", "<h1>server2's page</h1>"), pages.stderr
+        assert "FAILED" not in requests_through_vip(seed_lab, 4)
+    finally:
+        assert invoke("lab.down", "--lab", str(file), env=env).returncode == 0
+    assert all(row.up for row in seed_lab.status())
     assert "FAILED" not in requests_through_vip(seed_lab, 4)

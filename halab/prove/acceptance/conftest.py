@@ -21,7 +21,7 @@ import testinfra
 
 from halab import build, paths, pins, spec
 from halab.prove import failover
-from halab.prove.acceptance import SUITE_VERSIONS
+from halab.prove.acceptance import KEEP_LABS, SUITE_VERSIONS
 from halab.prove.session import Session
 from halab.providers import make
 from halab.providers.base import Provider
@@ -105,7 +105,9 @@ def lab_case(request: pytest.FixtureRequest) -> Iterator[LabCase]:
             build.ensure(pins.pin(name, version), progress=lambda _: None)
     provider = make(lab, provider_name, progress=lambda _: None)
     failed_before = request.session.testsfailed
-    with Session(provider, "acceptance-suite", destroy="booted", record=False, progress=lambda _: None) as session:
+    keep = bool(os.environ.get(KEEP_LABS))
+    destroy = "never" if keep else "booted"
+    with Session(provider, "acceptance-suite", destroy=destroy, record=False, progress=lambda _: None) as session:
         # The checks expect each VIP on its highest-priority director. With nopreempt the first
         # election goes to whichever director's timer runs out first (boot order decides), and
         # the VIP stays there: move it as the failover runs do before each scenario.
@@ -133,6 +135,15 @@ class JsonReport:
         passed = exitstatus == 0 and bool(tests) and all(t["outcome"] != "failed" for t in tests)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.path.write_text(json.dumps({"passed": passed, "tests": tests}, indent=1) + "\n")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int) -> None:
+    """After a failure: where the nodes' logs are, and how to keep the labs next time."""
+    if exitstatus != 0 and not os.environ.get(KEEP_LABS):
+        terminalreporter.write_line(
+            f"the labs this run booted were torn down after their logs were collected into "
+            f"{paths.labs()}/<lab>/artifacts/nodes/; set {KEEP_LABS}=1 to keep them for debugging"
+        )
 
 
 def pytest_configure(config: pytest.Config) -> None:

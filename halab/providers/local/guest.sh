@@ -55,6 +55,96 @@ running() {
     esac
 }
 
+# A step of the node's role: run it, and if it fails record its name for the provider
+# (which reports it with this log's tail) and stop there. A node is up only when every
+# step of its role passed and was verified.
+step() {
+    name=$1
+    shift
+    echo "==> $name"
+    if "$@"; then return 0; fi
+    echo "step '$name' failed"
+    echo "$name" >"$NODE_MNT/$FAILED"
+    return 1
+}
+
+# Bounded wait for a condition: up to $1 tenths of a second.
+within() {
+    tries=$1
+    shift
+    while ! "$@"; do
+        [ "$tries" -gt 0 ] || return 1
+        sleep 0.1
+        tries=$((tries - 1))
+    done
+}
+
+host_tools() {
+    missing=""
+    for tool in $(awk '!/^#/ && NF {print $1}' "$HOST_TOOLS"); do
+        command -v "$tool" >/dev/null 2>&1 || missing="$missing $tool"
+    done
+    [ -z "$missing" ] || { echo "missing on the host:$missing (./bootstrap installs them)"; return 1; }
+}
+
+load_modules() {
+    for module in "$@"; do modprobe -d /run/modules "$module" || return 1; done
+}
+
+ipvs_loaded() { grep -q '^ip_vs ' /proc/modules; }
+
+keepalived_running() {
+    pid=$(pgrep -x keepalived | head -n 1) && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "-f $RENDERED/etc/keepalived/keepalived.conf"
+}
+
+vips_on_lo() {
+    for vip in $VIPS; do ip -4 -o addr show dev lo | grep -q " $vip/32 " || { echo "$vip not on lo"; return 1; }; done
+}
+
+arp_suppressed() {
+    if [ "$ARP_SUPPRESSION" = arptables ]; then
+        rules=$(arptables -L INPUT -n 2>&1) || { echo "$rules"; return 1; }
+        for vip in $VIPS; do echo "$rules" | grep -q "$vip" || { echo "no arptables rule for $vip"; return 1; }; done
+    else
+        [ "$(cat /proc/sys/net/ipv4/conf/all/arp_ignore)" = 1 ] && [ "$(cat /proc/sys/net/ipv4/conf/all/arp_announce)" = 2 ]
+    fi
+}
+
+nginx_answers() { curl -s -o /dev/null -m 2 "http://$ADDRESS/"; }
+
+# /proc/net/tcp lists listening sockets in state 0A; port 25 is 0019.
+smtpd_listening() { awk '$4 == "0A" && $2 ~ /:0019$/ {found=1} END {exit !found}' /proc/net/tcp; }
+
+director_role() {
+    step modules load_modules ip_vs ip_vs_rr ip_vs_wrr ip_vs_lc ip_vs_wlc ip_vs_sh ip_vs_dh ip_vs_sed ip_vs_nq &&
+        step "ipvs loaded" ipvs_loaded &&
+        step sysctls sysctl -q -p "$RENDERED/etc/sysctl.d/90-lvs-director.conf" &&
+        step "keepalived started" start_service keepalived &&
+        step "keepalived running with the rendered file" within 50 keepalived_running
+}
+
+realserver_role() {
+    step modules load_modules arp_tables arptable_filter arpt_mangle &&
+        step "lvs-realserver start" lvs-realserver start &&
+        step "VIP on lo" vips_on_lo &&
+        step "ARP suppression" arp_suppressed &&
+        step "nginx started" start_service nginx &&
+        step "nginx answering" within 50 nginx_answers
+}
+
+client_role() {
+    step "smtpd started" start_service smtpd && step "smtpd listening" within 100 smtpd_listening
+}
+
+role() {
+    step "host tools" host_tools || return 1
+    case "$ROLE" in
+    director) director_role ;;
+    realserver) realserver_role ;;
+    client) client_role ;;
+    esac
+}
+
 boot() {
     set -eu
     mount -t proc proc /proc
@@ -84,6 +174,10 @@ boot() {
     [ -d "$RENDERED/usr/local/nginx" ] && mount --bind "$RENDERED/usr/local/nginx/conf" /usr/local/nginx/conf
     [ -d "$RENDERED/usr/local/nginx" ] && mount --bind "$RENDERED/usr/local/nginx/html" /usr/local/nginx/html
     [ -e "$RENDERED/usr/local/sbin/lvs-realserver" ] && ln -s "$RENDERED/usr/local/sbin/lvs-realserver" /usr/local/sbin/
+    # arptables is the legacy variant here, whatever the host's alternative says: this
+    # kernel has no nf_tables ARP family (CONFIG_NF_TABLES_ARP), so arptables-nft, Debian's
+    # choice once iptables is installed, cannot work in a guest.
+    ln -s "$(command -v arptables-legacy)" /usr/local/sbin/arptables
 
     # The kernel's modules (IPVS, arptables) are on the host, under the UML package.
     mkdir -p /run/modules/lib/modules
@@ -102,22 +196,7 @@ boot() {
     cp "$SSH_DIR/authorized_keys" /root/.ssh/authorized_keys && chmod 600 /root/.ssh/authorized_keys
     /usr/sbin/sshd -f "$SSH_DIR/sshd_config"
 
-    case "$ROLE" in
-    director)
-        for module in ip_vs ip_vs_rr ip_vs_wrr ip_vs_lc ip_vs_wlc ip_vs_sh ip_vs_dh ip_vs_sed ip_vs_nq; do
-            modprobe -d /run/modules "$module" || true
-        done
-        sysctl -q -p "$RENDERED/etc/sysctl.d/90-lvs-director.conf"
-        start_service keepalived
-        ;;
-    realserver)
-        for module in arp_tables arptable_filter arpt_mangle; do modprobe -d /run/modules "$module" || true; done
-        lvs-realserver start
-        start_service nginx
-        ;;
-    client) start_service smtpd ;;
-    esac
-    touch "$NODE_MNT/$READY"
+    if role; then touch "$NODE_MNT/$READY"; fi
     set +e
     # PID 1 must never exit (the kernel would panic); it also reaps orphans.
     while :; do sleep 3600 & wait; done

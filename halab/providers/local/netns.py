@@ -16,8 +16,13 @@ def run(*command: str, check: bool = True) -> subprocess.CompletedProcess:
     return subprocess.run(list(command), capture_output=True, text=True, check=check, timeout=30)
 
 
+def names() -> list[str]:
+    """Every network namespace on the host (`ip netns list` prints `name (id: N)`)."""
+    return [line.split()[0] for line in run("ip", "netns", "list", check=False).stdout.splitlines() if line.strip()]
+
+
 def exists(name: str) -> bool:
-    return name in run("ip", "netns", "list", check=False).stdout.split()
+    return name in names()
 
 
 def create(name: str, access: str) -> None:

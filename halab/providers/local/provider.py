@@ -3,8 +3,9 @@
 Each guest is `linux.uml` booting the host's / read-only over hostfs, with guest.sh as
 init; the lab's switch is a bridge in a private network namespace (netns.py). A guest
 is several host processes: each is started in its own session and tagged
-`umid=halab_<lab>_<node>` on its command line, so teardown finds all of them from /proc
-even when the process that started the lab died with kill -9.
+`umid=halab_<checkout>_<lab>_<node>` on its command line (paths.LabPaths.guest_tag), so
+teardown finds all of them from /proc even when the process that started the lab died
+with kill -9.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import hashlib
 import os
 import pwd
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -24,74 +24,43 @@ from halab import build, paths, pins, render
 from halab.errors import ProviderError
 from halab.paths import LabPaths, NodeFiles
 from halab.providers.base import Progress, Provider, Requirement
-from halab.providers.local import netns, sshd
+from halab.providers.local import netns, orphans, sshd
+from halab.providers.local.processes import kill_all, processes
 from halab.spec import Lab
 
 UML = "linux.uml"
 GUEST_MEMORY = "160M"
 BOOT_TIMEOUT = 60.0
+# What the guests' roles load (guest.sh): IPVS and its schedulers on directors, legacy
+# arptables on real servers.
+GUEST_MODULES = (
+    "ip_vs",
+    "ip_vs_rr",
+    "ip_vs_wrr",
+    "ip_vs_lc",
+    "ip_vs_wlc",
+    "ip_vs_sh",
+    "ip_vs_dh",
+    "ip_vs_sed",
+    "ip_vs_nq",
+    "arp_tables",
+    "arptable_filter",
+    "arpt_mangle",
+)
 # Tools the guests run from the host's filesystem, and the Debian package of each.
-TOOLS = {
-    "linux.uml": "user-mode-linux",
-    "bridge": "iproute2",
-    "modprobe": "kmod",
-    "arptables": "arptables",
-    "sshd": "openssh-server",
-    "ssh": "openssh-client",
-    "socat": "socat",
-    "ip": "iproute2",
-    "ipvsadm": "ipvsadm",
-}
+HOST_TOOLS = Path(__file__).with_name("host-tools")
 
 
-def umid(lab: str, node: str) -> str:
-    """A guest's tag on its command line; `_` cannot occur in names, so labs never match each other."""
-    return f"halab_{lab}_{node}"
+def host_tools() -> dict[str, str]:
+    """binary -> Debian package: what the guests run from the host (one list, shared with
+    ./bootstrap and guest.sh)."""
+    rows = [line.split() for line in HOST_TOOLS.read_text().splitlines() if line.strip() and not line.startswith("#")]
+    return {binary: package for binary, package in rows}
 
 
 def access_address(lab: Lab) -> str:
     """The bridge's address in the lab namespace: the subnet's last usable one, with prefix."""
     return f"{lab.subnet[-2]}/{lab.subnet.prefixlen}"
-
-
-def processes(marker: str) -> list[int]:
-    """PIDs of host processes whose command line contains marker (guests, ssh masters)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and int(entry.name) != os.getpid():
-            try:
-                if marker.encode() in (entry / "cmdline").read_bytes():
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
-
-
-def kill_all(marker: str, timeout: float = 5.0) -> None:
-    """SIGKILL every process carrying marker, and wait until they have left /proc (bounded)."""
-    deadline = time.monotonic() + timeout
-    killed: set[int] = set()
-    while (pids := processes(marker)) and time.monotonic() < deadline:
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-                killed.add(pid)
-            except ProcessLookupError:
-                pass
-        time.sleep(0.05)
-    while any(_alive(pid) for pid in killed) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    left = processes(marker) + [pid for pid in killed if _alive(pid)]
-    if left:
-        raise ProviderError(f"processes matching {marker!r} survived SIGKILL: {sorted(set(left))}")
-
-
-def _alive(pid: int) -> bool:
-    """Still running: present in /proc and not a zombie (init reaps those; they hold nothing)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
 
 
 class LocalProvider(Provider):
@@ -116,9 +85,12 @@ class LocalProvider(Provider):
                 bool(shutil.which(tool) or shutil.which(tool, path="/usr/sbin:/sbin")),
                 f"apt-get install {package}",
             )
-            for tool, package in TOOLS.items()
+            for tool, package in host_tools().items()
         ]
         items.append(self._uml_modules())
+        items.append(self._arptables_variant())
+        items.append(self._memory())
+        items.append(self._not_stale())
         items.append(Requirement("/dev/net/tun (tap devices)", Path("/dev/net/tun").exists(), "modprobe tun"))
         items.append(self._namespaces())
         items.append(
@@ -130,17 +102,47 @@ class LocalProvider(Provider):
         return items
 
     def _uml_modules(self) -> Requirement:
-        result = (
-            subprocess.run([UML, "--version"], capture_output=True, text=True, timeout=10)
-            if shutil.which(UML)
-            else None
-        )
-        version = result.stdout.strip() if result else "?"
-        ipvs = Path(f"/usr/lib/uml/modules/{version}/kernel/net/netfilter/ipvs/ip_vs.ko")
+        """The guest kernel's modules the roles load: IPVS and its schedulers, legacy arptables."""
+        version = _uml_version()
+        root = Path(f"/usr/lib/uml/modules/{version}/kernel/net")
+        missing = [module for module in GUEST_MODULES if not any(root.rglob(f"{module}.ko"))]
         return Requirement(
-            f"user-mode Linux kernel {version} with IPVS modules",
-            ipvs.exists(),
-            "apt-get install user-mode-linux (its modules include ip_vs)",
+            f"user-mode Linux kernel {version} with IPVS and arptables modules",
+            not missing,
+            f"apt-get install user-mode-linux (missing: {', '.join(missing)})",
+        )
+
+    @staticmethod
+    def _arptables_variant() -> Requirement:
+        """Guests run arptables-legacy explicitly: their kernel has no nf_tables ARP family, so
+        the nft variant (Debian's alternative once iptables is installed) cannot work there."""
+        alternative = Path("/etc/alternatives/arptables")
+        chosen = alternative.readlink().name if alternative.is_symlink() else "arptables"
+        return Requirement(
+            f"arptables-legacy for the guests (the host's arptables is {chosen}; guests use the legacy one)",
+            bool(shutil.which("arptables-legacy", path="/usr/sbin:/sbin")),
+            "apt-get install arptables",
+        )
+
+    def _memory(self) -> Requirement:
+        """Each guest takes up to GUEST_MEMORY; the host needs that for every node, and some room."""
+        available = _meminfo("MemAvailable") // 1024
+        needed = len(self.lab.nodes) * int(GUEST_MEMORY.rstrip("M")) + 512
+        return Requirement(
+            f"free memory: {available} MiB available, the lab needs about {needed} MiB",
+            available >= needed,
+            "stop other labs (`invoke lab.status --all`, `invoke lab.down --all`) or other work",
+        )
+
+    def _not_stale(self) -> Requirement:
+        """A half-dead lab of the same name (guests or a namespace without a running lab)."""
+        guests, namespace = self.footprint(self.paths)
+        stale = (guests or namespace) and not self.running()
+        return Requirement(
+            f"no stale lab {self.lab.name!r} on this host"
+            + (f" ({guests} guest processes, namespace {namespace})" if stale else ""),
+            not stale,
+            f"invoke lab.down --name {self.lab.name}",
         )
 
     def _namespaces(self) -> Requirement:
@@ -163,6 +165,7 @@ class LocalProvider(Provider):
         shutil.rmtree(self.paths.rendered, ignore_errors=True)
         render.write(render.render(self.lab), self.paths.rendered)
         sshd.prepare(self.lab, self.paths)
+        orphans.register()
         netns.create(self.paths.netns, access_address(self.lab))
         for name in self.nodes:
             self._boot(name)
@@ -239,11 +242,16 @@ class LocalProvider(Provider):
             "LOG_DIR": files.logs.name,
             "LINKED": files.linked.name,
             "READY": files.ready.name,
+            "FAILED": files.failed.name,
+            "HOST_TOOLS": str(HOST_TOOLS),
+            "VIPS": " ".join(str(vip) for vip in self.lab.vips),
+            "ARP_SUPPRESSION": self.lab.arp_suppression,
         }
         return "".join(f"{key}='{value}'\n" for key, value in values.items())
 
     def _wait_ready(self, names: list[str]) -> None:
-        """Attach each guest's tap to the switch as it appears, then wait for its sshd."""
+        """Attach each guest's tap to the switch as it appears, then wait until its init says
+        every step of its role passed (or which one failed)."""
         deadline = time.monotonic() + BOOT_TIMEOUT
         pending_link, pending_ready = set(names), set(names)
         while pending_ready:
@@ -256,9 +264,12 @@ class LocalProvider(Provider):
                     self.paths.node(name).linked.touch()
                     pending_link.discard(name)
             for name in sorted(pending_ready):
-                if self.paths.node(name).ready.exists():
+                files = self.paths.node(name)
+                if files.ready.exists():
                     pending_ready.discard(name)
-                    self.progress(f"  {name}: ready")
+                    self.progress(f"  {name}: ready ({self.lab.nodes[name].role} role verified)")
+                elif files.failed.exists():
+                    self._fail(name, f"failed at step '{files.failed.read_text().strip()}' of its role")
                 elif not self.alive(name):
                     self._fail(name, "its kernel exited during boot")
             time.sleep(0.05)
@@ -281,6 +292,11 @@ class LocalProvider(Provider):
     def alive_nodes(self) -> set[str]:
         return {name for name in self.nodes if self.alive(name)}
 
+    @staticmethod
+    def footprint(paths: LabPaths) -> tuple[int, bool]:
+        """What a lab of this name has on the host now: guest processes, and its namespace."""
+        return len(processes(f"umid={paths.guest_tag()}")), netns.exists(paths.netns)
+
     def alive(self, node: str) -> bool:
         return bool(processes(f"umid={self._umid(node)}"))
 
@@ -288,7 +304,7 @@ class LocalProvider(Provider):
     def teardown(cls, paths: LabPaths) -> None:
         """Every guest process, ssh master, the namespace (and with it every tap) and the
         markers of a lab of this name, found from its state directory and /proc alone."""
-        kill_all(f"umid={umid(paths.name, '')}")
+        kill_all(f"umid={paths.guest_tag()}")
         kill_all(str(paths.ssh) + "/")
         netns.delete(paths.netns)
         shutil.rmtree(paths.uml, ignore_errors=True)
@@ -324,12 +340,26 @@ class LocalProvider(Provider):
         return f"tap{self.nodes.index(name)}"
 
     def _umid(self, name: str) -> str:
-        return umid(self.lab.name, name)
+        return self.paths.guest_tag(name)
 
     def _mac(self, name: str) -> str:
         """Stable per lab and node, locally administered: 02:<lab hash>:<node index>."""
         digest = hashlib.sha256(self.lab.name.encode()).digest()
         return "02:" + ":".join(f"{b:02x}" for b in digest[:3]) + f":00:{self.nodes.index(name) + 1:02x}"
+
+
+def _uml_version() -> str:
+    if not shutil.which(UML):
+        return "?"
+    return subprocess.run([UML, "--version"], capture_output=True, text=True, timeout=10).stdout.strip() or "?"
+
+
+def _meminfo(field: str) -> int:
+    """A /proc/meminfo field, in KiB."""
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1])
+    return 0
 
 
 def _user_exists(name: str) -> bool:
