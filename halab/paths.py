@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from pathlib import Path
+
+from halab.errors import UsageError
 
 # --- the project's own files ----------------------------------------------------------
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,6 +27,10 @@ TEMPLATES = PACKAGE / "templates"
 GUEST_INIT = PACKAGE / "providers" / "local" / "guest.sh"
 AGENT = PACKAGE / "prove" / "agent.py"
 ACCEPTANCE = PACKAGE / "prove" / "acceptance"
+
+# Lab and node names: what a lab file allows (spec.Name), and all a path is built from.
+NAME = re.compile(r"[a-z][a-z0-9-]{0,14}")
+NAME_RULE = "1-15 characters: a lowercase letter, then lowercase letters, digits or '-'"
 
 # --- inside the nodes, on every provider ----------------------------------------------
 # Where the client's SMTP server keeps keepalived's mail (Maildir).
@@ -130,11 +137,20 @@ class NodeFiles:
         return (self.linked, self.ready, self.failed)
 
 
+def checked_name(name: str, what: str = "lab") -> str:
+    """name, if it can be part of a path under the state directory; UsageError otherwise (before
+    any path exists: `--name ../../tmp/x` never reaches the filesystem)."""
+    if not isinstance(name, str) or not NAME.fullmatch(name):
+        shown = repr(name[:40]) + (f"... ({len(name)} characters)" if len(name) > 40 else "")
+        raise UsageError(f"{shown} is not a {what} name: {NAME_RULE}")
+    return name
+
+
 class LabPaths:
-    """The files of one lab, under <home>/labs/<name>/."""
+    """The files of one lab, under <home>/labs/<name>/ (name checked: it never escapes)."""
 
     def __init__(self, name: str) -> None:
-        self.name = name
+        self.name = checked_name(name)
         self.root = labs() / name
         self.checkout = checkout_id()
 
@@ -171,7 +187,7 @@ class LabPaths:
 
     def node(self, node: str) -> NodeFiles:
         """A node's writable host directory and the files in it."""
-        return NodeFiles(self.nodes / node)
+        return NodeFiles(self.nodes / checked_name(node, "node"))
 
     @property
     def artifacts(self) -> Path:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shlex
 import shutil
@@ -18,8 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from halab import build, paths, pins, sources
-from halab.errors import ImageError
+from halab.errors import ImageError, UsageError
 
+# Credentials Packer takes only from the environment (PKR_VAR_<name>), never as -var.
+SECRETS = ("rhsm_username", "rhsm_password", "ssh_password")
 TARGETS = {"libvirt": "qemu.rocky", "virtualbox": "virtualbox-iso.rocky", "ami": "amazon-ebs.rocky"}
 BUILDER_TYPES = {"libvirt": "qemu", "virtualbox": "virtualbox-iso", "ami": "amazon-ebs"}
 # Offline validation: `packer validate` would download Rocky's CHECKSUM file, and RHEL's
@@ -76,6 +79,12 @@ class Plan:
 
     def __post_init__(self) -> None:
         vars_file(self.os_name)
+        secret = sorted(set(self.overrides) & set(SECRETS))
+        if secret:
+            raise UsageError(
+                f"{', '.join(secret)} would show in the process list as a command-line variable; set "
+                f"{' and '.join(secret_variable(name) for name in secret)} in the environment instead"
+            )
         if self.target not in TARGETS:
             raise ImageError(f"unknown target {self.target!r}; known: {', '.join(TARGETS)}")
 
@@ -110,14 +119,18 @@ class Plan:
         return [*argv, str(paths.PACKER)]
 
     def shell(self) -> str:
-        """The command as one line a user can paste (sensitive values masked)."""
-        return " ".join(shlex.quote(_mask(arg)) for arg in self.command())
+        """The command as one line a user can paste; it holds no secret (they come from the environment)."""
+        return " ".join(shlex.quote(arg) for arg in self.command())
+
+    def secrets(self) -> dict[str, bool]:
+        """The credentials this OS's build reads from the environment, and whether each is set."""
+        wanted = [name for name in SECRETS if name.startswith("rhsm_")] if self.os_name.startswith("rhel") else []
+        return {secret_variable(name): bool(os.environ.get(secret_variable(name))) for name in wanted}
 
 
-def _mask(arg: str) -> str:
-    """-var rhsm_password=secret -> rhsm_password=****: dry runs print commands, never secrets."""
-    key, _, value = arg.partition("=")
-    return f"{key}=****" if value and key in ("rhsm_username", "rhsm_password", "ssh_password") else arg
+def secret_variable(name: str) -> str:
+    """Packer reads variable `name` from this environment variable: never from argv, where `ps` shows it."""
+    return f"PKR_VAR_{name}"
 
 
 def existing(plan: Plan, manifest: Path | None = None) -> dict | None:

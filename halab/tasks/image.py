@@ -29,6 +29,8 @@ def build(c, os="rocky-9", target="libvirt", lab=None, dry_run=False, force=Fals
         for name, tarball in plan.tarballs().items():
             later = "" if tarball.exists() else " (fetched and verified when the build runs)"
             print(f"# {name} tarball: {tarball}{later}")
+        for variable, present in plan.secrets().items():
+            print(f"# {variable}: {'set' if present else 'NOT set'} in the environment (packer reads it there)")
         print(plan.shell())
         return
     packer.bake(plan, force=force)

@@ -48,3 +48,13 @@ def test_bad_arguments_end_in_one_clear_message(tmp_path, args, code, message):
     result = invoke(*args, home=tmp_path)
     assert result.returncode == code, result.stdout + result.stderr
     assert message in result.stderr and "Traceback" not in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("name", ["../../../../tmp/x", "/etc", "seed/../../x", "UPPER", "a" * 300, "x\ny"])
+def test_a_lab_name_never_becomes_a_path_outside_the_state_directory(tmp_path, name):
+    victim = tmp_path / "x" / "uml"
+    victim.mkdir(parents=True)
+    result = invoke("lab.down", "--name", name, home=tmp_path / "home")
+    assert result.returncode == 2 and "is not a lab name" in result.stderr and "Traceback" not in result.stderr
+    assert victim.exists() and not (tmp_path / "home").exists()
+    assert len(result.stderr) < 300
