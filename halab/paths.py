@@ -177,9 +177,16 @@ class LabPaths:
         return self.ssh / "ssh_config"
 
     @property
+    def control_dir(self) -> Path:
+        """Where the lab's ssh master connections live: under /run, not the state directory, as a
+        socket's path may not exceed 107 bytes and HALAB_HOME may be deep."""
+        return REGISTRY / "ssh" / f"{self.checkout}-{self.name}"
+
+    @property
     def control_sockets(self) -> str:
-        """ssh's ControlPath pattern: one master connection per node, inside the lab's ssh dir."""
-        return f"{self.ssh}/cm-%C"
+        """ssh's ControlPath pattern: one master connection per node (a master's process title is
+        this path, which is how teardown finds it)."""
+        return f"{self.control_dir}/%C"
 
     @property
     def nodes(self) -> Path:

@@ -23,7 +23,9 @@ UNREACHABLE = 255
 
 def client_options(paths: LabPaths) -> str:
     """The `Host *` settings every provider's ssh_config ends with: one master connection per
-    node (ControlPersist), never a password prompt, short connection timeouts."""
+    node (ControlPersist; its socket directory is made here), never a password prompt, short
+    connection timeouts."""
+    paths.control_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     return (
         "    ControlMaster auto\n"
         f"    ControlPath {paths.control_sockets}\n"

@@ -90,8 +90,8 @@ def assert_clean(name: str, grace: float = 3.0) -> None:
     assert not _zombie_guests(), "guest processes not reaped"
     assert not netns.exists(lab.netns)
     assert processes(f"umid={lab.guest_tag()}") == []
-    assert processes(str(lab.ssh) + "/") == []
-    assert not list(lab.ssh.glob("cm-*")) if lab.ssh.exists() else True
+    assert processes(str(lab.ssh) + "/") == [] and processes(str(lab.control_dir) + "/") == []
+    assert not lab.control_dir.exists()
     assert not [line for line in Path("/proc/self/mountinfo").read_text().splitlines() if lab.netns in line]
 
 

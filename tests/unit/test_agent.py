@@ -25,20 +25,27 @@ def local_server(tmp_path):
     server.shutdown()
 
 
-def run_agent(*args: str, close_stdin_after: float | None = None) -> list[dict]:
-    """The agent as the probe runs it (`python3 -c`); its stdin stays open unless told to close."""
+def run_agent(*args: str, close_stdin_after_requests: int = 0) -> list[dict]:
+    """The agent as the probe runs it (`python3 -c`), until it exits: at its count, its
+    duration, or (when asked) once it has made that many requests and its stdin is closed.
+    A 30 s timer closes stdin regardless, so a stuck agent cannot hang the suite."""
     process = subprocess.Popen(
         [sys.executable, "-c", paths.AGENT.read_text(), *args],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )
-    timer = threading.Timer(close_stdin_after if close_stdin_after is not None else 30, process.stdin.close)
+    assert process.stdin is not None and process.stdout is not None
+    timer = threading.Timer(30, process.stdin.close)
     timer.start()
-    out = process.stdout.read()  # until the agent exits: at its count, its duration, or stdin's end
+    records = []
+    for line in process.stdout:
+        records.append(json.loads(line))
+        if close_stdin_after_requests and sum("seq" in r for r in records) == close_stdin_after_requests:
+            process.stdin.close()
     timer.cancel()
     process.wait(timeout=30)
-    return [json.loads(line) for line in out.splitlines() if line.strip()]
+    return records
 
 
 def test_the_agent_probes_at_its_rate_and_stops_at_its_count(local_server):
@@ -51,7 +58,9 @@ def test_the_agent_probes_at_its_rate_and_stops_at_its_count(local_server):
 
 
 def test_the_agent_stops_when_its_stdin_closes(local_server):
-    records = run_agent("http", "--target", local_server, "--rate", "20", "--count", "1000", close_stdin_after=0.5)
+    records = run_agent(
+        "http", "--target", local_server, "--rate", "20", "--count", "1000", close_stdin_after_requests=3
+    )
     assert records[-1]["event"] == "end" and 3 <= records[-1]["requests"] < 100
 
 

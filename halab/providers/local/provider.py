@@ -308,13 +308,13 @@ class LocalProvider(Provider):
         markers of a lab of this name, found from its state directory and /proc alone."""
         kill_all(f"umid={paths.guest_tag()}")
         kill_all(str(paths.ssh) + "/")
+        kill_all(str(paths.control_dir) + "/")
         netns.delete(paths.netns)
         shutil.rmtree(paths.uml, ignore_errors=True)
         for directory in paths.nodes.iterdir() if paths.nodes.exists() else []:
             for marker in NodeFiles(directory).markers:
                 marker.unlink(missing_ok=True)
-        for socket in paths.ssh.glob("cm-*") if paths.ssh.exists() else []:
-            socket.unlink(missing_ok=True)
+        shutil.rmtree(paths.control_dir, ignore_errors=True)
 
     # --- faults -------------------------------------------------------------------
 
