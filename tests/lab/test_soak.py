@@ -96,7 +96,7 @@ def test_ctrl_c_during_failover_stops_the_probe_and_collects_the_logs(builds, tm
         assert runner.returncode != 0 and "Traceback" not in output, output
         assert "failover: FAILED" in output and "left up" in output  # --destroy never: kept
         assert (artifacts / "nodes" / "server4" / "keepalived.log").stat().st_mtime >= started
-        probes = provider.remote.run("client", "pgrep -f 'http --rate' || true").stdout
+        probes = provider.remote.run("client", "pgrep -f '[h]ttp --rate' || true").stdout
         assert probes.strip() == "", f"the probe still runs on the client: {probes}"
     finally:
         provider.down()
