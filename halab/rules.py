@@ -143,7 +143,8 @@ def advert_interval(lab: Lab) -> Iterator[Problem]:
     if lab.vrrp.version == 3 and exact.as_tuple().exponent < -2:
         yield Problem("vrrp.advert_int", f"{value:g} is finer than VRRPv3's centisecond resolution")
     if lab.vrrp.version == 3 and exact > MAX_ADVERT_V3:
-        yield Problem("vrrp.advert_int", f"{value:g} is more than VRRP version 3 can carry; allowed: 0.01..{MAX_ADVERT_V3}")
+        yield Problem("vrrp.advert_int",
+                      f"{value:g} is more than VRRP version 3 can carry; allowed: 0.01..{MAX_ADVERT_V3}")
 
 
 def authentication_version(lab: Lab) -> Iterator[Problem]:

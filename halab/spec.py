@@ -426,7 +426,8 @@ def _check_printable(text: str) -> None:
         offset = len(text[:found.start()].encode("utf-8", "surrogatepass"))
         line = text.count("\n", 0, found.start()) + 1
         what = "a NUL byte" if found.group() == "\0" else f"control character U+{ord(found.group()):04X}"
-        raise _Unreadable(f"the lab file holds {what} at byte offset {offset} (line {line}); a lab file is printable text")
+        raise _Unreadable(f"the lab file holds {what} at byte offset {offset} (line {line}); "
+                          "a lab file is printable text")
 
 
 def _read(data: bytes) -> Any:
