@@ -185,9 +185,9 @@ Name = _text(_NAME, "should be a lowercase letter, then up to 14 of a-z 0-9 -")
 RouterId = _text(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}",
                  "should be one word: a letter or digit, then up to 63 of A-Z a-z 0-9 . _ -")
 Email = Annotated[StrictStr, Field(max_length=254), AfterValidator(_matching(
-    r"[A-Za-z0-9_+-]{1,64}(?:\.[A-Za-z0-9_+-]{1,64})*"
+    r"[A-Za-z0-9][A-Za-z0-9_+-]{0,63}(?:\.[A-Za-z0-9_+-]{1,64})*"
     r"@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*",
-    "should be an e-mail address local@domain: the local part of A-Z a-z 0-9 _ + - and dots, "
+    "should be an e-mail address local@domain: the local part a letter or digit, then A-Z a-z 0-9 _ + - and dots, "
     "the domain of letters, digits, - and dots; at most 254 characters",
 ))]
 UrlPath = _text(r"/[A-Za-z0-9._~/%?=&+,:@-]{0,254}",
@@ -255,8 +255,8 @@ class Authentication(_Model):
     # VRRP's PASS authentication carries at most 8 octets; keepalived truncates longer ones.
     auth_pass: Annotated[
         StrictStr, Field(min_length=1, max_length=8), BeforeValidator(_digits_as_text),
-        AfterValidator(_matching(r"[A-Za-z0-9._~%?=&+,:@/-]{1,8}",
-                                 "should be 1 to 8 of A-Z a-z 0-9 . _ ~ % ? = & + , : @ / - "
+        AfterValidator(_matching(r"[A-Za-z0-9][A-Za-z0-9._~%?=&+,:@/-]{0,7}",
+                                 "should be a letter or digit, then up to 7 of A-Z a-z 0-9 . _ ~ % ? = & + , : @ / - "
                                  "(VRRP carries 8 bytes; keepalived reads one word and stops at # or !)")),
     ] = "1111"
 
