@@ -202,7 +202,12 @@ def real_servers_known(lab: Lab) -> Iterator[Problem]:
 
 
 def services_balance(lab: Lab) -> Iterator[Problem]:
-    """A service needs a real server with a weight above 0: weight 0 takes a server out of rotation."""
+    """A service needs a real server with a weight above 0, or nothing is ever served.
+
+    keepalived ignores a virtual server without real servers, and warns when every weight
+    is 0 (weight 0 takes a server out of rotation): neither config passes `keepalived -t`
+    silently.
+    """
     for i, service in enumerate(lab.virtual_services):
         if not service.real_servers:
             yield Problem(f"virtual_services.{i}.real_servers", "needs at least one real server")
@@ -212,7 +217,10 @@ def services_balance(lab: Lab) -> Iterator[Problem]:
 
 
 def unique_services(lab: Lab) -> Iterator[Problem]:
-    """IPVS has one service per VIP, port and protocol; a second would be a second definition of it."""
+    """IPVS has one service per VIP, port and protocol; a second definition would fight the first.
+
+    keepalived -t accepts the duplicate silently, so only the validator can say so.
+    """
     first: dict[tuple, int] = {}
     for i, service in enumerate(lab.virtual_services):
         key = (service.vip, service.port, service.protocol)

@@ -24,7 +24,7 @@ import re
 import reprlib
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Annotated, Any, Literal, get_args, get_origin
 
 import yaml
@@ -343,6 +343,7 @@ class _Refused(yaml.MarkedYAMLError):
 
 
 def _refuse_tag(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+    """Any tag but plain data's: `!!set` would make a list unordered, `!!binary` bytes, others worse."""
     raise _Refused(None, None, f"the tag {node.tag} is not allowed in a lab file; "
                    "allowed: mappings, lists, strings, numbers, booleans and null", node.start_mark)
 
@@ -378,6 +379,7 @@ class _LabLoader(yaml.SafeLoader):
         self._depth = 0
 
     def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        """Each node of the document, refused at an anchor, an alias or too deep (see the class)."""
         event = self.peek_event()
         if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
             raise _Refused(None, None, "anchors and aliases (&name, *name) are not allowed in a lab file; "
@@ -391,6 +393,7 @@ class _LabLoader(yaml.SafeLoader):
             self._depth -= 1
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        """A mapping whose keys are plain scalars, each once (see the class)."""
         seen: dict[Any, yaml.Mark] = {}
         for key_node, _ in node.value:
             if not isinstance(key_node, yaml.ScalarNode) or key_node.tag not in _KEY_TAGS:
@@ -408,7 +411,7 @@ class _LabLoader(yaml.SafeLoader):
 
 
 def _decode(data: bytes) -> str:
-    """UTF-8 text, or a SpecError problem naming the offending byte's offset."""
+    """UTF-8 text; anything else is refused naming the first undecodable byte's offset."""
     if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
         raise _Unreadable("the lab file is UTF-16 (it starts with a UTF-16 byte-order mark); save it as UTF-8")
     try:
@@ -447,6 +450,7 @@ def _read(data: bytes) -> Any:
 
 
 def _where(mark: yaml.Mark | None) -> str:
+    """A parser's position as a person counts it (from 1)."""
     return f"at line {mark.line + 1}, column {mark.column + 1}" if mark else "at an unknown position"
 
 
@@ -480,19 +484,18 @@ def parse(text: str | bytes, source: str = "<lab>") -> Lab:
     try:
         lab = Lab.model_validate(content)
     except ValidationError as exc:
-        raise SpecError(source, _at_most(_problem(error) for error in exc.errors())) from None
+        errors = exc.errors()
+        raise SpecError(source, _at_most([_problem(error) for error in errors[:MAX_PROBLEMS]], len(errors))) from None
     problems = rules.problems(lab)
     if problems:
-        raise SpecError(source, _at_most(problems))
+        raise SpecError(source, _at_most(problems[:MAX_PROBLEMS], len(problems)))
     return lab
 
 
-def _at_most(problems: Iterable[Problem]) -> list[Problem]:
-    """The first MAX_PROBLEMS problems, and how many more there were."""
-    found = list(problems)
-    if len(found) <= MAX_PROBLEMS:
-        return found
-    return found[:MAX_PROBLEMS] + [Problem("", f"... and {len(found) - MAX_PROBLEMS} more problem(s) not shown")]
+def _at_most(first: list[Problem], total: int) -> list[Problem]:
+    """The first MAX_PROBLEMS problems, and how many more there were (only those shown are formatted)."""
+    more = [Problem("", f"... and {total - len(first)} more problem(s) not shown")] if total > len(first) else []
+    return first + more
 
 
 def version_overrides() -> dict[str, str]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -155,3 +157,33 @@ def test_advert_int_takes_whole_and_centisecond_values_up_to_the_limits():
     assert spec.parse(v3.replace("advert_int: 1 ", "advert_int: 40.95 ")).vrrp.advert_int == 40.95
     # 0.29 * 100 is 28.999999999999996 in floating point: still a whole number of centiseconds.
     assert spec.parse(v3.replace("advert_int: 1 ", "advert_int: 0.29 ")).vrrp.advert_int == 0.29
+
+
+# Validates one file in a fresh interpreter and prints how much its peak memory grew (KiB).
+PEAK_SCRIPT = """
+import resource, sys
+from halab import spec
+from halab.errors import SpecError
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:
+    spec.load(sys.argv[1])
+except SpecError:
+    pass
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)
+"""
+
+
+def _hostile_files(tmp_path: Path) -> dict[str, tuple[Path, int]]:
+    """Hostile files and the most their validation may add to peak memory (KiB)."""
+    keys = tmp_path / "keys.yaml"  # 25 000 unknown keys just under the size limit: the costliest found
+    keys.write_text((LABS / "seed.yaml").read_text() + "".join(f"k{i}: 1\n" for i in range(25_000)))
+    assert keys.stat().st_size < spec.MAX_FILE_BYTES
+    return {"alias bomb": (Path(__file__).parent / "broken" / "alias-bomb.yaml", 4 * 1024),
+            "25 000 unknown keys": (keys, 96 * 1024)}
+
+
+def test_hostile_files_cannot_exhaust_memory(tmp_path):
+    """A 3 KB alias bomb expands to gigabytes if YAML follows it; refused at its first anchor."""
+    for name, (path, most) in _hostile_files(tmp_path).items():
+        run = subprocess.run([sys.executable, "-c", PEAK_SCRIPT, str(path)], capture_output=True, text=True, check=True)
+        assert int(run.stdout) < most, f"{name}: peak memory grew by {int(run.stdout)} KiB"
