@@ -140,7 +140,7 @@ def advert_interval(lab: Lab) -> Iterator[Problem]:
     if lab.vrrp.version == 2 and value != int(value):
         yield Problem("vrrp.advert_int", f"{value:g} is sub-second, which VRRP version 2 cannot express; "
                                          "use a whole number of seconds or vrrp.version: 3")
-    if lab.vrrp.version == 3 and exact.as_tuple().exponent < -2:
+    if lab.vrrp.version == 3 and exact != exact.quantize(Decimal("0.01")):
         yield Problem("vrrp.advert_int", f"{value:g} is finer than VRRPv3's centisecond resolution")
     if lab.vrrp.version == 3 and exact > MAX_ADVERT_V3:
         yield Problem("vrrp.advert_int",

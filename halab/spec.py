@@ -22,9 +22,9 @@ from __future__ import annotations
 import os
 import re
 import reprlib
+from collections.abc import Callable
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
-from collections.abc import Callable
 from typing import Annotated, Any, Literal, get_args, get_origin
 
 import yaml
@@ -96,16 +96,6 @@ def _matching(pattern: str, should: str) -> Callable[[str], str]:
         return value
 
     return check
-
-
-def _text(pattern: str, should: str) -> Any:
-    """A string field held to `pattern` (see `_matching`)."""
-    return Annotated[StrictStr, AfterValidator(_matching(pattern, should))]
-
-
-def _seconds(maximum: int) -> Any:
-    """Whole seconds from 1 to `maximum`; each field says where its maximum comes from."""
-    return Annotated[StrictInt, Field(ge=1, le=maximum)]
 
 
 def _digits_as_text(value: Any) -> Any:
@@ -181,24 +171,31 @@ def _smtp_server(value: Any) -> str:
     return str(address)
 
 
-Name = _text(_NAME, "should be a lowercase letter, then up to 14 of a-z 0-9 -")
-RouterId = _text(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}",
-                 "should be one word: a letter or digit, then up to 63 of A-Z a-z 0-9 . _ -")
+Name = Annotated[StrictStr, AfterValidator(_matching(
+    _NAME, "should be a lowercase letter, then up to 14 of a-z 0-9 -"))]
+RouterId = Annotated[StrictStr, AfterValidator(_matching(
+    r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}",
+    "should be one word: a letter or digit, then up to 63 of A-Z a-z 0-9 . _ -"))]
 Email = Annotated[StrictStr, Field(max_length=254), AfterValidator(_matching(
     r"[A-Za-z0-9][A-Za-z0-9_+-]{0,63}(?:\.[A-Za-z0-9_+-]{1,64})*"
     r"@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*",
     "should be an e-mail address local@domain: the local part a letter or digit, then A-Z a-z 0-9 _ + - and dots, "
-    "the domain of letters, digits, - and dots; at most 254 characters",
-))]
-UrlPath = _text(r"/[A-Za-z0-9._~/%?=&+,:@-]{0,254}",
-                "should be a URL path: / then up to 254 of A-Z a-z 0-9 . _ ~ / % ? = & + , : @ -")
-Interface = _text(r"(?!(?:lo|all|default)\Z)[A-Za-z][A-Za-z0-9_.-]{0,14}",
-                  "should be a network interface name: a letter, then up to 14 of A-Z a-z 0-9 _ . - "
-                  "(not lo, all or default)")
-BoxName = _text(r"(?:[A-Za-z0-9][A-Za-z0-9_.-]{0,63}/)?[A-Za-z0-9][A-Za-z0-9_.-]{0,63}",
-                "should be a Vagrant box name [owner/]name: each part a letter or digit, "
-                "then up to 63 of A-Z a-z 0-9 _ . -")
-Version = _text(r"[0-9]{1,4}(?:\.[0-9]{1,4}){1,3}", "should be a version number like 2.2.7")
+    "the domain of letters, digits, - and dots; at most 254 characters"))]
+UrlPath = Annotated[StrictStr, AfterValidator(_matching(
+    r"/[A-Za-z0-9._~/%?=&+,:@-]{0,254}",
+    "should be a URL path: / then up to 254 of A-Z a-z 0-9 . _ ~ / % ? = & + , : @ -"))]
+Interface = Annotated[StrictStr, AfterValidator(_matching(
+    r"(?!(?:lo|all|default)\Z)[A-Za-z][A-Za-z0-9_.-]{0,14}",
+    "should be a network interface name: a letter, then up to 14 of A-Z a-z 0-9 _ . - (not lo, all or default)"))]
+BoxName = Annotated[StrictStr, AfterValidator(_matching(
+    r"(?:[A-Za-z0-9][A-Za-z0-9_.-]{0,63}/)?[A-Za-z0-9][A-Za-z0-9_.-]{0,63}",
+    "should be a Vagrant box name [owner/]name: each part a letter or digit, then up to 63 of A-Z a-z 0-9 _ . -"))]
+Version = Annotated[StrictStr, AfterValidator(_matching(
+    r"[0-9]{1,4}(?:\.[0-9]{1,4}){1,3}", "should be a version number like 2.2.7"))]
+# keepalived keeps these timeouts in microseconds in 32 bits: at most 4294 s.
+MicrosecondTimeout = Annotated[StrictInt, Field(ge=1, le=4294)]
+# keepalived takes far longer intervals; a health check or ARP refresh less often than daily is none.
+UpToADay = Annotated[StrictInt, Field(ge=1, le=86400)]
 Port = Annotated[StrictInt, Field(ge=1, le=65535)]
 Address = Annotated[IPv4Address, BeforeValidator(_address)]
 Role = Literal["director", "realserver", "client"]
@@ -226,10 +223,8 @@ class HealthCheck(_Model):
 
     type: Literal["TCP_CHECK", "HTTP_GET"] = "TCP_CHECK"
     port: Port = 80
-    # keepalived keeps the connect timeout in microseconds in 32 bits: at most 4294 s.
-    connect_timeout: _seconds(4294) = 3
-    # keepalived takes far more; a check less often than daily checks nothing.
-    delay_loop: _seconds(86400) = 3
+    connect_timeout: MicrosecondTimeout = 3
+    delay_loop: UpToADay = 3
     path: UrlPath = "/"
     status_code: Annotated[StrictInt, Field(ge=100, le=599)] = 200
 
@@ -245,7 +240,7 @@ class VirtualService(_Model):
     lb_algo: LbAlgo = "rr"
     lb_kind: LbKind = "DR"
     # IPVS's longest persistence: 31 days.
-    persistence_timeout: _seconds(2678400) | None = None
+    persistence_timeout: Annotated[StrictInt, Field(ge=1, le=2678400)] | None = None
     health_check: HealthCheck = HealthCheck()
     real_servers: dict[Name, RealServer]
 
@@ -274,8 +269,7 @@ class Vrrp(_Model):
     # Seconds between gratuitous ARPs while MASTER; null (the write-up): only on becoming MASTER.
     # After a partition heals, the MASTER that stayed MASTER sends none, and clients keep the
     # other director's MAC until their ARP entry ages out (tens of seconds).
-    # keepalived takes far more; a day is already no refresh at all.
-    garp_master_refresh: _seconds(86400) | None = None
+    garp_master_refresh: UpToADay | None = None
 
 
 class Notification(_Model):
@@ -286,8 +280,7 @@ class Notification(_Model):
     to: tuple[Email, ...] = ("root@localhost",)
     from_: Email = Field("keepalived@localhost", alias="from")
     smtp_server: Annotated[StrictStr, BeforeValidator(_smtp_server)] = "127.0.0.1"
-    # keepalived keeps it in microseconds in 32 bits: at most 4294 s.
-    smtp_connect_timeout: _seconds(4294) = 30
+    smtp_connect_timeout: MicrosecondTimeout = 30
 
 
 class Versions(_Model):
@@ -366,19 +359,16 @@ class _LabLoader(yaml.SafeLoader):
     with two `server1:` must fail).
     """
 
-    yaml_constructors = {tag: make for tag, make in yaml.SafeLoader.yaml_constructors.items() if tag in _PLAIN_TAGS}
-    yaml_constructors["tag:yaml.org,2002:int"] = _construct_int
-    yaml_constructors[None] = _refuse_tag
-    yaml_implicit_resolvers = {
-        first: [(tag, regexp) for tag, regexp in resolvers if tag in _PLAIN_TAGS]
-        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-    }
-
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self._depth = 0
 
-    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+    def resolve(self, kind: type[yaml.Node], value: Any, implicit: Any) -> str:
+        """YAML's implicit types, except that a date or `<<` stays text: a lab file has neither."""
+        tag = super().resolve(kind, value, implicit)
+        return tag if tag in _PLAIN_TAGS else self.DEFAULT_SCALAR_TAG
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
         """Each node of the document, refused at an anchor, an alias or too deep (see the class)."""
         event = self.peek_event()
         if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
@@ -408,6 +398,13 @@ class _LabLoader(yaml.SafeLoader):
                 )
             seen[key] = key_node.start_mark
         return super().construct_mapping(node, deep)
+
+
+# Plain data only: every other tag PyYAML knows (and any unknown one) is refused.
+for _tag in [*yaml.SafeLoader.yaml_constructors, None]:
+    if _tag not in _PLAIN_TAGS:
+        _LabLoader.add_constructor(_tag, _refuse_tag)
+_LabLoader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 
 
 def _decode(data: bytes) -> str:
@@ -440,7 +437,7 @@ def _read(data: bytes) -> Any:
     text = _decode(data)
     _check_printable(text)
     try:
-        return yaml.load(text, Loader=_LabLoader)  # noqa: S506 - a SafeLoader subclass
+        return yaml.load(text, Loader=_LabLoader)  # a SafeLoader subclass
     except _Refused as exc:
         raise _Unreadable(f"refused {_where(exc.problem_mark)}: {_cut(exc.problem)}") from None
     except yaml.MarkedYAMLError as exc:

@@ -80,9 +80,9 @@ def _slots(data: Any, path: tuple = ()) -> list[tuple]:
     """Every place a value sits in the data: (path of keys and indexes)."""
     found = [path] if path else []
     if isinstance(data, dict):
-        found += [slot for key, value in data.items() for slot in _slots(value, path + (key,))]
+        found += [slot for key, value in data.items() for slot in _slots(value, (*path, key))]
     elif isinstance(data, list):
-        found += [slot for i, value in enumerate(data) for slot in _slots(value, path + (i,))]
+        found += [slot for i, value in enumerate(data) for slot in _slots(value, (*path, i))]
     return found
 
 

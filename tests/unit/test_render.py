@@ -120,12 +120,12 @@ def _leaves(obj: object, steps: tuple[Step, ...] = ()) -> list[tuple[Step, ...]]
     """The path to every string and address in the model: field values, list items and dict keys."""
     if isinstance(obj, BaseModel):
         return [leaf for name in type(obj).model_fields
-                for leaf in _leaves(getattr(obj, name), steps + (("field", name),))]
+                for leaf in _leaves(getattr(obj, name), (*steps, ("field", name)))]
     if isinstance(obj, tuple):
-        return [leaf for i, item in enumerate(obj) for leaf in _leaves(item, steps + (("index", i),))]
+        return [leaf for i, item in enumerate(obj) for leaf in _leaves(item, (*steps, ("index", i)))]
     if isinstance(obj, dict):
         return [leaf for key, value in obj.items()
-                for leaf in [steps + (("key", key),), *_leaves(value, steps + (("value", key),))]]
+                for leaf in [(*steps, ("key", key)), *_leaves(value, (*steps, ("value", key)))]]
     return [steps] if isinstance(obj, (str, IPv4Address)) else []
 
 
@@ -204,7 +204,7 @@ def test_a_hostile_value_in_any_field_is_refused_or_changes_no_structure(name):
     lab = spec.load(LABS / f"{name}.yaml")
     leaves = _leaves(lab)
     fields = {[at for kind, at in steps if kind == "field"][-1] for steps in leaves}
-    assert FREE_TEXT <= fields and ("auth_pass" in fields) == (lab.vrrp.authentication is not None)
+    assert fields >= FREE_TEXT and ("auth_pass" in fields) == (lab.vrrp.authentication is not None)
     refused = 0
     for steps in leaves:
         harmless = _shapes(_forced(lab, steps, "x"))
