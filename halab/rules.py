@@ -24,6 +24,8 @@ Rule = Callable[["Lab"], Iterator[Problem]]
 # The local provider gives node i the MAC 02:xx:xx:xx:00:<i+1>, one byte: 254 nodes at most.
 # Each node is a guest of about 200 MiB, so 64 is already more than a lab host runs.
 MAX_NODES = 64
+# A VRRP advert counts its addresses in 8 bits; keepalived moves any beyond to unadvertised eVIPs.
+MAX_VIPS = 255
 # Whom keepalived mails on a state change; a lab is read by one or two people.
 MAX_RECIPIENTS = 16
 # VRRPv3 carries the advert interval in 12 bits of centiseconds: 4095 cs.
@@ -115,6 +117,13 @@ def one_master(lab: Lab) -> Iterator[Problem]:
         if name != masters[0] and node.priority is not None and top.priority is not None and node.priority >= top.priority:
             yield Problem(f"nodes.{masters[0]}.priority",
                           f"{top.priority} must be higher than every BACKUP's priority ({name} has {node.priority})")
+
+
+def vip_count(lab: Lab) -> Iterator[Problem]:
+    """Every VIP of a VRRP instance is in its adverts; see MAX_VIPS."""
+    if len(lab.vips) > MAX_VIPS:
+        yield Problem("virtual_services", f"{len(lab.vips)} distinct VIPs; allowed: at most {MAX_VIPS} "
+                                          "(a VRRP advert counts its addresses in 8 bits)")
 
 
 def active_active_shape(lab: Lab) -> Iterator[Problem]:
@@ -264,6 +273,7 @@ RULES: tuple[Rule, ...] = (
     director_settings,
     roles_present,
     one_master,
+    vip_count,
     active_active_shape,
     advert_interval,
     authentication_version,
