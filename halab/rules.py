@@ -26,6 +26,8 @@ Rule = Callable[["Lab"], Iterator[Problem]]
 MAX_NODES = 64
 # A VRRP advert counts its addresses in 8 bits; keepalived moves any beyond to unadvertised eVIPs.
 MAX_VIPS = 255
+# Every node's sshd: the way into the lab, so no service may take it.
+SSH_PORT = 22
 # Whom keepalived mails on a state change; a lab is read by one or two people.
 MAX_RECIPIENTS = 16
 # VRRPv3 carries the advert interval in 12 bits of centiseconds: 4095 cs.
@@ -239,6 +241,15 @@ def unique_services(lab: Lab) -> Iterator[Problem]:
         first.setdefault(key, i)
 
 
+def service_ports_free(lab: Lab) -> Iterator[Problem]:
+    """Real servers serve a service's port with nginx, and every node's sshd (the lab's only
+    way in) already holds 22: nginx would not start, and keepalived -t cannot know."""
+    for i, service in enumerate(lab.virtual_services):
+        if service.port == SSH_PORT:
+            yield Problem(f"virtual_services.{i}.port",
+                          f"{SSH_PORT} is the nodes' sshd; allowed: any other port 1..65535")
+
+
 def forwarding_supported(lab: Lab) -> Iterator[Problem]:
     """The lab wires real servers for direct routing (VIP on lo, ARP suppressed) only."""
     for i, service in enumerate(lab.virtual_services):
@@ -284,6 +295,7 @@ RULES: tuple[Rule, ...] = (
     real_servers_known,
     services_balance,
     unique_services,
+    service_ports_free,
     forwarding_supported,
     versions_pinned,
 )
