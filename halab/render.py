@@ -9,12 +9,15 @@ lab for the Vagrantfile and the tests.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
+from ipaddress import IPv4Address
 from pathlib import Path
 
 import jinja2
 
-from halab.spec import Lab
+from halab.errors import Problem, SpecError
+from halab.spec import Lab, shown
 
 KEEPALIVED_CONF = "etc/keepalived/keepalived.conf"
 NGINX_CONF = "usr/local/nginx/conf/nginx.conf"
@@ -27,6 +30,31 @@ DIRECTOR_SYSCTL = "etc/sysctl.d/90-lvs-director.conf"
 # such a SYN expires the stale entry and is scheduled afresh to a live server.
 DIRECTOR_SYSCTLS = {"net.ipv4.vs.expire_nodest_conn": 1, "net.ipv4.vs.expire_quiescent_template": 1}
 
+# One plain word in all three languages the templates write (keepalived.conf, nginx.conf,
+# sh): no blank, quote, brace, `;`, comment mark, `$`, backslash or line end; not starting
+# with keepalived's line-start marks `@` (conditional) or `~` (sequence); and far shorter
+# than keepalived's 1024-byte line.
+_WORD = re.compile(r"[A-Za-z0-9/][A-Za-z0-9._~%?=&+,:@/-]{0,254}")
+# A node's name as a directory of the rendered tree: one path component, never `..` or `/`.
+_DIRECTORY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+@jinja2.pass_context
+def _word(context: jinja2.runtime.Context, value: object) -> str:
+    """Every `{{ }}` of every template goes through here (jinja2's finalize): refuse, not trust.
+
+    A value that is not one plain word could close a block, start a comment or add a
+    line to a file root runs. The lab model's patterns normally rule that out; a model
+    built around validation (model_construct, model_copy) or a gap in a pattern is
+    refused here rather than rendered.
+    """
+    text = str(value) if isinstance(value, (str, IPv4Address)) or type(value) is int else None
+    if text is None or not _WORD.fullmatch(text):
+        why = f"refusing to render {shown(value)}: allowed: one word of A-Z a-z 0-9 . _ ~ % ? = & + , : @ / -"
+        raise SpecError(context.name or "template", [Problem("", why)])
+    return text
+
+
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("halab", "templates"),
     undefined=jinja2.StrictUndefined,
@@ -34,20 +62,24 @@ _ENV = jinja2.Environment(
     lstrip_blocks=True,
     keep_trailing_newline=True,
     autoescape=False,
+    finalize=_word,
 )
 _ENV.filters["seconds"] = lambda value: f"{value:g}"
 
 
 @dataclass(frozen=True)
 class Instance:
-    """One vrrp_instance block as one director sees it."""
+    """One vrrp_instance block as one director sees it.
+
+    started_backup: the file says MASTER, but nopreempt needs BACKUP (the template says why).
+    """
 
     name: str
     vrid: int
     vips: tuple[str, ...]
     state: str
     priority: int
-    comment: str = ""
+    started_backup: bool = False
 
 
 def render(lab: Lab) -> dict[str, str]:
@@ -55,23 +87,42 @@ def render(lab: Lab) -> dict[str, str]:
     files: dict[str, str] = {"lab.json": lab_json(lab)}
     for name, node in lab.nodes.items():
         if node.role == "director":
-            files[f"{name}/{KEEPALIVED_CONF}"] = keepalived_conf(lab, name)
-            files[f"{name}/{DIRECTOR_SYSCTL}"] = director_sysctl()
+            tree = {KEEPALIVED_CONF: keepalived_conf(lab, name), DIRECTOR_SYSCTL: director_sysctl()}
         elif node.role == "realserver":
-            files.update({f"{name}/{path}": text for path, text in realserver_files(lab, name).items()})
+            tree = realserver_files(lab, name)
+        else:
+            continue
+        files.update({f"{_directory(name)}/{path}": text for path, text in tree.items()})
     return files
+
+
+def _directory(name: str) -> str:
+    """A node's name as the first part of its files' paths: one plain directory name, or refused."""
+    if not _DIRECTORY.fullmatch(name):
+        why = f"refusing to use {shown(name)} as a node's directory: allowed: one word of A-Z a-z 0-9 . _ -"
+        raise SpecError("render", [Problem("", why)])
+    return name
 
 
 def write(files: dict[str, str], target: Path) -> list[Path]:
     """Write rendered files under target, replacing what was there; scripts stay executable."""
     written = []
     for relative, text in sorted(files.items()):
-        path = target / relative
+        path = _inside(target, relative)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
         path.chmod(0o755 if relative.endswith(REALSERVER_SCRIPT) else 0o644)
         written.append(path)
     return written
+
+
+def _inside(target: Path, relative: str) -> Path:
+    """target/relative, refused when relative would leave target: paths start with a node's name."""
+    parts = Path(relative).parts
+    if not parts or Path(relative).is_absolute() or ".." in parts:
+        why = f"refusing to write {shown(relative)}: it would land outside {target}"
+        raise SpecError(str(target), [Problem("", why)])
+    return target / relative
 
 
 def keepalived_conf(lab: Lab, director: str) -> str:
@@ -80,7 +131,6 @@ def keepalived_conf(lab: Lab, director: str) -> str:
     return _ENV.get_template("keepalived.conf.j2").render(
         lab=lab, name=director, node=node, instances=instances(lab, director), unicast_peers=peers,
         smtp_server=smtp_server(lab),
-        role_line=f"director, {node.state} of the first VRRP instance, priority {node.priority}",
     )
 
 
@@ -118,9 +168,7 @@ def instances(lab: Lab, director: str) -> list[Instance]:
     else:
         result = [Instance("VI_1", vrid, vips, me.state, me.priority)]
     if not lab.vrrp.preempt:
-        note = "nopreempt needs initial state BACKUP; priority decides the first election"
-        result = [Instance(i.name, i.vrid, i.vips, "BACKUP", i.priority, note if i.state == "MASTER" else "")
-                  for i in result]
+        result = [Instance(i.name, i.vrid, i.vips, "BACKUP", i.priority, i.state == "MASTER") for i in result]
     return result
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Iterator
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from halab import pins
@@ -20,10 +21,29 @@ if TYPE_CHECKING:
 
 Rule = Callable[["Lab"], Iterator[Problem]]
 
+# The local provider gives node i the MAC 02:xx:xx:xx:00:<i+1>, one byte: 254 nodes at most.
+# Each node is a guest of about 200 MiB, so 64 is already more than a lab host runs.
+MAX_NODES = 64
+# A VRRP advert counts its addresses in 8 bits; keepalived moves any beyond to unadvertised eVIPs.
+MAX_VIPS = 255
+# Every node's sshd: the way into the lab, so no service may take it.
+SSH_PORT = 22
+# Whom keepalived mails on a state change; a lab is read by one or two people.
+MAX_RECIPIENTS = 16
+# VRRPv3 carries the advert interval in 12 bits of centiseconds: 4095 cs.
+MAX_ADVERT_V3 = Decimal("40.95")
+
 
 def problems(lab: Lab) -> list[Problem]:
     """Every cross-field problem of the lab, in rule order."""
     return [problem for rule in RULES for problem in rule(lab)]
+
+
+def node_count(lab: Lab) -> Iterator[Problem]:
+    """Every node needs a MAC and a guest; see MAX_NODES."""
+    if len(lab.nodes) > MAX_NODES:
+        yield Problem("nodes", f"{len(lab.nodes)} nodes; allowed: at most {MAX_NODES} "
+                               "(each is a guest, and the MAC scheme numbers them in one byte)")
 
 
 def addresses_in_subnet(lab: Lab) -> Iterator[Problem]:
@@ -101,6 +121,13 @@ def one_master(lab: Lab) -> Iterator[Problem]:
                           f"{top.priority} must be higher than every BACKUP's priority ({name} has {node.priority})")
 
 
+def vip_count(lab: Lab) -> Iterator[Problem]:
+    """Every VIP of a VRRP instance is in its adverts; see MAX_VIPS."""
+    if len(lab.vips) > MAX_VIPS:
+        yield Problem("virtual_services", f"{len(lab.vips)} distinct VIPs; allowed: at most {MAX_VIPS} "
+                                          "(a VRRP advert counts its addresses in 8 bits)")
+
+
 def active_active_shape(lab: Lab) -> Iterator[Problem]:
     """Dual master needs two directors and two VIPs: each director is MASTER of one."""
     if lab.mode != "active-active":
@@ -114,13 +141,21 @@ def active_active_shape(lab: Lab) -> Iterator[Problem]:
 
 
 def advert_interval(lab: Lab) -> Iterator[Problem]:
-    """VRRPv2 counts whole seconds; VRRPv3 counts centiseconds."""
+    """VRRPv2 counts whole seconds; VRRPv3 counts centiseconds in 12 bits (at most 40.95 s).
+
+    keepalived does not refuse either mistake: it rounds, or clamps to 40.95, and runs
+    with an interval the lab file does not say.
+    """
     value = lab.vrrp.advert_int
+    exact = Decimal(repr(value))
     if lab.vrrp.version == 2 and value != int(value):
-        yield Problem("vrrp.advert_int", f"{value} is sub-second, which VRRP version 2 cannot express; "
+        yield Problem("vrrp.advert_int", f"{value:g} is sub-second, which VRRP version 2 cannot express; "
                                          "use a whole number of seconds or vrrp.version: 3")
-    if lab.vrrp.version == 3 and round(value * 100) != value * 100:
-        yield Problem("vrrp.advert_int", f"{value} is finer than VRRPv3's centisecond resolution")
+    if lab.vrrp.version == 3 and exact != exact.quantize(Decimal("0.01")):
+        yield Problem("vrrp.advert_int", f"{value:g} is finer than VRRPv3's centisecond resolution")
+    if lab.vrrp.version == 3 and exact > MAX_ADVERT_V3:
+        yield Problem("vrrp.advert_int",
+                      f"{value:g} is more than VRRP version 3 can carry; allowed: 0.01..{MAX_ADVERT_V3}")
 
 
 def authentication_version(lab: Lab) -> Iterator[Problem]:
@@ -130,7 +165,7 @@ def authentication_version(lab: Lab) -> Iterator[Problem]:
 
 
 def unicast_peers(lab: Lab) -> Iterator[Problem]:
-    """Unicast adverts go between directors, so every peer named must be one, and all must be."""
+    """Unicast adverts go between directors, so every peer named must be one, all must be, and once."""
     peers = lab.vrrp.unicast_peers
     if not peers:
         return
@@ -138,6 +173,8 @@ def unicast_peers(lab: Lab) -> Iterator[Problem]:
     for i, name in enumerate(peers):
         if name not in directors:
             yield Problem(f"vrrp.unicast_peers.{i}", f"{name!r} is not a director; allowed: {', '.join(directors)}")
+        elif name in peers[:i]:
+            yield Problem(f"vrrp.unicast_peers.{i}", f"{name!r} is listed twice; list each director once")
     missing = [name for name in directors if name not in peers]
     if missing:
         yield Problem("vrrp.unicast_peers", f"must list every director; missing {', '.join(missing)}")
@@ -158,6 +195,13 @@ def smtp_server_known(lab: Lab) -> Iterator[Problem]:
                       f"{server!r} is neither a node of this lab nor an address; nodes: {', '.join(lab.nodes)}")
 
 
+def notification_recipients(lab: Lab) -> Iterator[Problem]:
+    """keepalived warns about an empty notification_email block (not silent, so not a valid config)."""
+    count = len(lab.notification.to)
+    if not 1 <= count <= MAX_RECIPIENTS:
+        yield Problem("notification.to", f"{count} addresses; allowed: 1..{MAX_RECIPIENTS}")
+
+
 def real_servers_known(lab: Lab) -> Iterator[Problem]:
     """A virtual service balances over nodes whose role is realserver."""
     servers = lab.role("realserver")
@@ -166,6 +210,44 @@ def real_servers_known(lab: Lab) -> Iterator[Problem]:
             if name not in servers:
                 yield Problem(f"virtual_services.{i}.real_servers.{name}",
                               f"not a realserver node; allowed: {', '.join(servers) or 'none defined'}")
+
+
+def services_balance(lab: Lab) -> Iterator[Problem]:
+    """A service needs a real server with a weight above 0, or nothing is ever served.
+
+    keepalived ignores a virtual server without real servers, and warns when every weight
+    is 0 (weight 0 takes a server out of rotation): neither config passes `keepalived -t`
+    silently.
+    """
+    for i, service in enumerate(lab.virtual_services):
+        if not service.real_servers:
+            yield Problem(f"virtual_services.{i}.real_servers", "needs at least one real server")
+        elif not any(settings.weight for settings in service.real_servers.values()):
+            yield Problem(f"virtual_services.{i}.real_servers",
+                          "every weight is 0, so nothing would ever be served; allowed: at least one weight 1..65535")
+
+
+def unique_services(lab: Lab) -> Iterator[Problem]:
+    """IPVS has one service per VIP, port and protocol; a second definition would fight the first.
+
+    keepalived -t accepts the duplicate silently, so only the validator can say so.
+    """
+    first: dict[tuple, int] = {}
+    for i, service in enumerate(lab.virtual_services):
+        key = (service.vip, service.port, service.protocol)
+        if key in first:
+            yield Problem(f"virtual_services.{i}", f"{service.vip}:{service.port}/{service.protocol} is already "
+                                                   f"virtual_services.{first[key]}; each VIP, port and protocol once")
+        first.setdefault(key, i)
+
+
+def service_ports_free(lab: Lab) -> Iterator[Problem]:
+    """Real servers serve a service's port with nginx, and every node's sshd (the lab's only
+    way in) already holds 22: nginx would not start, and keepalived -t cannot know."""
+    for i, service in enumerate(lab.virtual_services):
+        if service.port == SSH_PORT:
+            yield Problem(f"virtual_services.{i}.port",
+                          f"{SSH_PORT} is the nodes' sshd; allowed: any other port 1..65535")
 
 
 def forwarding_supported(lab: Lab) -> Iterator[Problem]:
@@ -177,29 +259,43 @@ def forwarding_supported(lab: Lab) -> Iterator[Problem]:
 
 
 def versions_pinned(lab: Lab) -> Iterator[Problem]:
-    """Only pinned versions can be fetched and verified; name the ones that can."""
+    """Only versions pinned with a sha256 can be fetched and verified; name the ones that can.
+
+    A version pinned without a sum (keepalived 2.0.6) is refused by the build; saying so
+    here keeps a lab file from validating and then failing minutes later.
+    """
     table = pins.pinned()
     for name, version in lab.versions.model_dump().items():
+        usable = ", ".join(v for v, pin in table[name].items() if pin.sha256)
+        variable = pins.version_variable(name)
+        origin = f" (set by {variable})" if os.environ.get(variable) == version else ""
         if version not in table[name]:
-            variable = pins.version_variable(name)
-            origin = f" (set by {variable})" if os.environ.get(variable) == version else ""
-            yield Problem(f"versions.{name}", f"{version!r}{origin} is not pinned; pinned: {', '.join(table[name])}")
+            yield Problem(f"versions.{name}", f"{version!r}{origin} is not pinned; pinned: {usable}")
+        elif not table[name][version].sha256:
+            yield Problem(f"versions.{name}", f"{version!r}{origin} is pinned without a sha256, so the build refuses "
+                                              f"it until a verified sum is added to pins.yaml; usable: {usable}")
 
 
 RULES: tuple[Rule, ...] = (
+    node_count,
     addresses_in_subnet,
     unique_addresses,
     access_point_free,
     director_settings,
     roles_present,
     one_master,
+    vip_count,
     active_active_shape,
     advert_interval,
     authentication_version,
     unicast_peers,
     multicast_or_unicast,
     smtp_server_known,
+    notification_recipients,
     real_servers_known,
+    services_balance,
+    unique_services,
+    service_ports_free,
     forwarding_supported,
     versions_pinned,
 )

@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
+from ipaddress import IPv4Address
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
 
 from halab import render, spec
+from halab.errors import SpecError
 
 GOLDEN = Path(__file__).parent / "golden"
 LABS = Path(__file__).resolve().parents[2] / "labs"
@@ -94,3 +99,135 @@ def test_write_makes_scripts_executable(tmp_path):
     script = tmp_path / "server1" / render.REALSERVER_SCRIPT
     assert script in written and os.access(script, os.X_OK)
     assert not os.access(tmp_path / "server3" / render.KEEPALIVED_CONF, os.X_OK)
+
+
+# --- hostile values forced past validation ------------------------------------------------
+
+# Values that would change a file's structure if rendered as they are: a new line, a block
+# end, a quote, a comment mark, shell expansion, a blank, nothing, an overlong word, a
+# keepalived line-start mark, and paths that leave the render tree.
+HOSTILE = ["x\n}", "x}", 'x"', "x#y", "x!y", "}\nglobal_defs {\n script_user root\n}", "$(reboot)", "x y", "",
+           "x" * 300, "@x", "~SEQ(a,1,2)", "x\\", "x;id", "/etc", "a/../../x"]
+
+# The fields a lab file's author writes freely, each of which must be among those forced.
+FREE_TEXT = {"name", "router_id", "address", "vip", "to", "from_", "smtp_server", "path", "interface", "box",
+             "box_fallback", "keepalived", "nginx"}
+
+Step = tuple[str, object]  # ("field", name) | ("index", i) | ("value", key) | ("key", key)
+
+
+def _leaves(obj: object, steps: tuple[Step, ...] = ()) -> list[tuple[Step, ...]]:
+    """The path to every string and address in the model: field values, list items and dict keys."""
+    if isinstance(obj, BaseModel):
+        return [leaf for name in type(obj).model_fields
+                for leaf in _leaves(getattr(obj, name), (*steps, ("field", name)))]
+    if isinstance(obj, tuple):
+        return [leaf for i, item in enumerate(obj) for leaf in _leaves(item, (*steps, ("index", i)))]
+    if isinstance(obj, dict):
+        return [leaf for key, value in obj.items()
+                for leaf in [(*steps, ("key", key)), *_leaves(value, (*steps, ("value", key)))]]
+    return [steps] if isinstance(obj, (str, IPv4Address)) else []
+
+
+def _forced(lab: spec.Lab, steps: tuple[Step, ...], value: object) -> spec.Lab:
+    """The lab with the leaf at `steps` replaced, bypassing validation (model_copy does not validate).
+
+    A node's name (a key of nodes or real_servers, a unicast peer, a node as smtp_server) is
+    renamed everywhere it is used, so references still resolve.
+    """
+    current = _at(lab, steps)
+    return _renamed(lab, current, value) if current in lab.nodes else _replaced(lab, steps, value)
+
+
+def _at(obj: object, steps: tuple[Step, ...]) -> object:
+    """The leaf at `steps`; for a dict key, the key itself."""
+    for kind, at in steps:
+        obj = getattr(obj, at) if kind == "field" else at if kind == "key" else obj[at]
+    return obj
+
+
+def _replaced(obj: object, steps: tuple[Step, ...], value: object) -> object:
+    if not steps:
+        return value
+    (kind, at), rest = steps[0], steps[1:]
+    if kind == "field":
+        return obj.model_copy(update={at: _replaced(getattr(obj, at), rest, value)})
+    if kind == "index":
+        return tuple(_replaced(item, rest, value) if i == at else item for i, item in enumerate(obj))
+    return {key: _replaced(item, rest, value) if key == at else item for key, item in obj.items()}
+
+
+def _renamed(obj: object, old: object, new: object) -> object:
+    if isinstance(obj, BaseModel):
+        return obj.model_copy(update={name: _renamed(getattr(obj, name), old, new) for name in type(obj).model_fields})
+    if isinstance(obj, tuple):
+        return tuple(_renamed(item, old, new) for item in obj)
+    if isinstance(obj, dict):
+        return {(new if key == old else key): _renamed(value, old, new) for key, value in obj.items()}
+    return new if obj == old and isinstance(obj, str) else obj
+
+
+def _shape(path: str, text: str) -> object:
+    """What a file's reader sees, without the words themselves: lines, blocks, words per line."""
+    if path.endswith(".json"):
+        return _json_shape(json.loads(text))
+    if path.endswith(render.REALSERVER_SCRIPT):
+        return [_shell_words(line) for line in text.splitlines()]
+    comment = "#" if path.endswith("nginx.conf") else "[!#]" if path.endswith("keepalived.conf") else "$^"
+    words = r'"[^"]*"|[{};"]|[^\s{};"]+'
+    return [len(re.findall(words, re.split(comment, line, maxsplit=1)[0])) for line in text.splitlines()]
+
+
+def _shell_words(line: str) -> int | str:
+    try:
+        return len(shlex.split(line, comments=True))
+    except ValueError:
+        return "unbalanced"
+
+
+def _json_shape(data: object) -> object:
+    if isinstance(data, dict):
+        return {key: _json_shape(value) for key, value in data.items()}
+    if isinstance(data, list):
+        return [_json_shape(item) for item in data]
+    return type(data).__name__
+
+
+def _shapes(lab: spec.Lab) -> dict[str, object]:
+    return {path: _shape(path, text) for path, text in render.render(lab).items()}
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_a_hostile_value_in_any_field_is_refused_or_changes_no_structure(name):
+    """Each leaf is compared with the same leaf holding a harmless word, which takes the same
+    template branches (a role or state that matches nothing) but cannot change structure."""
+    lab = spec.load(LABS / f"{name}.yaml")
+    leaves = _leaves(lab)
+    fields = {[at for kind, at in steps if kind == "field"][-1] for steps in leaves}
+    assert fields >= FREE_TEXT and ("auth_pass" in fields) == (lab.vrrp.authentication is not None)
+    refused = 0
+    for steps in leaves:
+        harmless = _shapes(_forced(lab, steps, "x"))
+        for value in HOSTILE:
+            try:
+                shapes = _shapes(_forced(lab, steps, value))
+            except SpecError as exc:
+                assert "refusing to" in str(exc) and len(str(exc)) < 500
+                refused += 1
+                continue
+            assert shapes == harmless, (steps, value)
+    assert refused > len(leaves) * len(HOSTILE) // 2
+
+
+def test_a_path_outside_the_target_is_never_written(tmp_path):
+    for relative in ("../escape", "/etc/passwd", "a/../../b"):
+        with pytest.raises(SpecError, match="it would land outside"):
+            render.write({relative: "x"}, tmp_path / "t")
+    assert not (tmp_path / "escape").exists()
+
+
+def test_every_interpolation_is_checked_by_finalize():
+    """The templates may print only through `_word`: nothing like a `|safe` escape hatch exists."""
+    assert render._ENV.finalize is render._word
+    for template in (Path(render.__file__).parent / "templates").glob("*.j2"):
+        assert "| safe" not in template.read_text() and "|safe" not in template.read_text()

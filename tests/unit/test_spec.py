@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -50,16 +52,23 @@ def test_model_defaults_match_the_seed_file():
     assert minimal == spec.load()
 
 
+def _expectation(path: Path) -> str:
+    """A broken file's `# expect:` line; the files about encodings are not all UTF-8 (utf16.yaml is UTF-16)."""
+    data = path.read_bytes()
+    text = data.decode("utf-16") if data[:2] == b"\xff\xfe" else data.decode("utf-8", "replace")
+    return text.splitlines()[0].removeprefix("# expect: ")
+
+
 @pytest.mark.parametrize("path", BROKEN, ids=[p.stem for p in BROKEN])
 def test_broken_lab_gives_its_specific_message(path):
-    expected = path.read_text().splitlines()[0].removeprefix("# expect: ")
     with pytest.raises(SpecError) as caught:
         spec.load(path)
-    assert expected in str(caught.value)
+    assert _expectation(path) in str(caught.value)
+    assert len(str(caught.value)) < 2000, "an error must not repeat a hostile value whole"
 
 
 def test_there_are_at_least_ten_distinct_broken_files_with_distinct_messages():
-    messages = {p.read_text().splitlines()[0] for p in BROKEN}
+    messages = {_expectation(p) for p in BROKEN}
     assert len(messages) == len(BROKEN) >= 10
 
 
@@ -102,3 +111,79 @@ def test_non_mapping_and_unreadable_files_are_clear(tmp_path):
 @pytest.mark.parametrize("name", ["seed", "active-active", "unicast"])
 def test_example_labs_are_valid(name):
     assert spec.load(LABS / f"{name}.yaml").nodes
+
+
+def test_an_oversized_or_endless_file_is_refused_before_parsing(tmp_path):
+    big = tmp_path / "big.yaml"
+    big.write_text("name: seed\n" + "# padding\n" * 30000)
+    for path in (big, Path("/dev/zero")):
+        with pytest.raises(SpecError, match=r"larger than 262144 bytes \(256 KiB\)"):
+            spec.load(path)
+    with pytest.raises(SpecError, match="larger than 262144 bytes"):
+        spec.parse("router_id: " + "x" * 1_000_000)
+
+
+def test_a_long_hostile_value_is_cut_in_the_error():
+    text = (LABS / "seed.yaml").read_text().replace("router_id: LVS_DEVEL", "router_id: " + "A" * 200_000)
+    with pytest.raises(SpecError) as caught:
+        spec.parse(text)
+    message = str(caught.value)
+    assert "(200000 characters) is not allowed" in message and len(message) < 500
+
+
+def test_hundreds_of_problems_are_summarised():
+    text = (LABS / "seed.yaml").read_text() + "".join(f"extra{i}: 1\n" for i in range(300))
+    with pytest.raises(SpecError) as caught:
+        spec.parse(text)
+    problems = caught.value.problems
+    assert len(problems) == spec.MAX_PROBLEMS + 1
+    assert str(problems[-1]) == "... and 200 more problem(s) not shown"
+
+
+def test_a_utf8_byte_order_mark_is_fine():
+    assert spec.parse(b"\xef\xbb\xbf" + (LABS / "seed.yaml").read_bytes()) == spec.load()
+
+
+def test_a_date_is_read_as_text_not_as_a_timestamp():
+    lab = spec.parse((LABS / "seed.yaml").read_text().replace("router_id: LVS_DEVEL", "router_id: 2001-12-14"))
+    assert lab.router_id == "2001-12-14"
+
+
+def test_advert_int_takes_whole_and_centisecond_values_up_to_the_limits():
+    seed = (LABS / "seed.yaml").read_text()
+    assert spec.parse(seed.replace("advert_int: 1 ", "advert_int: 255 ")).vrrp.advert_int == 255
+    v3 = seed.replace("version: 2", "version: 3").replace(
+        'authentication: {auth_type: PASS, auth_pass: "1111"}', "authentication: null")
+    assert spec.parse(v3.replace("advert_int: 1 ", "advert_int: 40.95 ")).vrrp.advert_int == 40.95
+    # 0.29 * 100 is 28.999999999999996 in floating point: still a whole number of centiseconds.
+    assert spec.parse(v3.replace("advert_int: 1 ", "advert_int: 0.29 ")).vrrp.advert_int == 0.29
+
+
+# Validates one file in a fresh interpreter and prints how much its peak memory grew (KiB).
+PEAK_SCRIPT = """
+import resource, sys
+from halab import spec
+from halab.errors import SpecError
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:
+    spec.load(sys.argv[1])
+except SpecError:
+    pass
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)
+"""
+
+
+def _hostile_files(tmp_path: Path) -> dict[str, tuple[Path, int]]:
+    """Hostile files and the most their validation may add to peak memory (KiB)."""
+    keys = tmp_path / "keys.yaml"  # 25 000 unknown keys just under the size limit: the costliest found
+    keys.write_text((LABS / "seed.yaml").read_text() + "".join(f"k{i}: 1\n" for i in range(25_000)))
+    assert keys.stat().st_size < spec.MAX_FILE_BYTES
+    return {"alias bomb": (Path(__file__).parent / "broken" / "alias-bomb.yaml", 4 * 1024),
+            "25 000 unknown keys": (keys, 96 * 1024)}
+
+
+def test_hostile_files_cannot_exhaust_memory(tmp_path):
+    """A 3 KB alias bomb expands to gigabytes if YAML follows it; refused at its first anchor."""
+    for name, (path, most) in _hostile_files(tmp_path).items():
+        run = subprocess.run([sys.executable, "-c", PEAK_SCRIPT, str(path)], capture_output=True, text=True, check=True)
+        assert int(run.stdout) < most, f"{name}: peak memory grew by {int(run.stdout)} KiB"
