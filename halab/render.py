@@ -9,6 +9,7 @@ lab for the Vagrantfile and the tests.
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass
 from ipaddress import IPv4Address
@@ -17,7 +18,7 @@ from pathlib import Path
 import jinja2
 
 from halab.errors import Problem, SpecError
-from halab.spec import Lab, shown
+from halab.spec import Lab, Node, shown
 
 KEEPALIVED_CONF = "etc/keepalived/keepalived.conf"
 NGINX_CONF = "usr/local/nginx/conf/nginx.conf"
@@ -105,15 +106,26 @@ def _directory(name: str) -> str:
 
 
 def write(files: dict[str, str], target: Path) -> list[Path]:
-    """Write rendered files under target, replacing what was there; scripts stay executable."""
+    """Write rendered files under target, replacing what was there: scripts executable, files
+    holding a secret (keepalived.conf: auth_pass) readable by root alone from their first byte."""
     written = []
     for relative, text in sorted(files.items()):
         path = _inside(target, relative)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-        path.chmod(0o755 if relative.endswith(REALSERVER_SCRIPT) else 0o644)
+        mode = mode_of(relative)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        os.fchmod(descriptor, mode)  # an existing file keeps its old mode through O_CREAT
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(text)
         written.append(path)
     return written
+
+
+def mode_of(relative: str) -> int:
+    """A rendered file's mode: 0600 for what holds a secret, 0755 for scripts, 0644 otherwise."""
+    if relative.endswith(KEEPALIVED_CONF):
+        return 0o600
+    return 0o755 if relative.endswith(REALSERVER_SCRIPT) else 0o644
 
 
 def _inside(target: Path, relative: str) -> Path:
@@ -129,17 +141,23 @@ def keepalived_conf(lab: Lab, director: str) -> str:
     node = lab.nodes[director]
     peers = [str(lab.nodes[p].address) for p in lab.vrrp.unicast_peers if p != director]
     return _ENV.get_template("keepalived.conf.j2").render(
-        lab=lab, name=director, node=node, instances=instances(lab, director), unicast_peers=peers,
+        lab=lab,
+        name=director,
+        node=node,
+        instances=instances(lab, director),
+        unicast_peers=peers,
         smtp_server=smtp_server(lab),
     )
 
 
 def director_sysctl() -> str:
     """IPVS settings for a director, applied once ip_vs is loaded (see DIRECTOR_SYSCTLS)."""
-    lines = ["# IPVS on an LVS director. Rendered by halab.",
-             "# expire_nodest_conn: a packet for a connection whose real server was removed ends that",
-             "# entry and is scheduled afresh, instead of being sent to the dead server for minutes.",
-             "# expire_quiescent_template: the same for persistence templates."]
+    lines = [
+        "# IPVS on an LVS director. Rendered by halab.",
+        "# expire_nodest_conn: a packet for a connection whose real server was removed ends that",
+        "# entry and is scheduled afresh, instead of being sent to the dead server for minutes.",
+        "# expire_quiescent_template: the same for persistence templates.",
+    ]
     return "\n".join(lines + [f"{key} = {value}" for key, value in DIRECTOR_SYSCTLS.items()]) + "\n"
 
 
@@ -158,18 +176,27 @@ def instances(lab: Lab, director: str) -> list[Instance]:
     With nopreempt every director starts as BACKUP, since keepalived ignores nopreempt on
     a MASTER; the highest priority still wins the first election.
     """
-    me = lab.nodes[director]
-    other = next((n for name, n in lab.role("director").items() if name != director), me)
+    me = _vrrp_settings(lab.nodes[director])
+    other = next((_vrrp_settings(n) for name, n in lab.role("director").items() if name != director), me)
     vips = tuple(str(vip) for vip in lab.vips)
     vrid = lab.vrrp.virtual_router_id
     if lab.mode == "active-active":
-        result = [Instance("VI_1", vrid, vips[:1], me.state, me.priority),
-                  Instance("VI_2", vrid + 1, vips[1:], other.state, other.priority)]
+        result = [
+            Instance("VI_1", vrid, vips[:1], *me),
+            Instance("VI_2", vrid + 1, vips[1:], *other),
+        ]
     else:
-        result = [Instance("VI_1", vrid, vips, me.state, me.priority)]
+        result = [Instance("VI_1", vrid, vips, *me)]
     if not lab.vrrp.preempt:
         result = [Instance(i.name, i.vrid, i.vips, "BACKUP", i.priority, i.state == "MASTER") for i in result]
     return result
+
+
+def _vrrp_settings(node: Node) -> tuple[str, int]:
+    """A director's (state, priority): the rules made both required for directors."""
+    if node.state is None or node.priority is None:
+        raise ValueError("a director without state or priority passed validation")
+    return node.state, node.priority
 
 
 def realserver_files(lab: Lab, server: str) -> dict[str, str]:
@@ -194,8 +221,13 @@ def lab_json(lab: Lab) -> str:
         "access_address": str(lab.subnet[-2]),
         "vips": [str(vip) for vip in lab.vips],
         "nodes": [
-            {"name": name, "address": str(node.address), "role": node.role,
-             "state": node.state, "priority": node.priority}
+            {
+                "name": name,
+                "address": str(node.address),
+                "role": node.role,
+                "state": node.state,
+                "priority": node.priority,
+            }
             for name, node in lab.nodes.items()
         ],
         "multicast": lab.multicast,

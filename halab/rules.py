@@ -42,8 +42,11 @@ def problems(lab: Lab) -> list[Problem]:
 def node_count(lab: Lab) -> Iterator[Problem]:
     """Every node needs a MAC and a guest; see MAX_NODES."""
     if len(lab.nodes) > MAX_NODES:
-        yield Problem("nodes", f"{len(lab.nodes)} nodes; allowed: at most {MAX_NODES} "
-                               "(each is a guest, and the MAC scheme numbers them in one byte)")
+        yield Problem(
+            "nodes",
+            f"{len(lab.nodes)} nodes; allowed: at most {MAX_NODES} "
+            "(each is a guest, and the MAC scheme numbers them in one byte)",
+        )
 
 
 def addresses_in_subnet(lab: Lab) -> Iterator[Problem]:
@@ -65,8 +68,10 @@ def unique_addresses(lab: Lab) -> Iterator[Problem]:
         holder.setdefault(node.address, name)
     for i, service in enumerate(lab.virtual_services):
         if service.vip in holder:
-            yield Problem(f"virtual_services.{i}.vip",
-                          f"{service.vip} collides with the address of node {holder[service.vip]}; a VIP must be free")
+            yield Problem(
+                f"virtual_services.{i}.vip",
+                f"{service.vip} collides with the address of node {holder[service.vip]}; a VIP must be free",
+            )
 
 
 def access_point_free(lab: Lab) -> Iterator[Problem]:
@@ -74,8 +79,11 @@ def access_point_free(lab: Lab) -> Iterator[Problem]:
     reserved = lab.subnet[-2]
     for name, node in lab.nodes.items():
         if node.address == reserved:
-            yield Problem(f"nodes.{name}.address", f"{reserved} is reserved for the lab switch (ssh access point); "
-                                                   f"allowed: {lab.subnet[1]}..{lab.subnet[-3]}")
+            yield Problem(
+                f"nodes.{name}.address",
+                f"{reserved} is reserved for the lab switch (ssh access point); "
+                f"allowed: {lab.subnet[1]}..{lab.subnet[-3]}",
+            )
     for i, service in enumerate(lab.virtual_services):
         if service.vip == reserved:
             yield Problem(f"virtual_services.{i}.vip", f"{reserved} is reserved for the lab switch (ssh access point)")
@@ -87,7 +95,9 @@ def director_settings(lab: Lab) -> Iterator[Problem]:
         for key in ("state", "priority"):
             value = getattr(node, key)
             if node.role == "director" and value is None:
-                yield Problem(f"nodes.{name}.{key}", "required for a director (state: MASTER or BACKUP, priority: 1..254)")
+                yield Problem(
+                    f"nodes.{name}.{key}", "required for a director (state: MASTER or BACKUP, priority: 1..254)"
+                )
             if node.role != "director" and value is not None:
                 yield Problem(f"nodes.{name}.{key}", f"only directors have a {key}; {name} is a {node.role}")
 
@@ -110,22 +120,34 @@ def one_master(lab: Lab) -> Iterator[Problem]:
     directors = lab.role("director")
     masters = [name for name, node in directors.items() if node.state == "MASTER"]
     if directors and len(masters) != 1:
-        yield Problem("nodes", f"exactly one director must have state MASTER, found {len(masters)}: {masters or 'none'}")
+        yield Problem(
+            "nodes", f"exactly one director must have state MASTER, found {len(masters)}: {masters or 'none'}"
+        )
         return
     if not masters:
         return
     top = directors[masters[0]]
     for name, node in directors.items():
-        if name != masters[0] and node.priority is not None and top.priority is not None and node.priority >= top.priority:
-            yield Problem(f"nodes.{masters[0]}.priority",
-                          f"{top.priority} must be higher than every BACKUP's priority ({name} has {node.priority})")
+        if (
+            name != masters[0]
+            and node.priority is not None
+            and top.priority is not None
+            and node.priority >= top.priority
+        ):
+            yield Problem(
+                f"nodes.{masters[0]}.priority",
+                f"{top.priority} must be higher than every BACKUP's priority ({name} has {node.priority})",
+            )
 
 
 def vip_count(lab: Lab) -> Iterator[Problem]:
     """Every VIP of a VRRP instance is in its adverts; see MAX_VIPS."""
     if len(lab.vips) > MAX_VIPS:
-        yield Problem("virtual_services", f"{len(lab.vips)} distinct VIPs; allowed: at most {MAX_VIPS} "
-                                          "(a VRRP advert counts its addresses in 8 bits)")
+        yield Problem(
+            "virtual_services",
+            f"{len(lab.vips)} distinct VIPs; allowed: at most {MAX_VIPS} "
+            "(a VRRP advert counts its addresses in 8 bits)",
+        )
 
 
 def active_active_shape(lab: Lab) -> Iterator[Problem]:
@@ -137,7 +159,9 @@ def active_active_shape(lab: Lab) -> Iterator[Problem]:
     if len(lab.vips) != 2:
         yield Problem("virtual_services", f"active-active needs exactly 2 distinct VIPs, found {len(lab.vips)}")
     if lab.vrrp.virtual_router_id == 255:
-        yield Problem("vrrp.virtual_router_id", "255 leaves no id for the second instance (it uses id + 1); allowed: 1..254")
+        yield Problem(
+            "vrrp.virtual_router_id", "255 leaves no id for the second instance (it uses id + 1); allowed: 1..254"
+        )
 
 
 def advert_interval(lab: Lab) -> Iterator[Problem]:
@@ -149,13 +173,17 @@ def advert_interval(lab: Lab) -> Iterator[Problem]:
     value = lab.vrrp.advert_int
     exact = Decimal(repr(value))
     if lab.vrrp.version == 2 and value != int(value):
-        yield Problem("vrrp.advert_int", f"{value:g} is sub-second, which VRRP version 2 cannot express; "
-                                         "use a whole number of seconds or vrrp.version: 3")
+        yield Problem(
+            "vrrp.advert_int",
+            f"{value:g} is sub-second, which VRRP version 2 cannot express; "
+            "use a whole number of seconds or vrrp.version: 3",
+        )
     if lab.vrrp.version == 3 and exact != exact.quantize(Decimal("0.01")):
         yield Problem("vrrp.advert_int", f"{value:g} is finer than VRRPv3's centisecond resolution")
     if lab.vrrp.version == 3 and exact > MAX_ADVERT_V3:
-        yield Problem("vrrp.advert_int",
-                      f"{value:g} is more than VRRP version 3 can carry; allowed: 0.01..{MAX_ADVERT_V3}")
+        yield Problem(
+            "vrrp.advert_int", f"{value:g} is more than VRRP version 3 can carry; allowed: 0.01..{MAX_ADVERT_V3}"
+        )
 
 
 def authentication_version(lab: Lab) -> Iterator[Problem]:
@@ -183,16 +211,20 @@ def unicast_peers(lab: Lab) -> Iterator[Problem]:
 def multicast_or_unicast(lab: Lab) -> Iterator[Problem]:
     """Without multicast on the switch, VRRP's multicast adverts never arrive: split brain."""
     if not lab.multicast and not lab.vrrp.unicast_peers:
-        yield Problem("multicast", "false drops VRRP's multicast adverts on the lab switch; "
-                                   "list every director in vrrp.unicast_peers")
+        yield Problem(
+            "multicast",
+            "false drops VRRP's multicast adverts on the lab switch; list every director in vrrp.unicast_peers",
+        )
 
 
 def smtp_server_known(lab: Lab) -> Iterator[Problem]:
     """A bare name must be a node of the lab (its address is used) or localhost."""
     server = lab.notification.smtp_server
     if re.fullmatch(r"[a-z][a-z0-9-]*", server) and server not in lab.nodes and server != "localhost":
-        yield Problem("notification.smtp_server",
-                      f"{server!r} is neither a node of this lab nor an address; nodes: {', '.join(lab.nodes)}")
+        yield Problem(
+            "notification.smtp_server",
+            f"{server!r} is neither a node of this lab nor an address; nodes: {', '.join(lab.nodes)}",
+        )
 
 
 def notification_recipients(lab: Lab) -> Iterator[Problem]:
@@ -208,8 +240,10 @@ def real_servers_known(lab: Lab) -> Iterator[Problem]:
     for i, service in enumerate(lab.virtual_services):
         for name in service.real_servers:
             if name not in servers:
-                yield Problem(f"virtual_services.{i}.real_servers.{name}",
-                              f"not a realserver node; allowed: {', '.join(servers) or 'none defined'}")
+                yield Problem(
+                    f"virtual_services.{i}.real_servers.{name}",
+                    f"not a realserver node; allowed: {', '.join(servers) or 'none defined'}",
+                )
 
 
 def services_balance(lab: Lab) -> Iterator[Problem]:
@@ -223,8 +257,10 @@ def services_balance(lab: Lab) -> Iterator[Problem]:
         if not service.real_servers:
             yield Problem(f"virtual_services.{i}.real_servers", "needs at least one real server")
         elif not any(settings.weight for settings in service.real_servers.values()):
-            yield Problem(f"virtual_services.{i}.real_servers",
-                          "every weight is 0, so nothing would ever be served; allowed: at least one weight 1..65535")
+            yield Problem(
+                f"virtual_services.{i}.real_servers",
+                "every weight is 0, so nothing would ever be served; allowed: at least one weight 1..65535",
+            )
 
 
 def unique_services(lab: Lab) -> Iterator[Problem]:
@@ -236,8 +272,11 @@ def unique_services(lab: Lab) -> Iterator[Problem]:
     for i, service in enumerate(lab.virtual_services):
         key = (service.vip, service.port, service.protocol)
         if key in first:
-            yield Problem(f"virtual_services.{i}", f"{service.vip}:{service.port}/{service.protocol} is already "
-                                                   f"virtual_services.{first[key]}; each VIP, port and protocol once")
+            yield Problem(
+                f"virtual_services.{i}",
+                f"{service.vip}:{service.port}/{service.protocol} is already "
+                f"virtual_services.{first[key]}; each VIP, port and protocol once",
+            )
         first.setdefault(key, i)
 
 
@@ -246,16 +285,19 @@ def service_ports_free(lab: Lab) -> Iterator[Problem]:
     way in) already holds 22: nginx would not start, and keepalived -t cannot know."""
     for i, service in enumerate(lab.virtual_services):
         if service.port == SSH_PORT:
-            yield Problem(f"virtual_services.{i}.port",
-                          f"{SSH_PORT} is the nodes' sshd; allowed: any other port 1..65535")
+            yield Problem(
+                f"virtual_services.{i}.port", f"{SSH_PORT} is the nodes' sshd; allowed: any other port 1..65535"
+            )
 
 
 def forwarding_supported(lab: Lab) -> Iterator[Problem]:
     """The lab wires real servers for direct routing (VIP on lo, ARP suppressed) only."""
     for i, service in enumerate(lab.virtual_services):
         if service.lb_kind != "DR":
-            yield Problem(f"virtual_services.{i}.lb_kind",
-                          f"{service.lb_kind!r} is valid keepalived but this lab wires real servers for DR only; allowed: DR")
+            yield Problem(
+                f"virtual_services.{i}.lb_kind",
+                f"{service.lb_kind!r} is valid keepalived but this lab wires real servers for DR only; allowed: DR",
+            )
 
 
 def versions_pinned(lab: Lab) -> Iterator[Problem]:
@@ -272,8 +314,11 @@ def versions_pinned(lab: Lab) -> Iterator[Problem]:
         if version not in table[name]:
             yield Problem(f"versions.{name}", f"{version!r}{origin} is not pinned; pinned: {usable}")
         elif not table[name][version].sha256:
-            yield Problem(f"versions.{name}", f"{version!r}{origin} is pinned without a sha256, so the build refuses "
-                                              f"it until a verified sum is added to pins.yaml; usable: {usable}")
+            yield Problem(
+                f"versions.{name}",
+                f"{version!r}{origin} is pinned without a sha256, so the build refuses "
+                f"it until a verified sum is added to pins.yaml; usable: {usable}",
+            )
 
 
 RULES: tuple[Rule, ...] = (

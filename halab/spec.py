@@ -105,7 +105,7 @@ def _digits_as_text(value: Any) -> Any:
 
 _DOTTED = re.compile(r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}")
 _SLASHED = re.compile(r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}/[0-9]{1,2}")
-_NAME = r"[a-z][a-z0-9-]{0,14}"
+_NAME = paths.NAME.pattern  # lab and node names: what paths are built from
 
 
 def _address(value: Any) -> IPv4Address:
@@ -171,27 +171,61 @@ def _smtp_server(value: Any) -> str:
     return str(address)
 
 
-Name = Annotated[StrictStr, AfterValidator(_matching(
-    _NAME, "should be a lowercase letter, then up to 14 of a-z 0-9 -"))]
-RouterId = Annotated[StrictStr, AfterValidator(_matching(
-    r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}",
-    "should be one word: a letter or digit, then up to 63 of A-Z a-z 0-9 . _ -"))]
-Email = Annotated[StrictStr, Field(max_length=254), AfterValidator(_matching(
-    r"[A-Za-z0-9][A-Za-z0-9_+-]{0,63}(?:\.[A-Za-z0-9_+-]{1,64})*"
-    r"@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*",
-    "should be an e-mail address local@domain: the local part a letter or digit, then A-Z a-z 0-9 _ + - and dots, "
-    "the domain of letters, digits, - and dots; at most 254 characters"))]
-UrlPath = Annotated[StrictStr, AfterValidator(_matching(
-    r"/[A-Za-z0-9._~/%?=&+,:@-]{0,254}",
-    "should be a URL path: / then up to 254 of A-Z a-z 0-9 . _ ~ / % ? = & + , : @ -"))]
-Interface = Annotated[StrictStr, AfterValidator(_matching(
-    r"(?!(?:lo|all|default)\Z)[A-Za-z][A-Za-z0-9_.-]{0,14}",
-    "should be a network interface name: a letter, then up to 14 of A-Z a-z 0-9 _ . - (not lo, all or default)"))]
-BoxName = Annotated[StrictStr, AfterValidator(_matching(
-    r"(?:[A-Za-z0-9][A-Za-z0-9_.-]{0,63}/)?[A-Za-z0-9][A-Za-z0-9_.-]{0,63}",
-    "should be a Vagrant box name [owner/]name: each part a letter or digit, then up to 63 of A-Z a-z 0-9 _ . -"))]
-Version = Annotated[StrictStr, AfterValidator(_matching(
-    r"[0-9]{1,4}(?:\.[0-9]{1,4}){1,3}", "should be a version number like 2.2.7"))]
+Name = Annotated[
+    StrictStr, AfterValidator(_matching(_NAME, "should be a lowercase letter, then up to 14 of a-z 0-9 -"))
+]
+RouterId = Annotated[
+    StrictStr,
+    AfterValidator(
+        _matching(
+            r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}",
+            "should be one word: a letter or digit, then up to 63 of A-Z a-z 0-9 . _ -",
+        )
+    ),
+]
+Email = Annotated[
+    StrictStr,
+    Field(max_length=254),
+    AfterValidator(
+        _matching(
+            r"[A-Za-z0-9][A-Za-z0-9_+-]{0,63}(?:\.[A-Za-z0-9_+-]{1,64})*"
+            r"@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*",
+            "should be an e-mail address local@domain: the local part a letter or digit, then "
+            "A-Z a-z 0-9 _ + - and dots, the domain of letters, digits, - and dots; at most 254 characters",
+        )
+    ),
+]
+UrlPath = Annotated[
+    StrictStr,
+    AfterValidator(
+        _matching(
+            r"/[A-Za-z0-9._~/%?=&+,:@-]{0,254}",
+            "should be a URL path: / then up to 254 of A-Z a-z 0-9 . _ ~ / % ? = & + , : @ -",
+        )
+    ),
+]
+Interface = Annotated[
+    StrictStr,
+    AfterValidator(
+        _matching(
+            r"(?!(?:lo|all|default)\Z)[A-Za-z][A-Za-z0-9_.-]{0,14}",
+            "should be a network interface name: a letter, then up to 14 of A-Z a-z 0-9 _ . - (not lo, all or default)",
+        )
+    ),
+]
+BoxName = Annotated[
+    StrictStr,
+    AfterValidator(
+        _matching(
+            r"(?:[A-Za-z0-9][A-Za-z0-9_.-]{0,63}/)?[A-Za-z0-9][A-Za-z0-9_.-]{0,63}",
+            "should be a Vagrant box name [owner/]name: each part a letter or digit, "
+            "then up to 63 of A-Z a-z 0-9 _ . -",
+        )
+    ),
+]
+Version = Annotated[
+    StrictStr, AfterValidator(_matching(r"[0-9]{1,4}(?:\.[0-9]{1,4}){1,3}", "should be a version number like 2.2.7"))
+]
 # keepalived keeps these timeouts in microseconds in 32 bits: at most 4294 s.
 MicrosecondTimeout = Annotated[StrictInt, Field(ge=1, le=4294)]
 # keepalived takes far longer intervals; a health check or ARP refresh less often than daily is none.
@@ -249,10 +283,16 @@ class Authentication(_Model):
     auth_type: Literal["PASS", "AH"] = "PASS"
     # VRRP's PASS authentication carries at most 8 octets; keepalived truncates longer ones.
     auth_pass: Annotated[
-        StrictStr, Field(min_length=1, max_length=8), BeforeValidator(_digits_as_text),
-        AfterValidator(_matching(r"[A-Za-z0-9][A-Za-z0-9._~%?=&+,:@/-]{0,7}",
-                                 "should be a letter or digit, then up to 7 of A-Z a-z 0-9 . _ ~ % ? = & + , : @ / - "
-                                 "(VRRP carries 8 bytes; keepalived reads one word and stops at # or !)")),
+        StrictStr,
+        Field(min_length=1, max_length=8),
+        BeforeValidator(_digits_as_text),
+        AfterValidator(
+            _matching(
+                r"[A-Za-z0-9][A-Za-z0-9._~%?=&+,:@/-]{0,7}",
+                "should be a letter or digit, then up to 7 of A-Z a-z 0-9 . _ ~ % ? = & + , : @ / - "
+                "(VRRP carries 8 bytes; keepalived reads one word and stops at # or !)",
+            )
+        ),
     ] = "1111"
 
 
@@ -337,15 +377,21 @@ class _Refused(yaml.MarkedYAMLError):
 
 def _refuse_tag(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
     """Any tag but plain data's: `!!set` would make a list unordered, `!!binary` bytes, others worse."""
-    raise _Refused(None, None, f"the tag {node.tag} is not allowed in a lab file; "
-                   "allowed: mappings, lists, strings, numbers, booleans and null", node.start_mark)
+    raise _Refused(
+        None,
+        None,
+        f"the tag {node.tag} is not allowed in a lab file; "
+        "allowed: mappings, lists, strings, numbers, booleans and null",
+        node.start_mark,
+    )
 
 
 def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
     """YAML integers, but not Python's ValueError on a number of thousands of digits."""
     if len(node.value) > 40:
-        raise _Refused(None, None, f"a number of {len(node.value)} characters is not allowed (at most 40)",
-                       node.start_mark)
+        raise _Refused(
+            None, None, f"a number of {len(node.value)} characters is not allowed (at most 40)", node.start_mark
+        )
     return yaml.SafeLoader.construct_yaml_int(loader, node)
 
 
@@ -372,8 +418,12 @@ class _LabLoader(yaml.SafeLoader):
         """Each node of the document, refused at an anchor, an alias or too deep (see the class)."""
         event = self.peek_event()
         if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
-            raise _Refused(None, None, "anchors and aliases (&name, *name) are not allowed in a lab file; "
-                           "write the value out", event.start_mark)
+            raise _Refused(
+                None,
+                None,
+                "anchors and aliases (&name, *name) are not allowed in a lab file; write the value out",
+                event.start_mark,
+            )
         if self._depth >= MAX_DEPTH:
             raise _Refused(None, None, f"nested deeper than {MAX_DEPTH} levels; a lab file needs 6", event.start_mark)
         self._depth += 1
@@ -387,12 +437,17 @@ class _LabLoader(yaml.SafeLoader):
         seen: dict[Any, yaml.Mark] = {}
         for key_node, _ in node.value:
             if not isinstance(key_node, yaml.ScalarNode) or key_node.tag not in _KEY_TAGS:
-                raise _Refused(None, None, "a mapping key must be a plain name, not a list, mapping or tagged value",
-                               key_node.start_mark)
+                raise _Refused(
+                    None,
+                    None,
+                    "a mapping key must be a plain name, not a list, mapping or tagged value",
+                    key_node.start_mark,
+                )
             key = self.construct_object(key_node, deep=True)
             if key in seen:
                 raise yaml.constructor.ConstructorError(
-                    None, None,
+                    None,
+                    None,
                     f"duplicate key {shown(key)} (first defined at line {seen[key].line + 1})",
                     key_node.start_mark,
                 )
@@ -415,19 +470,22 @@ def _decode(data: bytes) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
-        raise _Unreadable(f"the lab file is not UTF-8: byte 0x{data[exc.start]:02x} at byte offset {exc.start} "
-                          f"(line {line}) cannot be decoded; save it as UTF-8") from None
+        raise _Unreadable(
+            f"the lab file is not UTF-8: byte 0x{data[exc.start]:02x} at byte offset {exc.start} "
+            f"(line {line}) cannot be decoded; save it as UTF-8"
+        ) from None
 
 
 def _check_printable(text: str) -> None:
     """NUL and other control characters have no place in a lab file (and YAML refuses them anyway)."""
     found = _UNPRINTABLE.search(text)
     if found:
-        offset = len(text[:found.start()].encode("utf-8", "surrogatepass"))
+        offset = len(text[: found.start()].encode("utf-8", "surrogatepass"))
         line = text.count("\n", 0, found.start()) + 1
         what = "a NUL byte" if found.group() == "\0" else f"control character U+{ord(found.group()):04X}"
-        raise _Unreadable(f"the lab file holds {what} at byte offset {offset} (line {line}); "
-                          "a lab file is printable text")
+        raise _Unreadable(
+            f"the lab file holds {what} at byte offset {offset} (line {line}); a lab file is printable text"
+        )
 
 
 def _read(data: bytes) -> Any:
@@ -501,8 +559,11 @@ def version_overrides() -> dict[str, str]:
     For hosts that cannot fetch the lab's version (nginx 1.17.x exists only upstream);
     the override is validated like the file's own value.
     """
-    return {name: os.environ[pins.version_variable(name)] for name in Versions.model_fields
-            if os.environ.get(pins.version_variable(name))}
+    return {
+        name: os.environ[pins.version_variable(name)]
+        for name in Versions.model_fields
+        if os.environ.get(pins.version_variable(name))
+    }
 
 
 def _apply_version_overrides(data: dict) -> None:

@@ -32,7 +32,7 @@ director)
     install -m 0644 "$FILES/etc/sysctl.d/90-lvs-director.conf" /etc/sysctl.d/90-lvs-director.conf
     sysctl -q -p /etc/sysctl.d/90-lvs-director.conf
     mkdir -p /etc/keepalived/
-    install -m 0644 "$FILES/etc/keepalived/keepalived.conf" /etc/keepalived/keepalived.conf
+    install -m 0600 "$FILES/etc/keepalived/keepalived.conf" /etc/keepalived/keepalived.conf  # auth_pass
     systemctl enable keepalived >/dev/null && systemctl restart keepalived
     ;;
 realserver)

@@ -15,8 +15,9 @@ from tests.fixtures import needs_root
 LABS = Path(__file__).resolve().parents[2] / "labs"
 EXAMPLES = ["seed", "active-active", "unicast"]
 
-pytestmark = needs_root("keepalived -t and nginx -t run in private namespaces (unshare), and compiling "
-                        "installs build dependencies")
+pytestmark = needs_root(
+    "keepalived -t and nginx -t run in private namespaces (unshare), and compiling installs build dependencies"
+)
 
 
 @pytest.fixture(params=EXAMPLES)
@@ -46,9 +47,11 @@ def test_nginx_conf_passes_nginx_t(rendered, builds):
 def test_the_write_ups_own_config_fails_keepalived_t(tmp_path, builds):
     """The checker can fail: the write-up's errata (weight in TCP_CHECK, garp 0) are caught."""
     conf = tmp_path / "keepalived.conf"
-    conf.write_text(render.render(spec.load())["server3/etc/keepalived/keepalived.conf"]
-                    .replace("   smtp_alert\n", "   smtp_alert\n   vrrp_garp_interval 0\n")
-                    .replace("        weight 1\n        TCP_CHECK {\n", "        TCP_CHECK {\n        weight 1\n"))
+    conf.write_text(
+        render.render(spec.load())["server3/etc/keepalived/keepalived.conf"]
+        .replace("   smtp_alert\n", "   smtp_alert\n   vrrp_garp_interval 0\n")
+        .replace("        weight 1\n        TCP_CHECK {\n", "        TCP_CHECK {\n        weight 1\n")
+    )
     verdict = configtest.keepalived(conf, builds["keepalived"].binary)
     assert not verdict.ok
     assert "vrrp_garp_interval '0' is invalid" in verdict.output and "Unknown keyword 'weight'" in verdict.output
@@ -56,6 +59,10 @@ def test_the_write_ups_own_config_fails_keepalived_t(tmp_path, builds):
 
 def test_a_broken_nginx_conf_fails_nginx_t(tmp_path, builds):
     conf = tmp_path / "nginx.conf"
-    conf.write_text(render.render(spec.load())["server1/usr/local/nginx/conf/nginx.conf"].replace("user  nginx nginx;", "user  nosuchuser;"))
+    conf.write_text(
+        render.render(spec.load())["server1/usr/local/nginx/conf/nginx.conf"].replace(
+            "user  nginx nginx;", "user  nosuchuser;"
+        )
+    )
     verdict = configtest.nginx(conf, builds["nginx"].binary)
     assert not verdict.ok and "nosuchuser" in verdict.output

@@ -27,8 +27,9 @@ def fuzzed_valid_labs() -> list[spec.Lab]:
     shipped = {spec.load(path).model_dump_json() for path in LABS}
     found: dict[str, spec.Lab] = {}
 
-    @settings(max_examples=CASES, derandomize=True, database=None, deadline=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=CASES, derandomize=True, database=None, deadline=None, suppress_health_check=list(HealthCheck)
+    )
     @given(SEEDS)
     def collect(seed: int) -> None:
         try:

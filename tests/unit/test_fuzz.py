@@ -38,42 +38,155 @@ TEXT_CASES = 500
 
 # Numbers at and just past every limit the lab file has (keepalived's, VRRP's, IPVS's, the
 # lab's own), and the ones YAML and floats make awkward.
-LIMIT_NUMBERS = [0, 1, 2, 7, 8, 9, 15, 16, 17, 40.95, 40.96, 41, 50, 51, 64, 65, 100, 254, 255, 256, 599, 600,
-                 4294, 4295, 65535, 65536, 86400, 86401, 2678400, 2678401, 2**31, 2**32, 2**63, 10**39, 10**40,
-                 -1, 0.01, 0.001, 0.29, 0.5, 1.5, 1e300, float("inf"), float("-inf"), float("nan")]
+LIMIT_NUMBERS = [
+    0,
+    1,
+    2,
+    7,
+    8,
+    9,
+    15,
+    16,
+    17,
+    40.95,
+    40.96,
+    41,
+    50,
+    51,
+    64,
+    65,
+    100,
+    254,
+    255,
+    256,
+    599,
+    600,
+    4294,
+    4295,
+    65535,
+    65536,
+    86400,
+    86401,
+    2678400,
+    2678401,
+    2**31,
+    2**32,
+    2**63,
+    10**39,
+    10**40,
+    -1,
+    0.01,
+    0.001,
+    0.29,
+    0.5,
+    1.5,
+    1e300,
+    float("inf"),
+    float("-inf"),
+    float("nan"),
+]
 # Words the lab file uses, so that mutations also produce labs that are still valid.
-LAB_WORDS = ["MASTER", "BACKUP", "director", "realserver", "client", "server1", "server2", "server3", "server4",
-             "localhost", "172.25.1.1", "172.25.1.100", "172.25.1.200", "172.25.1.250", "172.25.1.0/24",
-             "10.9.0.0/16", "224.0.0.18", "999.1.1.1", "2.2.7", "2.2.8", "2.0.6", "1.22.1", "1.17.9", "HTTP_GET",
-             "TCP_CHECK", "UDP", "TCP", "wrr", "lc", "NAT", "PASS", "AH", "active-active", "active-backup",
-             "sysctl", "arptables", "root@localhost", "a.b+c@example.org", "eth1", "lo", "/health?x=1",
-             "LVS_DEVEL", "halab/rocky-9", "x" * 300, ""]
+LAB_WORDS = [
+    "MASTER",
+    "BACKUP",
+    "director",
+    "realserver",
+    "client",
+    "server1",
+    "server2",
+    "server3",
+    "server4",
+    "localhost",
+    "172.25.1.1",
+    "172.25.1.100",
+    "172.25.1.200",
+    "172.25.1.250",
+    "172.25.1.0/24",
+    "10.9.0.0/16",
+    "224.0.0.18",
+    "999.1.1.1",
+    "2.2.7",
+    "2.2.8",
+    "2.0.6",
+    "1.22.1",
+    "1.17.9",
+    "HTTP_GET",
+    "TCP_CHECK",
+    "UDP",
+    "TCP",
+    "wrr",
+    "lc",
+    "NAT",
+    "PASS",
+    "AH",
+    "active-active",
+    "active-backup",
+    "sysctl",
+    "arptables",
+    "root@localhost",
+    "a.b+c@example.org",
+    "eth1",
+    "lo",
+    "/health?x=1",
+    "LVS_DEVEL",
+    "halab/rocky-9",
+    "x" * 300,
+    "",
+]
 # Characters that would change a file's structure, and some that only make it odd.
 STRUCTURE = "abc019-._/ \n\t\r\"'{}#!$;\\@~`|&<>%*"
 # Stray characters inserted into the YAML text: control characters, YAML indicators, BOMs.
-STRAY = ["\0", "\x01", "\x1b", "\x7f", "\x85", "\ufeff", "\ud7ff", "\t", "\r", "\n", ":", "- ", "&a ", "*a",
-         "!!set ", "? ", "[", "{", "}", "#", "'", '"', "é", "\U0001f600"]
+STRAY = [
+    "\0",
+    "\x01",
+    "\x1b",
+    "\x7f",
+    "\x85",
+    "\ufeff",
+    "\ud7ff",
+    "\t",
+    "\r",
+    "\n",
+    ":",
+    "- ",
+    "&a ",
+    "*a",
+    "!!set ",
+    "? ",
+    "[",
+    "{",
+    "}",
+    "#",
+    "'",
+    '"',
+    "é",
+    "\U0001f600",
+]
 
 
 def _any_character(rng: random.Random) -> str:
     """ASCII (controls included) as often as the rest of Unicode; no surrogates (YAML cannot hold them)."""
-    return chr(rng.choice([rng.randint(0, 0x7f), rng.randint(0x80, 0xd7ff), rng.randint(0xe000, 0x10ffff)]))
+    return chr(rng.choice([rng.randint(0, 0x7F), rng.randint(0x80, 0xD7FF), rng.randint(0xE000, 0x10FFFF)]))
 
 
 def _any_value(rng: random.Random) -> Any:
     """A value of any type YAML can hold: numbers at limits, booleans, null, lab words, strings
     of structure characters or of any Unicode, lists and mappings."""
-    return rng.choice([
-        lambda: rng.choice(LIMIT_NUMBERS),
-        lambda: rng.randint(-10, 70000),
-        lambda: rng.choice([True, False, None]),
-        lambda: rng.choice(LAB_WORDS),
-        lambda: "".join(rng.choices(STRUCTURE, k=rng.randint(0, 12))),
-        lambda: "".join(_any_character(rng) for _ in range(rng.randint(0, 16))),
-        lambda: rng.sample(["server3", "server4", "server1", "root@localhost", 1, None], rng.randint(0, 4)),
-        lambda: {rng.choice(["weight", "address", "role", "server1", "x"]): rng.choice([0, 1, 3, "x", None])
-                 for _ in range(rng.randint(0, 2))},
-    ])()
+    return rng.choice(
+        [
+            lambda: rng.choice(LIMIT_NUMBERS),
+            lambda: rng.randint(-10, 70000),
+            lambda: rng.choice([True, False, None]),
+            lambda: rng.choice(LAB_WORDS),
+            lambda: "".join(rng.choices(STRUCTURE, k=rng.randint(0, 12))),
+            lambda: "".join(_any_character(rng) for _ in range(rng.randint(0, 16))),
+            lambda: rng.sample(["server3", "server4", "server1", "root@localhost", 1, None], rng.randint(0, 4)),
+            lambda: {
+                rng.choice(["weight", "address", "role", "server1", "x"]): rng.choice([0, 1, 3, "x", None])
+                for _ in range(rng.randint(0, 2))
+            },
+        ]
+    )()
 
 
 def _slots(data: Any, path: tuple = ()) -> list[tuple]:
@@ -110,12 +223,25 @@ def _similar(current: int | float | str, rng: random.Random) -> Any:
     if isinstance(current, bool):
         return not current
     if isinstance(current, int):
-        return rng.choice([rng.choice([n for n in LIMIT_NUMBERS if type(n) is int]), rng.randint(0, 300),
-                           current + rng.randint(-2, 2), current + rng.randint(1, 9)])
+        return rng.choice(
+            [
+                rng.choice([n for n in LIMIT_NUMBERS if type(n) is int]),
+                rng.randint(0, 300),
+                current + rng.randint(-2, 2),
+                current + rng.randint(1, 9),
+            ]
+        )
     if isinstance(current, float):
         return rng.choice([0.01, 0.29, 0.5, 1.0, 40.95, 40.96, 255.0, round(rng.uniform(0.01, 50), rng.randint(0, 3))])
-    return rng.choice([f"{current}{rng.randint(0, 9)}", f"{current}{rng.randint(0, 9)}", current.upper(),
-                       rng.choice(LAB_WORDS), current + "".join(rng.choices(STRUCTURE, k=rng.randint(1, 3)))])
+    return rng.choice(
+        [
+            f"{current}{rng.randint(0, 9)}",
+            f"{current}{rng.randint(0, 9)}",
+            current.upper(),
+            rng.choice(LAB_WORDS),
+            current + "".join(rng.choices(STRUCTURE, k=rng.randint(1, 3))),
+        ]
+    )
 
 
 def _fits(kind: str, data: Any, path: tuple) -> bool:
@@ -193,7 +319,8 @@ def _template_keywords(template: str) -> set[str]:
 
 # A health check's type is a keyword the template takes from the lab (`{{ check.type }} {`).
 KEEPALIVED_KEYWORDS = _template_keywords("keepalived.conf.j2") | set(
-    get_args(spec.HealthCheck.model_fields["type"].annotation))
+    get_args(spec.HealthCheck.model_fields["type"].annotation)
+)
 NGINX_KEYWORDS = _template_keywords("nginx.conf.j2")
 # Blocks of keepalived.conf whose lines are values (addresses, e-mails), not keywords.
 VALUE_BLOCKS = {"notification_email", "virtual_ipaddress", "unicast_peer"}
@@ -282,9 +409,13 @@ def no_version_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
-FUZZ = settings(max_examples=CASES, derandomize=True, database=None, deadline=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                       HealthCheck.function_scoped_fixture])  # the fixture only clears variables
+FUZZ = settings(
+    max_examples=CASES,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture],
+)  # the fixture only clears variables
 
 
 def test_shipped_labs_are_well_formed():
@@ -316,12 +447,14 @@ def test_mutated_labs_are_refused_cleanly_or_render_well_formed(no_version_overr
 
 def _text_slots() -> list[tuple[Path, tuple]]:
     """Where the expanded labs hold a string: the free-text fields, names, addresses and choices."""
-    return [(path, slot) for path in LABS for slot in _slots(_expanded(path))
-            if isinstance(_at(_expanded(path), slot), str)]
+    return [
+        (path, slot) for path in LABS for slot in _slots(_expanded(path)) if isinstance(_at(_expanded(path), slot), str)
+    ]
 
 
-ANY_TEXT = st.one_of(st.text(alphabet=STRUCTURE + "ABZxyz@", max_size=20), st.text(max_size=300),
-                     st.sampled_from(LAB_WORDS))
+ANY_TEXT = st.one_of(
+    st.text(alphabet=STRUCTURE + "ABZxyz@", max_size=20), st.text(max_size=300), st.sampled_from(LAB_WORDS)
+)
 
 
 @settings(FUZZ, max_examples=TEXT_CASES)

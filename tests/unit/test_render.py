@@ -55,9 +55,11 @@ def test_directors_differ_only_in_state_and_priority():
     files = render.render(spec.load())
     master = files["server3/etc/keepalived/keepalived.conf"].splitlines()
     backup = files["server4/etc/keepalived/keepalived.conf"].splitlines()
-    differing = [(a.strip(), b.strip()) for a, b in zip(master, backup) if a != b]
+    differing = [(a.strip(), b.strip()) for a, b in zip(master, backup, strict=False) if a != b]
     assert [pair for pair in differing if not pair[0].startswith("!")] == [
-        ("state MASTER", "state BACKUP"), ("priority 100", "priority 50")]
+        ("state MASTER", "state BACKUP"),
+        ("priority 100", "priority 50"),
+    ]
 
 
 def test_each_real_server_mangles_arp_to_its_own_address():
@@ -73,9 +75,13 @@ def test_active_active_makes_each_director_master_of_one_vip():
     lab = spec.load(LABS / "active-active.yaml")
     three, four = render.instances(lab, "server3"), render.instances(lab, "server4")
     assert [(i.name, i.vrid, i.vips, i.state, i.priority) for i in three] == [
-        ("VI_1", 51, ("172.25.1.100",), "MASTER", 100), ("VI_2", 52, ("172.25.1.200",), "BACKUP", 50)]
+        ("VI_1", 51, ("172.25.1.100",), "MASTER", 100),
+        ("VI_2", 52, ("172.25.1.200",), "BACKUP", 50),
+    ]
     assert [(i.name, i.vrid, i.vips, i.state, i.priority) for i in four] == [
-        ("VI_1", 51, ("172.25.1.100",), "BACKUP", 50), ("VI_2", 52, ("172.25.1.200",), "MASTER", 100)]
+        ("VI_1", 51, ("172.25.1.100",), "BACKUP", 50),
+        ("VI_2", 52, ("172.25.1.200",), "MASTER", 100),
+    ]
 
 
 def test_nopreempt_starts_every_director_as_backup():
@@ -88,9 +94,12 @@ def test_nopreempt_starts_every_director_as_backup():
 def test_lab_json_lists_every_node():
     data = json.loads(render.render(spec.load())["lab.json"])
     assert [(n["name"], n["address"], n["role"]) for n in data["nodes"]] == [
-        ("server1", "172.25.1.101", "realserver"), ("server2", "172.25.1.102", "realserver"),
-        ("server3", "172.25.1.1", "director"), ("server4", "172.25.1.2", "director"),
-        ("client", "172.25.1.250", "client")]
+        ("server1", "172.25.1.101", "realserver"),
+        ("server2", "172.25.1.102", "realserver"),
+        ("server3", "172.25.1.1", "director"),
+        ("server4", "172.25.1.2", "director"),
+        ("client", "172.25.1.250", "client"),
+    ]
     assert data["vips"] == ["172.25.1.100"]
 
 
@@ -106,12 +115,41 @@ def test_write_makes_scripts_executable(tmp_path):
 # Values that would change a file's structure if rendered as they are: a new line, a block
 # end, a quote, a comment mark, shell expansion, a blank, nothing, an overlong word, a
 # keepalived line-start mark, and paths that leave the render tree.
-HOSTILE = ["x\n}", "x}", 'x"', "x#y", "x!y", "}\nglobal_defs {\n script_user root\n}", "$(reboot)", "x y", "",
-           "x" * 300, "@x", "~SEQ(a,1,2)", "x\\", "x;id", "/etc", "a/../../x"]
+HOSTILE = [
+    "x\n}",
+    "x}",
+    'x"',
+    "x#y",
+    "x!y",
+    "}\nglobal_defs {\n script_user root\n}",
+    "$(reboot)",
+    "x y",
+    "",
+    "x" * 300,
+    "@x",
+    "~SEQ(a,1,2)",
+    "x\\",
+    "x;id",
+    "/etc",
+    "a/../../x",
+]
 
 # The fields a lab file's author writes freely, each of which must be among those forced.
-FREE_TEXT = {"name", "router_id", "address", "vip", "to", "from_", "smtp_server", "path", "interface", "box",
-             "box_fallback", "keepalived", "nginx"}
+FREE_TEXT = {
+    "name",
+    "router_id",
+    "address",
+    "vip",
+    "to",
+    "from_",
+    "smtp_server",
+    "path",
+    "interface",
+    "box",
+    "box_fallback",
+    "keepalived",
+    "nginx",
+}
 
 Step = tuple[str, object]  # ("field", name) | ("index", i) | ("value", key) | ("key", key)
 
@@ -119,13 +157,17 @@ Step = tuple[str, object]  # ("field", name) | ("index", i) | ("value", key) | (
 def _leaves(obj: object, steps: tuple[Step, ...] = ()) -> list[tuple[Step, ...]]:
     """The path to every string and address in the model: field values, list items and dict keys."""
     if isinstance(obj, BaseModel):
-        return [leaf for name in type(obj).model_fields
-                for leaf in _leaves(getattr(obj, name), (*steps, ("field", name)))]
+        return [
+            leaf for name in type(obj).model_fields for leaf in _leaves(getattr(obj, name), (*steps, ("field", name)))
+        ]
     if isinstance(obj, tuple):
         return [leaf for i, item in enumerate(obj) for leaf in _leaves(item, (*steps, ("index", i)))]
     if isinstance(obj, dict):
-        return [leaf for key, value in obj.items()
-                for leaf in [(*steps, ("key", key)), *_leaves(value, (*steps, ("value", key)))]]
+        return [
+            leaf
+            for key, value in obj.items()
+            for leaf in [(*steps, ("key", key)), *_leaves(value, (*steps, ("value", key)))]
+        ]
     return [steps] if isinstance(obj, (str, IPv4Address)) else []
 
 
@@ -231,3 +273,17 @@ def test_every_interpolation_is_checked_by_finalize():
     assert render._ENV.finalize is render._word
     for template in (Path(render.__file__).parent / "templates").glob("*.j2"):
         assert "| safe" not in template.read_text() and "|safe" not in template.read_text()
+
+
+def test_a_file_holding_auth_pass_is_root_s_alone_scripts_run_the_rest_is_readable(tmp_path):
+    target = tmp_path / "rendered"
+    (target / "server3" / "etc" / "keepalived").mkdir(parents=True)
+    (target / "server3" / "etc" / "keepalived" / "keepalived.conf").write_text("old")
+    (target / "server3" / "etc" / "keepalived" / "keepalived.conf").chmod(0o644)  # a stale copy keeps no mode
+    written = {
+        p.relative_to(target).as_posix(): p.stat().st_mode & 0o777
+        for p in render.write(render.render(spec.load()), target)
+    }
+    assert written["server3/etc/keepalived/keepalived.conf"] == 0o600
+    assert written["server1/usr/local/sbin/lvs-realserver"] == 0o755
+    assert written["server1/usr/local/nginx/conf/nginx.conf"] == 0o644

@@ -26,15 +26,31 @@ def test_default_lab_is_the_seed_exactly():
     }
     (service,) = lab.virtual_services
     assert (str(service.vip), service.port, service.protocol, service.lb_algo, service.lb_kind) == (
-        "172.25.1.100", 80, "TCP", "rr", "DR")
+        "172.25.1.100",
+        80,
+        "TCP",
+        "rr",
+        "DR",
+    )
     check = service.health_check
     assert (check.type, check.port, check.connect_timeout, check.delay_loop) == ("TCP_CHECK", 80, 3, 3)
-    assert (lab.vrrp.virtual_router_id, lab.vrrp.advert_int, lab.vrrp.authentication.auth_type,
-            lab.vrrp.authentication.auth_pass) == (51, 1, "PASS", "1111")
+    assert (
+        lab.vrrp.virtual_router_id,
+        lab.vrrp.advert_int,
+        lab.vrrp.authentication.auth_type,
+        lab.vrrp.authentication.auth_pass,
+    ) == (51, 1, "PASS", "1111")
     assert (lab.notification.to, lab.notification.from_, lab.notification.smtp_server) == (
-        ("root@localhost",), "keepalived@localhost", "client")  # the write-up's 127.0.0.1 reads no mail
+        ("root@localhost",),
+        "keepalived@localhost",
+        "client",
+    )  # the write-up's 127.0.0.1 reads no mail
     assert (lab.mode, lab.arp_suppression, lab.versions.keepalived, lab.versions.nginx) == (
-        "active-backup", "arptables", "2.2.7", "1.17.8")
+        "active-backup",
+        "arptables",
+        "2.2.7",
+        "1.17.8",
+    )
 
 
 def test_model_defaults_match_the_seed_file():
@@ -92,7 +108,9 @@ def test_all_cross_field_problems_are_reported_at_once():
 
 def test_wrong_types_are_not_coerced():
     text = (LABS / "seed.yaml").read_text().replace("priority: 100}", "priority: '100'}")
-    with pytest.raises(SpecError, match="nodes.server3.priority: '100' is not allowed: Input should be a valid integer"):
+    with pytest.raises(
+        SpecError, match=r"nodes\.server3\.priority: '100' is not allowed: Input should be a valid integer"
+    ):
         spec.parse(text)
 
 
@@ -153,7 +171,8 @@ def test_advert_int_takes_whole_and_centisecond_values_up_to_the_limits():
     seed = (LABS / "seed.yaml").read_text()
     assert spec.parse(seed.replace("advert_int: 1 ", "advert_int: 255 ")).vrrp.advert_int == 255
     v3 = seed.replace("version: 2", "version: 3").replace(
-        'authentication: {auth_type: PASS, auth_pass: "1111"}', "authentication: null")
+        'authentication: {auth_type: PASS, auth_pass: "1111"}', "authentication: null"
+    )
     assert spec.parse(v3.replace("advert_int: 1 ", "advert_int: 40.95 ")).vrrp.advert_int == 40.95
     # 0.29 * 100 is 28.999999999999996 in floating point: still a whole number of centiseconds.
     assert spec.parse(v3.replace("advert_int: 1 ", "advert_int: 0.29 ")).vrrp.advert_int == 0.29
@@ -178,8 +197,10 @@ def _hostile_files(tmp_path: Path) -> dict[str, tuple[Path, int]]:
     keys = tmp_path / "keys.yaml"  # 25 000 unknown keys just under the size limit: the costliest found
     keys.write_text((LABS / "seed.yaml").read_text() + "".join(f"k{i}: 1\n" for i in range(25_000)))
     assert keys.stat().st_size < spec.MAX_FILE_BYTES
-    return {"alias bomb": (Path(__file__).parent / "broken" / "alias-bomb.yaml", 4 * 1024),
-            "25 000 unknown keys": (keys, 96 * 1024)}
+    return {
+        "alias bomb": (Path(__file__).parent / "broken" / "alias-bomb.yaml", 4 * 1024),
+        "25 000 unknown keys": (keys, 96 * 1024),
+    }
 
 
 def test_hostile_files_cannot_exhaust_memory(tmp_path):
