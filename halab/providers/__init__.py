@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from halab import paths
 from halab.errors import UsageError
+from halab.paths import LabPaths
 from halab.providers.base import Progress, Provider
 from halab.spec import Lab
 
@@ -35,6 +36,21 @@ def down_everywhere(name: str) -> None:
     """Tear down the lab called name on every provider (each is a no-op where it has nothing)."""
     for provider in NAMES:
         kind(provider).down_by_name(name)
+
+
+def footprint(name: str) -> str:
+    """What the lab called name has on this host, on every provider ("" when nothing)."""
+    return "; ".join(part for part in (kind(p).footprint(LabPaths(name)) for p in NAMES) if part)
+
+
+def remove_orphans() -> list[str]:
+    """Remove the local-lab guests and namespaces whose checkout no longer exists; what was removed."""
+    from halab.providers.local import orphans
+
+    found = orphans.find()
+    for orphan in found:
+        orphans.remove(orphan)
+    return [f"lab {o.lab!r} of checkout {o.checkout} (namespace {o.netns})" for o in found]
 
 
 def make(lab: Lab, name: str = "local", progress: Progress = print) -> Provider:

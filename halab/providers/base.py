@@ -82,6 +82,12 @@ class Provider(ABC):
         """Remove everything a lab of this name left on the host, from its state directory
         alone (no lab file: it also cleans up after a crash). Idempotent."""
 
+    @classmethod
+    @abstractmethod
+    def footprint(cls, paths: LabPaths) -> str:
+        """What a lab of this name has on the host now, in a few words ("" when nothing): from
+        its state directory and the host alone, like teardown."""
+
     @abstractmethod
     def alive_nodes(self) -> set[str]:
         """The nodes whose machine is running (whether or not their services are)."""

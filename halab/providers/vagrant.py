@@ -138,6 +138,10 @@ class VagrantProvider(Provider):
                 raise ProviderError(f"vagrant destroy failed ({exc.returncode}); its output is above") from None
         shutil.rmtree(paths.vagrant, ignore_errors=True)
 
+    @classmethod
+    def footprint(cls, paths: LabPaths) -> str:
+        return f"Vagrant machines (state in {paths.vagrant})" if paths.vagrant.exists() else ""
+
     def alive_nodes(self) -> set[str]:
         return {s.name for s in self._vagrant().status() if s.state == "running"}
 

@@ -6,8 +6,6 @@ from halab import build, configtest, pins, providers, render
 from halab.errors import BuildError, UsageError
 from halab.paths import LabPaths
 from halab.providers import Provider
-from halab.providers.local import orphans as local_orphans
-from halab.providers.local.provider import LocalProvider
 from halab.remote import Remote
 from halab.tasks import LAB_HELP, PROVIDER_HELP, load, provider_for, task
 
@@ -92,11 +90,8 @@ def up(c, lab=None, keep=False, provider="local"):
 def down(c, lab=None, name=None, provider="local", all_=False, orphans=False):
     """Stop every node and remove what the lab made on this host; idempotent, works after a crash."""
     if orphans:
-        found = local_orphans.find()
-        for orphan in found:
-            local_orphans.remove(orphan)
-            print(f"removed orphan lab {orphan.lab!r} (namespace {orphan.netns}, checkout id {orphan.checkout})")
-        print(f"{len(found)} orphan lab(s) removed")
+        removed = providers.remove_orphans()
+        print("\n".join([*(f"removed {what}" for what in removed), f"{len(removed)} orphan lab(s) removed"]))
         return
     if all_:
         for lab_name in providers.checkout_labs():
@@ -112,10 +107,9 @@ def down(c, lab=None, name=None, provider="local", all_=False, orphans=False):
 def status(c, lab=None, provider="local", all_=False):
     """A table of the lab's nodes: role, address, up/down, VRRP state and VIPs held."""
     if all_:
-        print(f"{'lab':<16} {'guests':<7} namespace")
+        print(f"{'lab':<16} on this host")
         for lab_name in providers.checkout_labs():
-            guests, namespace = LocalProvider.footprint(LabPaths(lab_name))
-            print(f"{lab_name:<16} {guests:<7} {LabPaths(lab_name).netns if namespace else '-'}")
+            print(f"{lab_name:<16} {providers.footprint(lab_name) or '-'}")
         return
     _print_status(provider_for(lab, provider))
 

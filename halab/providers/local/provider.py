@@ -138,11 +138,10 @@ class LocalProvider(Provider):
 
     def _not_stale(self) -> Requirement:
         """A half-dead lab of the same name (guests or a namespace without a running lab)."""
-        guests, namespace = self.footprint(self.paths)
-        stale = (guests or namespace) and not self.running()
+        left = self.footprint(self.paths)
+        stale = bool(left) and not self.running()
         return Requirement(
-            f"no stale lab {self.lab.name!r} on this host"
-            + (f" ({guests} guest processes, namespace {namespace})" if stale else ""),
+            f"no stale lab {self.lab.name!r} on this host" + (f" ({left})" if stale else ""),
             not stale,
             f"invoke lab.down --name {self.lab.name}",
         )
@@ -294,10 +293,11 @@ class LocalProvider(Provider):
     def alive_nodes(self) -> set[str]:
         return {name for name in self.nodes if self.alive(name)}
 
-    @staticmethod
-    def footprint(paths: LabPaths) -> tuple[int, bool]:
-        """What a lab of this name has on the host now: guest processes, and its namespace."""
-        return len(processes(f"umid={paths.guest_tag()}")), netns.exists(paths.netns)
+    @classmethod
+    def footprint(cls, paths: LabPaths) -> str:
+        guests = len(processes(f"umid={paths.guest_tag()}"))
+        parts = [f"{guests} guest processes"] if guests else []
+        return ", ".join(parts + ([f"namespace {paths.netns}"] if netns.exists(paths.netns) else []))
 
     def alive(self, node: str) -> bool:
         return bool(processes(f"umid={self._umid(node)}"))
