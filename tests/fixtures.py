@@ -26,6 +26,7 @@ __all__ = [
     "needs_root",
     "probe_record",
     "requests_through_vip",
+    "task_environment",
 ]
 
 # The write-up's nginx configure flags: what the build script must pass.
@@ -67,16 +68,22 @@ def lab_file(tmp_path: Path, name: str) -> Path:
     return path
 
 
-def invoke(*args: str, timeout: float = 120, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """A task as a user runs it; the caller's version overrides (HALAB_*_VERSION) never leak in."""
+def task_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment a task runs in from a test: the caller's version overrides
+    (HALAB_*_VERSION) never leak in, so the lab file's versions hold."""
     clean = {k: v for k, v in os.environ.items() if not (k.startswith("HALAB_") and k.endswith("_VERSION"))}
+    return {**clean, **(extra or {})}
+
+
+def invoke(*args: str, timeout: float = 120, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """A task as a user runs it, to completion."""
     return subprocess.run(
         [sys.executable, "-m", "invoke", *args],
         cwd=paths.ROOT,
         capture_output=True,
         text=True,
         timeout=timeout,
-        env={**clean, **(env or {})},
+        env=task_environment(env),
     )
 
 

@@ -17,7 +17,7 @@ import pytest
 from halab import paths, spec
 from halab.paths import LabPaths
 from halab.providers.local.provider import LocalProvider
-from tests.fixtures import assert_clean, invoke, lab_file, needs_root, requests_through_vip
+from tests.fixtures import assert_clean, invoke, lab_file, needs_root, requests_through_vip, task_environment
 
 pytestmark = [needs_root("boots and kills user-mode Linux labs"), pytest.mark.root]
 # Which cycles end how: a completed boot then lab.down, kill -9 of lab.up then lab.down,
@@ -26,11 +26,11 @@ PLAN = ("complete", "kill", "interrupt", "complete", "interrupt", "kill", "compl
 
 
 def start(*args: str) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if not (k.startswith("HALAB_") and k.endswith("_VERSION"))}
+    """A task running in the background, its output on one pipe."""
     return subprocess.Popen(
         [sys.executable, "-m", "invoke", *args],
         cwd=paths.ROOT,
-        env=env,
+        env=task_environment(),
         text=True,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
