@@ -39,14 +39,16 @@ def problems(lab: Lab) -> list[Problem]:
     return [problem for rule in RULES for problem in rule(lab)]
 
 
+def _at_most(path: str, count: int, limit: int, what: str, why: str) -> Iterator[Problem]:
+    if count > limit:
+        yield Problem(path, f"{count} {what}; allowed: at most {limit} ({why})")
+
+
 def node_count(lab: Lab) -> Iterator[Problem]:
     """Every node needs a MAC and a guest; see MAX_NODES."""
-    if len(lab.nodes) > MAX_NODES:
-        yield Problem(
-            "nodes",
-            f"{len(lab.nodes)} nodes; allowed: at most {MAX_NODES} "
-            "(each is a guest, and the MAC scheme numbers them in one byte)",
-        )
+    yield from _at_most(
+        "nodes", len(lab.nodes), MAX_NODES, "nodes", "each is a guest, and the MAC scheme numbers them in one byte"
+    )
 
 
 def addresses_in_subnet(lab: Lab) -> Iterator[Problem]:
@@ -142,12 +144,9 @@ def one_master(lab: Lab) -> Iterator[Problem]:
 
 def vip_count(lab: Lab) -> Iterator[Problem]:
     """Every VIP of a VRRP instance is in its adverts; see MAX_VIPS."""
-    if len(lab.vips) > MAX_VIPS:
-        yield Problem(
-            "virtual_services",
-            f"{len(lab.vips)} distinct VIPs; allowed: at most {MAX_VIPS} "
-            "(a VRRP advert counts its addresses in 8 bits)",
-        )
+    yield from _at_most(
+        "virtual_services", len(lab.vips), MAX_VIPS, "distinct VIPs", "a VRRP advert counts its addresses in 8 bits"
+    )
 
 
 def active_active_shape(lab: Lab) -> Iterator[Problem]:
