@@ -9,7 +9,6 @@ by tags), so a rerun after a failure completes the work instead of repeating it.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,6 +20,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, WaiterError
 
 from halab.errors import AmiError
+from halab.images import manifest
 from halab.prove import evidence
 
 # Throttling and transient errors: retried with exponential backoff by botocore itself.
@@ -49,16 +49,24 @@ class Source:
         return self.tags["InputHash"]
 
 
+def _build_time(entry: dict) -> int:
+    value = entry.get("build_time")
+    return value if isinstance(value, int) else 0
+
+
 def source_from_manifest(path: Path) -> Source:
     """The newest amazon-ebs build in Packer's manifest."""
     if not path.exists():
         raise AmiError(f"no Packer manifest at {path}: build an AMI first (invoke image.build --target ami)")
-    builds = [b for b in json.loads(path.read_text()).get("builds", []) if b.get("builder_type") == "amazon-ebs"]
+    builds = [b for b in manifest.builds(path) if b.get("builder_type") == "amazon-ebs"]
     if not builds:
         raise AmiError(f"{path} lists no amazon-ebs build: build one with invoke image.build --target ami")
-    newest = max(builds, key=lambda b: b.get("build_time", 0))
-    region, image_id = newest["artifact_id"].split(",")[0].split(":")
-    data = newest.get("custom_data", {})
+    newest = max(builds, key=_build_time)
+    artifact = str(newest.get("artifact_id", ""))
+    region, _, image_id = artifact.split(",", maxsplit=1)[0].partition(":")
+    if not region or not image_id.startswith("ami-"):
+        raise AmiError(f"{path}: artifact_id {artifact[:60]!r} is not REGION:ami-ID; was this manifest edited by hand?")
+    data = newest["custom_data"]
     os_name = data.get("os", "unknown")
     tags = {
         "Family": f"halab-{os_name}",

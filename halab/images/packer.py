@@ -20,6 +20,7 @@ from pathlib import Path
 
 from halab import build, paths, pins, sources
 from halab.errors import ImageError, UsageError
+from halab.images.manifest import builds
 
 # Credentials Packer takes only from the environment (PKR_VAR_<name>), never as -var.
 SECRETS = ("rhsm_username", "rhsm_password", "ssh_password")
@@ -135,14 +136,11 @@ def secret_variable(name: str) -> str:
 
 def existing(plan: Plan, manifest: Path | None = None) -> dict | None:
     """A build in Packer's manifest with this target and input hash whose files still exist."""
-    manifest = manifest or paths.manifest()
-    if not manifest.exists():
-        return None
-    for entry in json.loads(manifest.read_text()).get("builds", []):
+    for entry in builds(manifest or paths.manifest()):
         if (
             entry.get("builder_type") == BUILDER_TYPES[plan.target]
-            and entry.get("custom_data", {}).get("input_hash") == plan.input_hash
-            and all(Path(f["name"]).exists() for f in entry.get("files") or [])
+            and entry["custom_data"].get("input_hash") == plan.input_hash
+            and all(Path(f["name"]).exists() for f in entry["files"])
         ):
             return entry
     return None

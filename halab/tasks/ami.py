@@ -23,6 +23,17 @@ def _regions(text: str) -> list[str]:
     return regions
 
 
+def _count(value: int | str, flag: str) -> int:
+    """A count or a number of days: a whole number, 0 or more."""
+    try:
+        number = int(value)
+    except ValueError:
+        number = -1
+    if number < 0:
+        raise UsageError(f"{flag} must be 0 or more; got {str(value)[:20]!r}")
+    return number
+
+
 def _source(manifest: str | None) -> ami.Source:
     return ami.source_from_manifest(Path(manifest) if manifest else paths.manifest())
 
@@ -58,8 +69,10 @@ def publish(
         regions=_regions(regions),
         accounts=[a.strip() for a in share.split(",") if a.strip()],
         kms_keys=key_values(kms_key or [], "--kms-key", "REGION=KEY, e.g. us-east-1=alias/ami"),
-        keep=int(keep),
-        deprecate_at=datetime.now(UTC) + timedelta(days=int(deprecate_days)) if deprecate_days else None,
+        keep=_count(keep, "--keep"),
+        deprecate_at=datetime.now(UTC) + timedelta(days=_count(deprecate_days, "--deprecate-days"))
+        if deprecate_days
+        else None,
         include_shared=include_shared,
     )
     source = _source(manifest)
@@ -97,7 +110,7 @@ def list_(c, regions="", manifest=None):
 )
 def prune(c, regions="", keep=3, include_shared=False, dry_run=False, manifest=None):
     """Retire old AMIs of the family (and their snapshots), never one in use."""
-    options = ami.Options(regions=_regions(regions), keep=int(keep), include_shared=include_shared)
+    options = ami.Options(regions=_regions(regions), keep=_count(keep, "--keep"), include_shared=include_shared)
     source = _source(manifest)
     publisher = ami.Publisher()
     for region in options.regions:

@@ -42,6 +42,8 @@ def invoke(*args: str, home) -> subprocess.CompletedProcess[str]:
         (("ami.publish", "--regions", "eu-west-1", "--kms-key", "alias/x"), 2, "--kms-key takes REGION=KEY"),
         (("ami.publish", "--regions", "eu-west-1"), 1, "no Packer manifest at"),
         (("ami.list",), 2, "--regions is required"),
+        (("ami.prune", "--regions", "eu-west-1", "--keep", "-1"), 2, "--keep must be 0 or more"),
+        (("ami.publish", "--regions", "eu-west-1", "--deprecate-days", "-5"), 2, "--deprecate-days must be 0 or more"),
     ],
 )
 def test_bad_arguments_end_in_one_clear_message(tmp_path, args, code, message):
@@ -58,3 +60,19 @@ def test_a_lab_name_never_becomes_a_path_outside_the_state_directory(tmp_path, n
     assert result.returncode == 2 and "is not a lab name" in result.stderr and "Traceback" not in result.stderr
     assert victim.exists() and not (tmp_path / "home").exists()
     assert len(result.stderr) < 300
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("{not json", "is not a readable Packer manifest"),
+        ("[1, 2]", "is not a Packer manifest"),
+        ('{"builds": [{"builder_type": "amazon-ebs", "artifact_id": "ami-123"}]}', "is not REGION:ami-ID"),
+        ('{"builds": [{"builder_type": "amazon-ebs", "artifact_id": 7, "custom_data": []}]}', "is not REGION:ami-ID"),
+    ],
+)
+def test_a_broken_manifest_is_named_not_a_traceback(tmp_path, text, message):
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(text)
+    result = invoke("ami.publish", "--regions", "eu-west-1", "--manifest", str(manifest), "--dry-run", home=tmp_path)
+    assert result.returncode == 1 and message in result.stderr and "Traceback" not in result.stderr, result.stderr

@@ -32,6 +32,7 @@ UML = "linux.uml"
 GUEST_MEMORY = "160M"
 BOOT_TIMEOUT = 60.0
 CONVERGE_ROOM = 30.0
+DEATH_GRACE = 1.0
 # What the guests' roles load (guest.sh): IPVS and its schedulers on directors, legacy
 # arptables on real servers.
 GUEST_MODULES = (
@@ -255,6 +256,7 @@ class LocalProvider(Provider):
         every step of its role passed (or which one failed)."""
         deadline = time.monotonic() + BOOT_TIMEOUT
         pending_link, pending_ready = set(names), set(names)
+        gone_since: dict[str, float] = {}
         while pending_ready:
             if time.monotonic() > deadline:
                 self._fail(sorted(pending_ready)[0], f"did not become ready within {BOOT_TIMEOUT:.0f} s")
@@ -271,9 +273,18 @@ class LocalProvider(Provider):
                     self.progress(f"  {name}: ready ({self.lab.nodes[name].role} role verified)")
                 elif files.failed.exists():
                     self._fail(name, f"failed at step '{files.failed.read_text().strip()}' of its role")
-                elif not self.alive(name):
+                elif self._gone(name, gone_since):
                     self._fail(name, "its kernel exited during boot")
             time.sleep(0.05)
+
+    def _gone(self, name: str, gone_since: dict[str, float]) -> bool:
+        """The guest has had no process for DEATH_GRACE seconds. One look is not enough: early
+        in its boot a user-mode Linux kernel re-executes itself (to turn address-space
+        randomisation off), and a look at /proc during that exec sees no command line."""
+        if self.alive(name):
+            gone_since.pop(name, None)
+            return False
+        return time.monotonic() - gone_since.setdefault(name, time.monotonic()) > DEATH_GRACE
 
     def _fail(self, name: str, why: str) -> None:
         files = self.paths.node(name)
