@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-from halab import build, configtest, pins, providers, render
+from halab import build, configtest, pins, providers, render, stopwatch, versions
 from halab.errors import BuildError, UsageError
 from halab.paths import LabPaths
 from halab.providers import Provider
 from halab.remote import Remote
+from halab.spec import Lab
 from halab.tasks import LAB_HELP, PROVIDER_HELP, load, provider_for, task
 
 
 @task(help=LAB_HELP)
 def validate(c, lab=None):
     """Check a lab file against every rule; print every problem, or a one-screen summary of the lab."""
-    model = load(lab)
+    summary(load(lab))
+
+
+def summary(model: Lab) -> None:
+    """A valid lab on one screen: its nodes, roles and services."""
     print(f"lab {model.name!r}: valid ({model.mode}, subnet {model.subnet})")
     for name, node in model.nodes.items():
         extra = f" {node.state} priority {node.priority}" if node.role == "director" else ""
@@ -28,7 +33,11 @@ def validate(c, lab=None):
 )
 def render_(c, lab=None, config_test=False):
     """Render every node's files into the lab's state directory."""
-    model = load(lab)
+    rendered(load(lab), config_test)
+
+
+def rendered(model: Lab, config_test: bool) -> None:
+    """Write the lab's files and, if asked, put them through the daemons' own config tests."""
     target = LabPaths(model.name).rendered
     written = render.write(render.render(model), target)
     print(f"rendered {len(written)} files for lab {model.name!r} into {target}")
@@ -68,10 +77,24 @@ def doctor(c, lab=None, provider="local"):
         raise UsageError(f"this host is not ready for the {provider} lab (see the fixes above)")
 
 
-@task(help={**LAB_HELP, **PROVIDER_HELP, "keep": "on failure, leave what started running for debugging"})
-def up(c, lab=None, keep=False, provider="local"):
-    """Boot the lab (preflight first); on failure, show the node's console and tear down."""
-    running = provider_for(lab, provider)
+@task(
+    help={
+        **LAB_HELP,
+        **PROVIDER_HELP,
+        "keep": "on failure, leave what started running for debugging",
+        "no_build": "do not compile missing keepalived/nginx builds (the preflight then names them)",
+    }
+)
+def up(c, lab=None, keep=False, provider="local", no_build=False):
+    """Boot the lab, compiling its keepalived and nginx first when missing (cached).
+
+    Then the preflight, then the nodes; on failure, show the node's console and tear down.
+    """
+    say = stopwatch.timed()
+    running = provider_for(lab, provider, say)
+    if provider == "local" and not no_build:
+        versions.strict(running.lab, lab is not None)
+        build.ensure_all(running.lab.versions.model_dump(), say)
     running.up(keep=keep)
     director = next(iter(running.lab.role("director")))
     print(f"ssh: {' '.join(running.remote.argv(director))}   (or: invoke lab.ssh {director})")
