@@ -68,8 +68,11 @@ def _built(name: str, version: str) -> build.Build:
 
 @task(help={**LAB_HELP, **PROVIDER_HELP})
 def doctor(c, lab=None, provider="local"):
-    """Check this host can run the lab (local: root, user-mode Linux and IPVS, namespaces, tools,
-    builds; vagrant: vagrant, a hypervisor plugin, the box)."""
+    """Check this host can run the lab, each failed item with its fix.
+
+    local: root, user-mode Linux and IPVS, namespaces, tools, builds; vagrant: vagrant,
+    a hypervisor plugin, the box.
+    """
     items = provider_for(lab, provider).preflight()
     for item in items:
         print(f"  {'ok  ' if item.met else 'FAIL'} {item.name}" + ("" if item.met else f"\n       fix: {item.fix}"))
@@ -138,12 +141,15 @@ def status(c, lab=None, provider="local", all_=False):
 
 
 def _print_status(running: Provider) -> None:
-    print(f"{'node':<10} {'role':<11} {'address':<15} {'state':<5} {'vrrp':<8} vips")
-    for row in running.status():
-        print(
-            f"{row.name:<10} {row.role:<11} {row.address:<15} {'up' if row.up else 'down':<5} {row.vrrp:<8} "
-            f"{' '.join(row.vips) or '-'}"
-        )
+    """The status table, each column as wide as its widest cell (a cut link reads `unreachable`)."""
+    lines = [("node", "role", "address", "state", "vrrp", "vips")]
+    lines += [
+        (row.name, row.role, row.address, "up" if row.up else "down", row.vrrp, " ".join(row.vips) or "-")
+        for row in running.status()
+    ]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    for line in lines:
+        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip())
 
 
 @task(help={**LAB_HELP, "node": "node name", "lines": "how many lines of each log"})
@@ -163,7 +169,10 @@ def logs(c, node, lab=None, lines=40):
 
 @task(help={**LAB_HELP, "node": "node name"})
 def ssh(c, node, lab=None):
-    """ssh into a node; anything after `--` runs as a command: invoke lab.ssh server3 -- ipvsadm -Ln"""
+    """ssh into a node, or run a command there (anything after `--`).
+
+    invoke lab.ssh server3 -- ipvsadm -Ln
+    """
     model = load(lab)
     if node not in model.nodes:
         raise UsageError(f"lab {model.name!r} has no node {node!r}; nodes: {', '.join(model.nodes)}")

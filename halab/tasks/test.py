@@ -23,7 +23,7 @@ def lint(c):
 
 @task(name="all", default=True, help={"args": 'extra pytest arguments, e.g. "-k render -x"'})
 def all_(c, args=""):
-    """Run the linters, then the whole test suite: unit, config, build, lab, acceptance with failover (as root)."""
+    """Run the linters, then the whole suite: unit, config, build, lab, acceptance, failover (root)."""
     lint(c)
     c.run(f"{sys.executable} -m pytest {args}", echo=True)
 

@@ -42,6 +42,8 @@ def invoke(*args: str, home) -> subprocess.CompletedProcess[str]:
         (("ami.publish", "--regions", "eu-west-1", "--kms-key", "alias/x"), 2, "--kms-key takes REGION=KEY"),
         (("ami.publish", "--regions", "eu-west-1"), 1, "no Packer manifest at"),
         (("ami.list",), 2, "--regions is required"),
+        (("demo", "--destroy=pasing"), 2, "--destroy must be one of passing"),
+        (("lab.validate", "--lab", ""), 2, "--lab needs a lab file"),
     ],
 )
 def test_bad_arguments_end_in_one_clear_message(tmp_path, args, code, message):
@@ -58,3 +60,13 @@ def test_a_lab_name_never_becomes_a_path_outside_the_state_directory(tmp_path, n
     assert result.returncode == 2 and "is not a lab name" in result.stderr and "Traceback" not in result.stderr
     assert victim.exists() and not (tmp_path / "home").exists()
     assert len(result.stderr) < 300
+
+
+def test_every_task_says_what_it_does_in_one_whole_first_line():
+    """`invoke --list` shows each docstring's first line: it must be a whole sentence."""
+    from tasks import ns
+
+    for name in ns.task_names:
+        first = (ns[name].__doc__ or "").strip().splitlines()[0]
+        assert first.endswith("."), f"{name}: {first!r} is cut off in `invoke --list`"
+        assert len(first) <= 100, f"{name}: {first!r} is longer than a --list line"
