@@ -133,6 +133,11 @@ def ensure(pin: Pin, progress: Progress = print) -> Build:
     return Build(pin, build_key, root, compiled=True)
 
 
+def ensure_all(versions: dict[str, str], progress: Progress = print) -> dict[str, Build]:
+    """A build of every product of a lab (name -> version): cached ones as they are, the rest compiled now."""
+    return {name: ensure(pins.pin(name, version), progress) for name, version in versions.items()}
+
+
 def _run_script(pin: Pin, tarball: Path, destdir: Path, log: Path, progress: Progress) -> None:
     """Run the provision script, echo its step lines as progress, keep the rest in the log."""
     with log.open("w") as out:

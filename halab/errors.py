@@ -32,11 +32,11 @@ class SpecError(HalabError):
 
     exit_code = 2
 
-    def __init__(self, source: str, problems: list[Problem]) -> None:
+    def __init__(self, source: str, problems: list[Problem], note: str = "") -> None:
         self.source = source
         self.problems = problems
         lines = [f"{source}: {len(problems)} problem(s)"] + [f"  - {p}" for p in problems]
-        super().__init__("\n".join(lines))
+        super().__init__("\n".join(lines + ([note] if note else [])))
 
 
 class UsageError(HalabError):

@@ -9,6 +9,7 @@ verified, so the cache never holds a half-written or wrong file.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -35,6 +36,10 @@ class Miss(Exception):
 class Mirror(Protocol):
     def __str__(self) -> str: ...
     def fetch(self, pin: Pin, dest: Path, progress: Progress) -> None: ...
+
+    def has(self, pin: Pin) -> None:
+        """Whether this mirror would serve the file, asked without downloading it: raises Miss if not."""
+        ...
 
 
 def sha256_of(path: Path) -> str:
@@ -88,6 +93,42 @@ def fetch(
     )
 
 
+# How long the chain trusts what it learned about a file it has not fetched: a mirror
+# that had it (a day), or that did not (an hour: networks come back).
+KNOWN_FOR = {True: 86400.0, False: 3600.0}
+
+
+def available(pin: Pin, mirrors: Sequence[Mirror] | None = None, progress: Progress = print) -> str:
+    """Where the chain would get pin from ("" when nowhere), asked without downloading.
+
+    The answer is cached in the sources cache (availability.json) for KNOWN_FOR, so listing
+    or resolving versions does not ask the network again; a verified tarball in the cache
+    always answers "cache".
+    """
+    if pin.sha256 is None:
+        return ""
+    if cached(pin).exists():
+        return "cache"
+    record = paths.sources() / "availability.json"
+    known = json.loads(record.read_text()) if record.exists() else {}
+    entry = known.get(pin.filename)
+    if entry and time.time() - entry["checked"] < KNOWN_FOR[bool(entry["where"])]:
+        return str(entry["where"])
+    progress(f"asking where {pin.filename} can be had (not downloading it)")
+    where = ""
+    for mirror in default_mirrors() if mirrors is None else mirrors:
+        try:
+            mirror.has(pin)
+        except Miss:
+            continue
+        where = str(mirror)
+        break
+    known[pin.filename] = {"where": where, "checked": time.time()}
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps(known, indent=1) + "\n")
+    return where
+
+
 def _fetch_from(mirror: Mirror, pin: Pin, target: Path, progress: Progress) -> Path:
     """One mirror into a temporary file; moved into the cache only once its sha256 matches."""
     handle, name = tempfile.mkstemp(prefix=f".{pin.filename}.", suffix=".part", dir=target.parent)
@@ -115,6 +156,17 @@ class UrlMirror:
     def __str__(self) -> str:
         return "the pinned upstream URLs"
 
+    def has(self, pin: Pin) -> None:
+        """A HEAD request per URL, with a short timeout: enough to know, nothing downloaded."""
+        errors = []
+        for url in pin.urls:
+            try:
+                with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=min(self.timeout, 5)):
+                    return
+            except (urllib.error.URLError, OSError, ValueError) as exc:
+                errors.append(f"{url} ({getattr(exc, 'reason', exc)})")
+        raise Miss("; ".join(errors) or "no URL pinned")
+
     def fetch(self, pin: Pin, dest: Path, progress: Progress) -> None:
         errors = []
         for url in pin.urls:
@@ -141,7 +193,22 @@ class DebianSource:
     def __str__(self) -> str:
         return "the distribution's source packages (apt-get source)"
 
-    def fetch(self, pin: Pin, dest: Path, progress: Progress) -> None:
+    def has(self, pin: Pin) -> None:
+        """`apt-get source --print-uris`: the archive's file list for the package, nothing downloaded."""
+        options = self._ready(print_nothing)
+        with tempfile.TemporaryDirectory(dir=self.workdir) as scratch:
+            result = subprocess.run(
+                ["apt-get", *options, "--print-uris", "source", pin.debian_source],
+                cwd=scratch,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+        if f"{pin.debian_source}_{pin.version}.orig.tar.gz" not in result.stdout:
+            raise Miss(f"its {pin.debian_source} is not upstream {pin.version}")
+
+    def _ready(self, progress: Progress) -> list[str]:
+        """apt-get's options for the private state, its source index fresh enough."""
         if not shutil.which("apt-get"):
             raise Miss("apt-get not found (not a Debian/Ubuntu system)")
         entries = deb_src_entries()
@@ -149,6 +216,10 @@ class DebianSource:
             raise Miss("no Debian/Ubuntu archive found in the apt sources")
         options = self._options(entries)
         self._update(options, progress)
+        return options
+
+    def fetch(self, pin: Pin, dest: Path, progress: Progress) -> None:
+        options = self._ready(progress)
         with tempfile.TemporaryDirectory(dir=self.workdir) as scratch:
             # The Debian patches may be gone from the archive; only the .orig tarball matters.
             subprocess.run(
@@ -193,6 +264,10 @@ class DebianSource:
         result = subprocess.run(["apt-get", *options, "update"], capture_output=True, text=True, timeout=600)
         if not list(lists.glob("*_Sources*")):
             raise Miss(f"apt-get update found no source index: {result.stderr.strip()[-300:]}")
+
+
+def print_nothing(_: str) -> None:
+    """A Progress that says nothing (availability checks run quietly)."""
 
 
 def deb_src_entries(root: Path = Path("/etc/apt")) -> list[str]:

@@ -540,11 +540,24 @@ def parse(text: str | bytes, source: str = "<lab>") -> Lab:
         lab = Lab.model_validate(content)
     except ValidationError as exc:
         errors = exc.errors()
-        raise SpecError(source, _at_most([_problem(error) for error in errors[:MAX_PROBLEMS]], len(errors))) from None
+        raise SpecError(
+            source,
+            _at_most([_problem(error) for error in errors[:MAX_PROBLEMS]], len(errors)),
+            SECOND_PASS,
+        ) from None
     problems = rules.problems(lab)
     if problems:
         raise SpecError(source, _at_most(problems[:MAX_PROBLEMS], len(problems)))
     return lab
+
+
+# Validation has two passes: each field on its own (types, ranges, words), then the rules
+# across fields (halab.rules), which need a whole model. Say so, so that fixing the first
+# list and meeting a second one is no surprise.
+SECOND_PASS = (
+    "(two passes: these are the fields on their own; the rules across fields, such as one MASTER "
+    "or peers that are directors, are checked once these are fixed)"
+)
 
 
 def _at_most(first: list[Problem], total: int) -> list[Problem]:

@@ -28,6 +28,16 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             providers.down_everywhere(name)
 
 
+@pytest.fixture(autouse=True)
+def versions_from_the_lab(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unit tests read the lab files' own versions, whatever the caller exported
+    (HALAB_NGINX_VERSION=1.22.1 on a host without upstream access must not change them)."""
+    if request.path.is_relative_to(Path(__file__).parent / "unit"):
+        for name in pins.pinned():
+            monkeypatch.delenv(pins.version_variable(name), raising=False)
+        monkeypatch.delenv("HALAB_LAUNCHER", raising=False)
+
+
 @pytest.fixture(scope="session")
 def builds() -> dict[str, build.Build]:
     """From-source keepalived and nginx (compiled once, then cached across runs)."""

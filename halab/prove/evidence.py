@@ -15,14 +15,18 @@ from pathlib import Path
 from halab import build, paths
 
 
-def record(kind: str, lab: str, passed: bool, versions: dict[str, str], report: Path) -> Path:
-    """Write one run's record; its name sorts by time."""
+def record(
+    kind: str, lab: str, passed: bool, versions: dict[str, str], report: Path, substitutions: list[str] | None = None
+) -> Path:
+    """Write one run's record (the versions it actually ran, and any the run put in place of
+    the lab's defaults); its name sorts by time."""
     data = {
         "kind": kind,
         "lab": lab,
         "passed": passed,
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "versions": versions,
+        "substitutions": substitutions or [],
         "report": str(report),
         "build_inputs": build.inputs_digest(versions),
     }

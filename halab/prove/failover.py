@@ -61,6 +61,17 @@ RECOVERED = 2.0
 CLOCK_SLACK = 0.15
 
 
+# What a phase's bound is made of, for the findings (halab.prove.findings).
+KINDS = {
+    "stop": "a clean stop: the BACKUP's skew",
+    "down": "master down: 3 adverts + skew",
+    "return": "the MASTER back: one advert",
+    "heal": "a healed split brain: gratuitous ARP or the client's ARP ageing",
+    "check": "a real server down: the health checker's timings",
+    "rejoin": "a real server back: its next passing check",
+}
+
+
 @dataclass(frozen=True)
 class Phase:
     """One action on the lab, what it may cost the client, and where things must end up."""
@@ -72,6 +83,7 @@ class Phase:
     holders: dict[str, str]  # VIP -> director that must hold it afterwards
     members: dict[str, bool] = field(default_factory=dict)  # real server -> must be in IPVS
     settle: float = 0.0  # how long after the action the end state may take
+    kind: str = ""  # which bound it is (KINDS): what the findings read
 
 
 @dataclass(frozen=True)
@@ -97,6 +109,7 @@ class PhaseResult:
     start: float  # seconds since the probe started
     window_end: float  # failures after this count against the phase
     end: float
+    kind: str = ""
 
     def reasons(self) -> list[str]:
         """Why the phase failed; empty when it passed."""
@@ -157,6 +170,36 @@ def skew(lab: Lab, priority: int) -> float:
     return (256 - priority) * scale / 256
 
 
+def heal_bound(lab: Lab, refresh: float | None) -> tuple[float, str]:
+    """A healed split brain's bound and its basis, given garp_master_refresh (None: unset).
+
+    The director that stayed MASTER sends no gratuitous ARP unless told to refresh, so
+    clients still holding the other director's MAC wait for their ARP entry to age; and its
+    IPVS table may be empty at first, since its checks failed while it was cut off.
+    """
+    check = lab.virtual_services[0].health_check
+    arp, arp_basis = (
+        (refresh, f"garp_master_refresh {refresh} s")
+        if refresh
+        else (ARP_CACHE_BOUND, "no garp_master_refresh: client ARP entry ages out (1.5 x 30 + 5 + 3 s)")
+    )
+    advert = lab.vrrp.advert_int
+    return (
+        max(arp, check.delay_loop + check.connect_timeout) + advert,
+        f"max({arp_basis}, recheck {check.delay_loop} + {check.connect_timeout} s) + one advert {advert:g} s",
+    )
+
+
+def detect_bound(delay_loop: float, connect_timeout: float) -> tuple[float, str]:
+    """How long a dead real server stays in IPVS: the checker notices within delay_loop +
+    connect_timeout, then retries (keepalived's defaults) before dropping it."""
+    return (
+        delay_loop + connect_timeout + CHECK_RETRY * (CHECK_DELAY_BEFORE_RETRY + connect_timeout),
+        f"delay_loop {delay_loop} + connect_timeout {connect_timeout} "
+        f"+ {CHECK_RETRY} retry x ({CHECK_DELAY_BEFORE_RETRY} + {connect_timeout}) s",
+    )
+
+
 def scenarios(lab: Lab) -> list[Scenario]:
     """Every scenario the lab supports, in the order they run."""
     master = masters(lab)[str(lab.vips[0])]
@@ -172,23 +215,9 @@ def scenarios(lab: Lab) -> list[Scenario]:
     returns = "preempt: the MASTER takes the VIP back" if lab.vrrp.preempt else "nopreempt: the BACKUP keeps the VIP"
     back_basis = f"one advert ({advert:g} s); {returns}"
     # Two MASTERs after a cut heals: the lower priority steps down whatever nopreempt says.
-    # The MASTER that stayed MASTER sends no gratuitous ARP unless told to refresh, so
-    # clients still holding the other director's MAC wait for their ARP entry to age.
     healed = normal
-    refresh = lab.vrrp.garp_master_refresh
-    # And its IPVS table may be empty: its checks failed while it was cut off.
-    service = lab.virtual_services[0]
-    check = service.health_check
-    recheck = check.delay_loop + check.connect_timeout
-    arp, arp_basis = (
-        (refresh, f"garp_master_refresh {refresh} s")
-        if refresh
-        else (ARP_CACHE_BOUND, "no garp_master_refresh: client ARP entry ages out (1.5 x 30 + 5 + 3 s)")
-    )
-    heal = max(arp, recheck) + advert
-    heal_basis = f"max({arp_basis}, recheck {check.delay_loop} + {check.connect_timeout} s) + one advert {advert:g} s"
-
-    server = next(iter(service.real_servers))
+    heal, heal_basis = heal_bound(lab, lab.vrrp.garp_master_refresh)
+    server = next(iter(lab.virtual_services[0].real_servers))
 
     return [
         Scenario(
@@ -201,6 +230,7 @@ def scenarios(lab: Lab) -> list[Scenario]:
                     skew(lab, backup_priority),
                     stop_basis,
                     failed_over,
+                    kind="stop",
                 ),
                 Phase(
                     f"start keepalived on {master}",
@@ -209,6 +239,7 @@ def scenarios(lab: Lab) -> list[Scenario]:
                     back_basis,
                     back,
                     settle=down,
+                    kind="return",
                 ),
             ),
         ),
@@ -216,17 +247,31 @@ def scenarios(lab: Lab) -> list[Scenario]:
             "director-crash",
             f"the MASTER {master} crashes (kernel killed), then boots again",
             (
-                Phase(f"crash {master}", lambda p: p.crash(master), down, down_basis, failed_over),
-                Phase(f"restart {master}", lambda p: p.restart(master), advert, back_basis, back, settle=down),
+                Phase(f"crash {master}", lambda p: p.crash(master), down, down_basis, failed_over, kind="down"),
+                Phase(
+                    f"restart {master}",
+                    lambda p: p.restart(master),
+                    advert,
+                    back_basis,
+                    back,
+                    settle=down,
+                    kind="return",
+                ),
             ),
         ),
         Scenario(
             "link-cut",
             f"the MASTER {master}'s link to the lab switch is cut, then restored",
             (
-                Phase(f"cut {master}'s link", lambda p: p.cut_link(master), down, down_basis, failed_over),
+                Phase(f"cut {master}'s link", lambda p: p.cut_link(master), down, down_basis, failed_over, kind="down"),
                 Phase(
-                    f"restore {master}'s link", lambda p: p.restore_link(master), heal, heal_basis, healed, settle=down
+                    f"restore {master}'s link",
+                    lambda p: p.restore_link(master),
+                    heal,
+                    heal_basis,
+                    healed,
+                    settle=down,
+                    kind="heal",
                 ),
             ),
         ),
@@ -257,17 +302,13 @@ def real_server_scenario(name: str, description: str, fault: Action, repair: Act
     connect_timeout and one retry, then IPVS drops it; back, it rejoins at the next check.
     The VIPs stay where they are throughout."""
     check = lab.virtual_services[0].health_check
-    detect = check.delay_loop + check.connect_timeout + CHECK_RETRY * (CHECK_DELAY_BEFORE_RETRY + check.connect_timeout)
-    detect_basis = (
-        f"delay_loop {check.delay_loop} + connect_timeout {check.connect_timeout} "
-        f"+ {CHECK_RETRY} retry x ({CHECK_DELAY_BEFORE_RETRY} + {check.connect_timeout}) s"
-    )
+    detect, detect_basis = detect_bound(check.delay_loop, check.connect_timeout)
     normal = masters(lab)
     return Scenario(
         name,
         description,
         (
-            Phase(fault[0], fault[1], detect, detect_basis, normal, {server: False}, settle=detect),
+            Phase(fault[0], fault[1], detect, detect_basis, normal, {server: False}, settle=detect, kind="check"),
             Phase(
                 repair[0],
                 repair[1],
@@ -276,6 +317,7 @@ def real_server_scenario(name: str, description: str, fault: Action, repair: Act
                 normal,
                 {server: True},
                 settle=check.delay_loop + check.connect_timeout,
+                kind="rejoin",
             ),
         ),
     )
@@ -484,6 +526,7 @@ def judge(
         start=acted,
         window_end=window_end,
         end=until,
+        kind=phase.kind,
     )
 
 

@@ -11,15 +11,27 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from halab.prove.failover import PhaseResult, ScenarioRun
+from halab.prove.findings import Finding
 
-COLUMNS = ("scenario", "phase", "outage ms", "failed", "bound ms", "margin ms", "VIP moved", "verdict")
+# "verdict": within the protocol bound or not; "finding": [n] when a configuration change
+# would shorten the phase (the numbered findings under the table say which).
+COLUMNS = ("scenario", "phase", "outage ms", "failed", "bound ms", "margin ms", "VIP moved", "verdict", "finding")
 
 
 def _moved(phase: PhaseResult) -> str:
     return ", ".join(f"{m['to']} at +{(m['at'] - phase.start) * 1000:.0f} ms" for m in phase.vip_moves) or "-"
 
 
-def rows(runs: list[ScenarioRun]) -> list[tuple[str, ...]]:
+def _marks(runs: list[ScenarioRun], found: list[Finding]) -> dict[tuple[str, str], str]:
+    """(scenario, phase) -> its findings' numbers, "[1]" or "[1,2]"."""
+    numbers: dict[tuple[str, str], list[str]] = {}
+    for number, finding in enumerate(found, 1):
+        numbers.setdefault((finding.scenario, finding.phase), []).append(str(number))
+    return {key: f"[{','.join(value)}]" for key, value in numbers.items()}
+
+
+def rows(runs: list[ScenarioRun], found: list[Finding] | None = None) -> list[tuple[str, ...]]:
+    marks = _marks(runs, found or [])
     return [
         (
             run.scenario,
@@ -30,15 +42,16 @@ def rows(runs: list[ScenarioRun]) -> list[tuple[str, ...]]:
             str(phase.margin_ms),
             _moved(phase),
             "pass" if phase.passed else "FAIL",
+            marks.get((run.scenario, phase.phase), ""),
         )
         for run in runs
         for phase in run.phases
     ]
 
 
-def table(runs: list[ScenarioRun]) -> str:
+def table(runs: list[ScenarioRun], found: list[Finding] | None = None) -> str:
     """A plain-text table, one line per phase, then the reasons of every failed phase."""
-    lines = [COLUMNS, *rows(runs)]
+    lines = [COLUMNS, *rows(runs, found)]
     widths = [max(len(line[i]) for line in lines) for i in range(len(COLUMNS))]
     text = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=False)).rstrip() for line in lines]
     text.insert(1, "  ".join("-" * width for width in widths))
@@ -48,15 +61,35 @@ def table(runs: list[ScenarioRun]) -> str:
     return "\n".join(text)
 
 
-def write_json(runs: list[ScenarioRun], lab: str, path: Path) -> Path:
-    data = {"lab": lab, "passed": all(run.passed for run in runs), "scenarios": [run.as_dict() for run in runs]}
+def findings_text(found: list[Finding]) -> str:
+    """The numbered findings the table's last column points to ("" when there are none)."""
+    if not found:
+        return ""
+    lines = ["Findings (the verdict is against the protocol bound; these say what a setting would change):"]
+    return "\n".join(lines + [f"  [{n}] {finding.sentence()}" for n, finding in enumerate(found, 1)])
+
+
+def write_json(
+    runs: list[ScenarioRun], lab: str, path: Path, found: list[Finding] | None = None, context: dict | None = None
+) -> Path:
+    """Every request and verdict, the findings, and the run's context (versions used, the lab's settings)."""
+    data = {
+        "lab": lab,
+        "passed": all(run.passed for run in runs),
+        **(context or {}),
+        "findings": [finding.as_dict() for finding in found or []],
+        "scenarios": [run.as_dict() for run in runs],
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=1) + "\n")
     return path
 
 
-def write_junit(runs: list[ScenarioRun], lab: str, path: Path) -> Path:
-    """One testcase per phase (classname: the scenario), failures carrying their reasons."""
+def write_junit(
+    runs: list[ScenarioRun], lab: str, path: Path, found: list[Finding] | None = None, context: dict | None = None
+) -> Path:
+    """One testcase per phase (classname: the scenario), failures carrying their reasons, findings
+    in the phase's output; the versions used as the suite's properties."""
     phases = [(run, phase) for run in runs for phase in run.phases]
     suites = ET.Element("testsuites", name="halab")
     suite = ET.SubElement(
@@ -66,6 +99,11 @@ def write_junit(runs: list[ScenarioRun], lab: str, path: Path) -> Path:
         tests=str(len(phases)),
         failures=str(sum(not phase.passed for _, phase in phases)),
     )
+    properties = ET.SubElement(suite, "properties")
+    for name, version in (context or {}).get("versions", {}).items():
+        ET.SubElement(properties, "property", name=f"version.{name}", value=version)
+    for number, note in enumerate((context or {}).get("substitutions", []), 1):
+        ET.SubElement(properties, "property", name=f"substitution.{number}", value=note)
     for run, phase in phases:
         case = ET.SubElement(
             suite,
@@ -78,10 +116,12 @@ def write_junit(runs: list[ScenarioRun], lab: str, path: Path) -> Path:
             f"outage {phase.outage_ms} ms, {phase.failed} failed requests, bound {phase.bound_ms} ms "
             f"({phase.basis}), margin {phase.margin_ms} ms, VIP moved: {_moved(phase)}"
         )
-        if phase.passed:
-            ET.SubElement(case, "system-out").text = summary
-        else:
+        notes = [
+            f"finding: {f.sentence()}" for f in found or [] if (f.scenario, f.phase) == (run.scenario, phase.phase)
+        ]
+        if not phase.passed:
             ET.SubElement(case, "failure", message="; ".join(phase.reasons())).text = summary
+        ET.SubElement(case, "system-out").text = "\n".join([summary, *notes])
     path.parent.mkdir(parents=True, exist_ok=True)
     ET.ElementTree(suites).write(path, encoding="unicode", xml_declaration=True)
     return path

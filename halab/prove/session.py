@@ -17,7 +17,7 @@ from types import TracebackType
 
 from halab import paths
 from halab.errors import HalabError, UsageError
-from halab.prove import artifacts, evidence, failover, report
+from halab.prove import artifacts, evidence, failover, findings, report
 from halab.providers.base import Provider
 
 # When to tear the lab down at the end: what each policy says, given (passed, booted here).
@@ -33,6 +33,13 @@ DESTROY_HELP = (
 )
 
 
+def checked_destroy(destroy: str) -> str:
+    """A --destroy value, refused when it is not a policy: tasks call it before any work starts."""
+    if destroy not in DESTROY:
+        raise UsageError(f"--destroy must be one of {', '.join(DESTROY)}; got {destroy!r}")
+    return destroy
+
+
 class Session:
     """A run of `what` on the provider's lab; use as a context manager and set `passed`."""
 
@@ -43,10 +50,11 @@ class Session:
         destroy: str = "passing",
         record: bool = True,
         progress: Callable[[str], None] = print,
+        substitutions: list[str] | None = None,
     ) -> None:
-        if destroy not in DESTROY:
-            raise UsageError(f"--destroy must be one of {', '.join(DESTROY)}; got {destroy!r}")
+        checked_destroy(destroy)
         self.provider = provider
+        self.substitutions = substitutions or []
         self.what = what
         self.destroy = destroy
         self.record = record
@@ -77,7 +85,9 @@ class Session:
         except HalabError as exc:
             self.progress(f"could not collect the nodes' logs: {exc}")
         if self.record:
-            evidence.record(self.what, lab.name, self.passed, lab.versions.model_dump(), self.artifacts)
+            evidence.record(
+                self.what, lab.name, self.passed, lab.versions.model_dump(), self.artifacts, self.substitutions
+            )
         self.progress(
             f"{self.what}: {'passed' if self.passed else 'FAILED'}; reports and node logs in {self.artifacts}"
         )
@@ -119,17 +129,32 @@ def measure(
     chosen: list[failover.Scenario],
     destroy: str = "passing",
     progress: Callable[[str], None] = print,
+    substitutions: list[str] | None = None,
 ) -> list[failover.ScenarioRun]:
-    """Run the failover scenarios, print the table, write JSON, JUnit and a PNG per scenario."""
+    """Run the failover scenarios, write JSON, JUnit and a PNG per scenario; once the lab is
+    dealt with, print the table, the versions substituted (if any) and the findings."""
     runs: list[failover.ScenarioRun] = []
-    with Session(provider, "failover", destroy, progress=progress) as session:
+    lab = provider.lab
+    notes = substitutions or []
+    with Session(provider, "failover", destroy, progress=progress, substitutions=notes) as session:
         out = session.artifacts
         runner = failover.Runner(provider, progress)
         for scenario in chosen:
             runs.append(runner.run(scenario))
             report.plot(runs[-1], out / f"failover-{scenario.name}.png")
-        progress(report.table(runs))
-        report.write_json(runs, provider.lab.name, out / "failover.json")
-        report.write_junit(runs, provider.lab.name, out / "failover.xml")
+        found = findings.of(lab, runs)
+        context = {
+            "versions": lab.versions.model_dump(),
+            "substitutions": notes,
+            "settings": findings.settings(lab),
+        }
+        report.write_json(runs, lab.name, out / "failover.json", found, context)
+        report.write_junit(runs, lab.name, out / "failover.xml", found, context)
         session.passed = all(run.passed for run in runs)
+    # The results, not progress: printed as they are, the last thing a run shows.
+    print("\n" + report.table(runs, found))
+    for note in notes:
+        print(f"versions: {note}")
+    if found:
+        print(report.findings_text(found))
     return runs

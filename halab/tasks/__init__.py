@@ -51,10 +51,12 @@ def key_values(items: list[str], flag: str, example: str) -> dict[str, str]:
 
 
 def load(lab: str | None) -> spec.Lab:
-    """The lab model of the --lab file (default: the seed lab)."""
+    """The lab model of the --lab file (default: the seed lab); `--lab ""` is a mistake, not the default."""
+    if lab is not None and not lab.strip():
+        raise UsageError("--lab needs a lab file, e.g. --lab labs/unicast.yaml; leave it out for the seed lab")
     return spec.load(lab)
 
 
-def provider_for(lab: str | None, provider: str) -> Provider:
+def provider_for(lab: str | None, provider: str, progress: Callable[[str], None] = print) -> Provider:
     """The named provider running the lab of the --lab file."""
-    return make(load(lab), provider)
+    return make(load(lab), provider, progress)

@@ -21,8 +21,10 @@ TARGET_HELP = f"what to build: {', '.join(packer.TARGETS)}"
     },
 )
 def build(c, os="rocky-9", target="libvirt", lab=None, dry_run=False, force=False, var=None):
-    """Bake an image: keepalived and nginx from the lab's pinned sources on Rocky/RHEL; skipped
-    when an image with the same input hash exists."""
+    """Bake a Rocky/RHEL image with the lab's keepalived and nginx compiled in.
+
+    Skipped when an image with the same input hash exists (--force rebuilds).
+    """
     plan = packer.Plan(os, target, load(lab).versions.model_dump(), key_values(var or [], "--var", "KEY=VALUE"))
     if dry_run:
         print(f"# {os} {target}, input hash {plan.input_hash}")

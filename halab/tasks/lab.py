@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-from halab import build, configtest, pins, providers, render
+from halab import build, configtest, pins, providers, render, stopwatch, versions
 from halab.errors import BuildError, UsageError
 from halab.paths import LabPaths
 from halab.providers import Provider
 from halab.remote import Remote
+from halab.spec import Lab
 from halab.tasks import LAB_HELP, PROVIDER_HELP, load, provider_for, task
 
 
 @task(help=LAB_HELP)
 def validate(c, lab=None):
     """Check a lab file against every rule; print every problem, or a one-screen summary of the lab."""
-    model = load(lab)
+    summary(load(lab))
+
+
+def summary(model: Lab) -> None:
+    """A valid lab on one screen: its nodes, roles and services."""
     print(f"lab {model.name!r}: valid ({model.mode}, subnet {model.subnet})")
     for name, node in model.nodes.items():
         extra = f" {node.state} priority {node.priority}" if node.role == "director" else ""
@@ -28,7 +33,11 @@ def validate(c, lab=None):
 )
 def render_(c, lab=None, config_test=False):
     """Render every node's files into the lab's state directory."""
-    model = load(lab)
+    rendered(load(lab), config_test)
+
+
+def rendered(model: Lab, config_test: bool) -> None:
+    """Write the lab's files and, if asked, put them through the daemons' own config tests."""
     target = LabPaths(model.name).rendered
     written = render.write(render.render(model), target)
     print(f"rendered {len(written)} files for lab {model.name!r} into {target}")
@@ -59,8 +68,11 @@ def _built(name: str, version: str) -> build.Build:
 
 @task(help={**LAB_HELP, **PROVIDER_HELP})
 def doctor(c, lab=None, provider="local"):
-    """Check this host can run the lab (local: root, user-mode Linux and IPVS, namespaces, tools,
-    builds; vagrant: vagrant, a hypervisor plugin, the box)."""
+    """Check this host can run the lab, each failed item with its fix.
+
+    local: root, user-mode Linux and IPVS, namespaces, tools, builds; vagrant: vagrant,
+    a hypervisor plugin, the box.
+    """
     items = provider_for(lab, provider).preflight()
     for item in items:
         print(f"  {'ok  ' if item.met else 'FAIL'} {item.name}" + ("" if item.met else f"\n       fix: {item.fix}"))
@@ -68,10 +80,24 @@ def doctor(c, lab=None, provider="local"):
         raise UsageError(f"this host is not ready for the {provider} lab (see the fixes above)")
 
 
-@task(help={**LAB_HELP, **PROVIDER_HELP, "keep": "on failure, leave what started running for debugging"})
-def up(c, lab=None, keep=False, provider="local"):
-    """Boot the lab (preflight first); on failure, show the node's console and tear down."""
-    running = provider_for(lab, provider)
+@task(
+    help={
+        **LAB_HELP,
+        **PROVIDER_HELP,
+        "keep": "on failure, leave what started running for debugging",
+        "no_build": "do not compile missing keepalived/nginx builds (the preflight then names them)",
+    }
+)
+def up(c, lab=None, keep=False, provider="local", no_build=False):
+    """Boot the lab, compiling its keepalived and nginx first when missing (cached).
+
+    Then the preflight, then the nodes; on failure, show the node's console and tear down.
+    """
+    say = stopwatch.timed()
+    running = provider_for(lab, provider, say)
+    if provider == "local" and not no_build:
+        versions.strict(running.lab, lab is not None)
+        build.ensure_all(running.lab.versions.model_dump(), say)
     running.up(keep=keep)
     director = next(iter(running.lab.role("director")))
     print(f"ssh: {' '.join(running.remote.argv(director))}   (or: invoke lab.ssh {director})")
@@ -115,12 +141,15 @@ def status(c, lab=None, provider="local", all_=False):
 
 
 def _print_status(running: Provider) -> None:
-    print(f"{'node':<10} {'role':<11} {'address':<15} {'state':<5} {'vrrp':<8} vips")
-    for row in running.status():
-        print(
-            f"{row.name:<10} {row.role:<11} {row.address:<15} {'up' if row.up else 'down':<5} {row.vrrp:<8} "
-            f"{' '.join(row.vips) or '-'}"
-        )
+    """The status table, each column as wide as its widest cell (a cut link reads `unreachable`)."""
+    lines = [("node", "role", "address", "state", "vrrp", "vips")]
+    lines += [
+        (row.name, row.role, row.address, "up" if row.up else "down", row.vrrp, " ".join(row.vips) or "-")
+        for row in running.status()
+    ]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    for line in lines:
+        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip())
 
 
 @task(help={**LAB_HELP, "node": "node name", "lines": "how many lines of each log"})
@@ -140,7 +169,10 @@ def logs(c, node, lab=None, lines=40):
 
 @task(help={**LAB_HELP, "node": "node name"})
 def ssh(c, node, lab=None):
-    """ssh into a node; anything after `--` runs as a command: invoke lab.ssh server3 -- ipvsadm -Ln"""
+    """ssh into a node, or run a command there (anything after `--`).
+
+    invoke lab.ssh server3 -- ipvsadm -Ln
+    """
     model = load(lab)
     if node not in model.nodes:
         raise UsageError(f"lab {model.name!r} has no node {node!r}; nodes: {', '.join(model.nodes)}")

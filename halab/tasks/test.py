@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from halab import paths
+from halab import paths, stopwatch
 from halab.errors import HalabError, UsageError
 from halab.prove import failover, session
 from halab.tasks import LAB_HELP, PROVIDER_HELP, provider_for, task
@@ -23,7 +23,7 @@ def lint(c):
 
 @task(name="all", default=True, help={"args": 'extra pytest arguments, e.g. "-k render -x"'})
 def all_(c, args=""):
-    """Run the linters, then the whole test suite: unit, config, build, lab, acceptance with failover (as root)."""
+    """Run the linters, then the whole suite: unit, config, build, lab, acceptance, failover (root)."""
     lint(c)
     c.run(f"{sys.executable} -m pytest {args}", echo=True)
 
@@ -36,9 +36,12 @@ def unit(c, args=""):
 
 @task(help={**RUN_HELP, "args": 'extra pytest arguments, e.g. "-k ipvs"'})
 def acceptance(c, lab=None, provider="local", destroy="passing", args=""):
-    """Check a running lab against the write-up (booting it first if needed); JUnit XML and JSON
-    go to the lab's artifacts directory."""
-    running = provider_for(lab, provider)
+    """Check a running lab against the write-up, booting it first if needed.
+
+    JUnit XML and JSON go to the lab's artifacts directory.
+    """
+    session.checked_destroy(destroy)
+    running = provider_for(lab, provider, stopwatch.timed())
     if not session.acceptance(running, Path(lab or paths.DEFAULT_LAB), destroy, args.split()):
         raise HalabError(f"acceptance failed on lab {running.lab.name!r}")
 
@@ -52,9 +55,14 @@ def acceptance(c, lab=None, provider="local", destroy="passing", args=""):
     },
 )
 def failover_(c, lab=None, provider="local", destroy="passing", scenario="", list_scenarios=False):
-    """Run failover scenarios with a probe on the client; print a table (scenario, outage,
-    failed requests, bound, verdict) and write JSON, JUnit XML and a PNG timeline per scenario."""
-    running = provider_for(lab, provider)
+    """Run failover scenarios with a probe on the client and print what the VIP's users saw.
+
+    A table (scenario, outage, failed requests, bound, verdict, findings), then the
+    findings; JSON, JUnit XML and a PNG timeline per scenario in the lab's artifacts.
+    """
+    session.checked_destroy(destroy)
+    say = stopwatch.timed()
+    running = provider_for(lab, provider, say)
     chosen = _chosen(failover.scenarios(running.lab), scenario)
     if list_scenarios:
         for item in chosen:
@@ -62,7 +70,7 @@ def failover_(c, lab=None, provider="local", destroy="passing", scenario="", lis
             for phase in item.phases:
                 print(f"    {phase.name}: bound {phase.bound * 1000:.0f} ms ({phase.basis})")
         return
-    runs = session.measure(running, chosen, destroy)
+    runs = session.measure(running, chosen, destroy, say)
     if not all(run.passed for run in runs):
         raise HalabError(f"failover failed on lab {running.lab.name!r}")
 

@@ -31,7 +31,7 @@ def test_unicast_bounds_scale_with_vrrpv3_and_nopreempt_keeps_the_backup():
 
 
 def test_active_active_masters_and_failover_targets():
-    dual = phases("active-active.yaml")
+    dual = phases("dual.yaml")
     assert dual["crash server3"].holders == {"172.25.1.100": "server4", "172.25.1.200": "server4"}
     assert dual["restart server3"].holders == {"172.25.1.100": "server3", "172.25.1.200": "server4"}
 

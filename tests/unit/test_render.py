@@ -21,7 +21,7 @@ from halab.errors import SpecError
 
 GOLDEN = Path(__file__).parent / "golden"
 LABS = Path(__file__).resolve().parents[2] / "labs"
-EXAMPLES = ["seed", "active-active", "unicast"]
+EXAMPLES = ["seed", "dual", "unicast"]
 
 
 @pytest.mark.parametrize("name", EXAMPLES)
@@ -72,7 +72,7 @@ def test_each_real_server_mangles_arp_to_its_own_address():
 
 
 def test_active_active_makes_each_director_master_of_one_vip():
-    lab = spec.load(LABS / "active-active.yaml")
+    lab = spec.load(LABS / "dual.yaml")
     three, four = render.instances(lab, "server3"), render.instances(lab, "server4")
     assert [(i.name, i.vrid, i.vips, i.state, i.priority) for i in three] == [
         ("VI_1", 51, ("172.25.1.100",), "MASTER", 100),

@@ -44,6 +44,8 @@ def invoke(*args: str, home) -> subprocess.CompletedProcess[str]:
         (("ami.list",), 2, "--regions is required"),
         (("ami.prune", "--regions", "eu-west-1", "--keep", "-1"), 2, "--keep must be 0 or more"),
         (("ami.publish", "--regions", "eu-west-1", "--deprecate-days", "-5"), 2, "--deprecate-days must be 0 or more"),
+        (("demo", "--destroy=pasing"), 2, "--destroy must be one of passing"),
+        (("lab.validate", "--lab", ""), 2, "--lab needs a lab file"),
     ],
 )
 def test_bad_arguments_end_in_one_clear_message(tmp_path, args, code, message):
@@ -76,3 +78,13 @@ def test_a_broken_manifest_is_named_not_a_traceback(tmp_path, text, message):
     manifest.write_text(text)
     result = invoke("ami.publish", "--regions", "eu-west-1", "--manifest", str(manifest), "--dry-run", home=tmp_path)
     assert result.returncode == 1 and message in result.stderr and "Traceback" not in result.stderr, result.stderr
+
+
+def test_every_task_says_what_it_does_in_one_whole_first_line():
+    """`invoke --list` shows each docstring's first line: it must be a whole sentence."""
+    from tasks import ns
+
+    for name in ns.task_names:
+        first = (ns[name].__doc__ or "").strip().splitlines()[0]
+        assert first.endswith("."), f"{name}: {first!r} is cut off in `invoke --list`"
+        assert len(first) <= 100, f"{name}: {first!r} is longer than a --list line"

@@ -16,7 +16,7 @@ from halab import paths, render, spec
 from halab.paths import LabPaths
 from halab.providers.vagrant import VagrantProvider, ssh_config_as_root
 
-LABS = ("seed.yaml", "active-active.yaml", "unicast.yaml")
+LABS = ("seed.yaml", "dual.yaml", "unicast.yaml")
 
 
 @pytest.fixture

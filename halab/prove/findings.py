@@ -1,0 +1,180 @@
+"""Findings: outages that come from a configuration choice with a known fix.
+
+A verdict says whether a phase stayed within its protocol bound; a finding says that the
+bound itself is a choice. Each is computed with the same bound formulas the verdicts use
+(halab.prove.failover), for the lab as it is and as it would be with the fix: the measured
+figure, the knob, and the bound the fix gives. The rules:
+
+- a healed split brain without `garp_master_refresh`: the client waits for its ARP entry
+  to age (about 50 s); with a refresh the bound is a few seconds (citing what a lab that
+  sets it measured, when its failover.json is in the same artifacts tree);
+- a real server's failure lasting as long as the health checker's timings (`delay_loop` +
+  `connect_timeout` + a retry) say, when shorter ones would cut it;
+- `nopreempt` leaving the VIP on the lower-priority director after the MASTER returned;
+- a low BACKUP priority, whose VRRP skew the clean stop of the MASTER waits out.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from halab import paths
+from halab.prove import failover
+from halab.prove.failover import PhaseResult, ScenarioRun
+from halab.spec import Lab
+
+# The fixes proposed, and what they give.
+GARP_REFRESH = 2  # seconds: what the unicast lab uses
+FAST_CHECK = (1, 1)  # delay_loop, connect_timeout in seconds
+SKEW_WORTH = 0.1  # seconds of skew a higher BACKUP priority must save to be worth a finding
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One phase whose outage a configuration change would shorten."""
+
+    scenario: str
+    phase: str
+    measured: str  # what the run saw
+    knob: str  # the lab file's setting
+    fix: str  # the setting that helps
+    bound_ms: int  # the bound as configured
+    fixed_bound_ms: int  # the bound with the fix
+    note: str = ""  # evidence from elsewhere, e.g. a lab that has the fix
+
+    def sentence(self) -> str:
+        """The finding in one paragraph, for the text under the table."""
+        text = (
+            f"{self.scenario} / {self.phase}: {self.measured}, from {self.knob} (bound {self.bound_ms} ms); "
+            f"{self.fix} gives a bound of {self.fixed_bound_ms} ms"
+        )
+        return f"{text}. {self.note}" if self.note else f"{text}."
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "text": self.sentence()}
+
+
+def of(lab: Lab, runs: list[ScenarioRun], artifacts: Path | None = None) -> list[Finding]:
+    """Every finding of a lab's failover runs, in table order. `artifacts`: the labs' artifacts
+    tree to cite other labs' runs from (default: this checkout's)."""
+    found = []
+    for run in runs:
+        for phase in run.phases:
+            rule = RULES.get(phase.kind)
+            if rule:
+                found += list(rule(lab, run, phase, artifacts or paths.labs()))
+    return found
+
+
+def _split_brain(lab: Lab, run: ScenarioRun, phase: PhaseResult, artifacts: Path) -> Iterator[Finding]:
+    if lab.vrrp.garp_master_refresh:
+        return
+    fixed, _ = failover.heal_bound(lab, GARP_REFRESH)
+    if phase.outage_ms <= (fixed + failover.margin(fixed)) * 1000:
+        return
+    yield Finding(
+        run.scenario,
+        phase.phase,
+        f"outage {phase.outage_ms} ms while the client's ARP entry still named the other director",
+        "no vrrp.garp_master_refresh (the director that stayed MASTER sends no gratuitous ARP)",
+        f"vrrp.garp_master_refresh: {GARP_REFRESH}",
+        phase.bound_ms,
+        round(fixed * 1000),
+        _measured_elsewhere(lab.name, artifacts),
+    )
+
+
+def _measured_elsewhere(name: str, artifacts: Path) -> str:
+    """What another lab with garp_master_refresh measured on the same phase, if it ran here."""
+    for report in sorted(artifacts.glob("*/artifacts/failover.json")):
+        data = json.loads(report.read_text())
+        refresh = data.get("settings", {}).get("garp_master_refresh")
+        if data.get("lab") == name or not refresh:
+            continue
+        for scenario in data.get("scenarios", []):
+            for phase in scenario.get("phases", []):
+                if phase.get("kind") == "heal":
+                    return (
+                        f"Lab {data['lab']!r} (garp_master_refresh {refresh}) measured {phase['outage_ms']} ms "
+                        f"on the same repair ({report})."
+                    )
+    return ""
+
+
+def _slow_checks(lab: Lab, run: ScenarioRun, phase: PhaseResult, artifacts: Path) -> Iterator[Finding]:
+    check = lab.virtual_services[0].health_check
+    fixed, _ = failover.detect_bound(*FAST_CHECK)
+    failing = _failing_for(run, phase)
+    if phase.bound_ms <= fixed * 1000 or failing <= fixed:
+        return
+    yield Finding(
+        run.scenario,
+        phase.phase,
+        f"requests failed for {failing * 1000:.0f} ms ({phase.failed} of them) until IPVS dropped the server",
+        f"health_check delay_loop {check.delay_loop} + connect_timeout {check.connect_timeout} + 1 retry",
+        f"health_check delay_loop: {FAST_CHECK[0]}, connect_timeout: {FAST_CHECK[1]}",
+        phase.bound_ms,
+        round(fixed * 1000),
+    )
+
+
+def _failing_for(run: ScenarioRun, phase: PhaseResult) -> float:
+    """Seconds from the phase's action to its last failed request's end (0: none failed)."""
+    failed = [r["done"] for r in run.requests if not r["ok"] and phase.start <= r["sent"] < phase.end]
+    return max(failed, default=phase.start) - phase.start
+
+
+def _nopreempt(lab: Lab, run: ScenarioRun, phase: PhaseResult, artifacts: Path) -> Iterator[Finding]:
+    if lab.vrrp.preempt:
+        return
+    normal = failover.masters(lab)
+    master = normal[str(lab.vips[0])]
+    backup = next(name for name in lab.role("director") if name != master)
+    yield Finding(
+        run.scenario,
+        phase.phase,
+        f"the VIP stayed on {backup} (priority {lab.nodes[backup].priority}) after {master} "
+        f"(priority {lab.nodes[master].priority}) returned",
+        "vrrp.preempt: false",
+        f"vrrp.preempt: true ({master} takes the VIP back, at the cost of a second short move)",
+        phase.bound_ms,
+        round(lab.vrrp.advert_int * 1000),
+    )
+
+
+def _low_backup(lab: Lab, run: ScenarioRun, phase: PhaseResult, artifacts: Path) -> Iterator[Finding]:
+    normal = failover.masters(lab)
+    master = normal[str(lab.vips[0])]
+    backup = next(name for name in lab.role("director") if name != master)
+    priority, ceiling = lab.nodes[backup].priority or 0, (lab.nodes[master].priority or 0) - 1
+    now, fixed = failover.skew(lab, priority), failover.skew(lab, ceiling)
+    if priority >= ceiling or now - fixed < SKEW_WORTH or phase.outage_ms <= fixed * 1000:
+        return
+    yield Finding(
+        run.scenario,
+        phase.phase,
+        f"outage {phase.outage_ms} ms, of which VRRP skew (256 - {priority}) / 256 is {now * 1000:.0f} ms",
+        f"nodes.{backup}.priority {priority}",
+        f"nodes.{backup}.priority: {ceiling} (just below {master}'s {ceiling + 1})",
+        phase.bound_ms,
+        round(fixed * 1000),
+    )
+
+
+RULES = {"heal": _split_brain, "check": _slow_checks, "return": _nopreempt, "stop": _low_backup}
+
+
+def settings(lab: Lab) -> dict:
+    """The lab's settings the findings read, recorded in failover.json so other labs' findings can cite it."""
+    check = lab.virtual_services[0].health_check
+    return {
+        "garp_master_refresh": lab.vrrp.garp_master_refresh,
+        "preempt": lab.vrrp.preempt,
+        "advert_int": lab.vrrp.advert_int,
+        "delay_loop": check.delay_loop,
+        "connect_timeout": check.connect_timeout,
+        "priorities": {name: node.priority for name, node in lab.role("director").items()},
+    }

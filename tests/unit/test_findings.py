@@ -1,0 +1,93 @@
+"""Findings from synthetic runs: which outages a setting would shorten, and by how much."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from halab import paths, spec
+from halab.prove import failover, findings, report
+from tests.fixtures import probe_record as record
+
+
+def run_of(lab: spec.Lab, scenario: str, down: tuple[float, float]) -> failover.ScenarioRun:
+    """A scenario whose phases act at 10 s and 50 s (the probe runs 150 s at 20 requests/s)
+    and whose VIP fails from down[0] to down[1] s."""
+    chosen = next(s for s in failover.scenarios(lab) if s.name == scenario)
+    requests = [record(t / 20, not (down[0] <= t / 20 < down[1])) for t in range(20 * 150)]
+    spans = [(10.0, 50.0), (50.0, 145.0)]
+    results = [
+        failover.judge(scenario, phase, start, start, until, requests, {}, [])
+        for phase, (start, until) in zip(chosen.phases, spans, strict=True)
+    ]
+    return failover.ScenarioRun(scenario, chosen.description, 0.0, 0.0, {}, requests, results)
+
+
+@pytest.fixture
+def seed() -> spec.Lab:
+    return spec.load(paths.LABS / "seed.yaml")
+
+
+def test_a_healed_split_brain_without_garp_refresh_is_a_finding_with_the_fixed_bound(seed, tmp_path):
+    run = run_of(seed, "link-cut", (50.0, 50.0 + 51.0))
+    found = findings.of(seed, [run], tmp_path)
+    heal = [f for f in found if f.phase == "restore server3's link"]
+    assert len(heal) == 1
+    # max(garp 2, recheck 3 + 3) + advert 1, from the same formula as the verdict's bound
+    assert heal[0].fixed_bound_ms == round(failover.heal_bound(seed, 2)[0] * 1000) == 7000
+    assert heal[0].bound_ms == 54000 and "garp_master_refresh: 2" in heal[0].fix
+    assert "51" in heal[0].measured
+
+
+def test_the_split_brain_finding_cites_a_lab_with_the_fix_from_the_same_artifacts_tree(seed, tmp_path):
+    unicast = spec.load(paths.LABS / "unicast.yaml")
+    other = run_of(unicast, "link-cut", (50.0, 52.5))
+    report.write_json(
+        [other],
+        "t-unicast",
+        tmp_path / "t-unicast" / "artifacts" / "failover.json",
+        [],
+        {"settings": findings.settings(unicast)},
+    )
+    found = findings.of(seed, [run_of(seed, "link-cut", (50.0, 101.0))], tmp_path)
+    assert "'t-unicast' (garp_master_refresh 2) measured 2550 ms" in found[0].note
+
+
+def test_a_short_heal_is_no_finding(seed, tmp_path):
+    assert findings.of(seed, [run_of(seed, "link-cut", (50.0, 52.0))], tmp_path) == []
+
+
+def test_health_check_timings_dominating_a_real_server_failure(seed, tmp_path):
+    run = run_of(seed, "nginx-stop", (10.0, 18.0))
+    found = findings.of(seed, [run], tmp_path)
+    assert [f.phase for f in found] == ["stop nginx on server1"]
+    assert found[0].bound_ms == 10000 and found[0].fixed_bound_ms == 4000
+    assert "delay_loop 3 + connect_timeout 3" in found[0].knob
+
+
+def test_nopreempt_leaving_the_vip_on_the_backup(tmp_path):
+    unicast = spec.load(paths.LABS / "unicast.yaml")
+    found = findings.of(unicast, [run_of(unicast, "director-crash", (10.0, 12.0))], tmp_path)
+    assert [f.knob for f in found] == ["vrrp.preempt: false"]
+    assert "stayed on server4 (priority 50)" in found[0].measured and found[0].fixed_bound_ms == 500
+
+
+def test_a_low_backup_priority_on_a_clean_stop(seed, tmp_path):
+    found = findings.of(seed, [run_of(seed, "keepalived-stop", (10.0, 10.85))], tmp_path)
+    assert [f.knob for f in found] == ["nodes.server4.priority 50"]
+    assert found[0].fixed_bound_ms == round((256 - 99) / 256 * 1000)
+
+
+def test_findings_reach_the_table_json_and_junit_and_leave_the_verdict_alone(seed, tmp_path):
+    run = run_of(seed, "link-cut", (50.0, 101.0))
+    found = findings.of(seed, [run], tmp_path)
+    text = report.table([run], found) + "\n" + report.findings_text(found)
+    line = next(line for line in text.splitlines() if "restore server3's link" in line and "[1]" in line)
+    assert " pass " in line  # within its (ARP-ageing) bound: the verdict keeps its meaning
+    assert "[1] link-cut / restore server3's link" in text
+    context = {"versions": {"nginx": "1.22.1"}, "substitutions": ["nginx 1.22.1 instead of ..."]}
+    data = json.loads(report.write_json([run], "seed", tmp_path / "f.json", found, context).read_text())
+    assert data["findings"][0]["fixed_bound_ms"] == 7000 and data["versions"] == {"nginx": "1.22.1"}
+    xml = report.write_junit([run], "seed", tmp_path / "f.xml", found, context).read_text()
+    assert "finding: link-cut / restore" in xml and 'name="version.nginx" value="1.22.1"' in xml
