@@ -219,6 +219,14 @@ def scenarios(lab: Lab) -> list[Scenario]:
     heal, heal_basis = heal_bound(lab, lab.vrrp.garp_master_refresh)
     server = next(iter(lab.virtual_services[0].real_servers))
 
+    def lost(action: Action) -> Phase:
+        """The MASTER gone without a word (crashed, cut off): the BACKUP waits out master-down."""
+        return Phase(*action, down, down_basis, failed_over, kind="down")
+
+    def returned(action: Action) -> Phase:
+        """The MASTER back: one advert settles who holds the VIP."""
+        return Phase(*action, advert, back_basis, back, settle=down, kind="return")
+
     return [
         Scenario(
             "keepalived-stop",
@@ -232,38 +240,22 @@ def scenarios(lab: Lab) -> list[Scenario]:
                     failed_over,
                     kind="stop",
                 ),
-                Phase(
-                    f"start keepalived on {master}",
-                    lambda p: p.start_service(master, "keepalived"),
-                    advert,
-                    back_basis,
-                    back,
-                    settle=down,
-                    kind="return",
-                ),
+                returned((f"start keepalived on {master}", lambda p: p.start_service(master, "keepalived"))),
             ),
         ),
         Scenario(
             "director-crash",
             f"the MASTER {master} crashes (kernel killed), then boots again",
             (
-                Phase(f"crash {master}", lambda p: p.crash(master), down, down_basis, failed_over, kind="down"),
-                Phase(
-                    f"restart {master}",
-                    lambda p: p.restart(master),
-                    advert,
-                    back_basis,
-                    back,
-                    settle=down,
-                    kind="return",
-                ),
+                lost((f"crash {master}", lambda p: p.crash(master))),
+                returned((f"restart {master}", lambda p: p.restart(master))),
             ),
         ),
         Scenario(
             "link-cut",
             f"the MASTER {master}'s link to the lab switch is cut, then restored",
             (
-                Phase(f"cut {master}'s link", lambda p: p.cut_link(master), down, down_basis, failed_over, kind="down"),
+                lost((f"cut {master}'s link", lambda p: p.cut_link(master))),
                 Phase(
                     f"restore {master}'s link",
                     lambda p: p.restore_link(master),
