@@ -5,6 +5,7 @@ from __future__ import annotations
 from halab import build, configtest, pins, providers, render, stopwatch, versions
 from halab.errors import BuildError, UsageError
 from halab.paths import LabPaths
+from halab.prove import topology
 from halab.providers import Provider
 from halab.remote import Remote
 from halab.spec import Lab
@@ -150,6 +151,37 @@ def _print_status(running: Provider) -> None:
     widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
     for line in lines:
         print("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip())
+
+
+@task(
+    help={
+        **LAB_HELP,
+        **PROVIDER_HELP,
+        "format_": f"{', '.join(topology.FORMATS)}: text prints here (default), the others are written "
+        "into the lab's artifacts directory",
+    }
+)
+def show(c, lab=None, provider="local", format_="text"):
+    """Draw the lab: nodes, VIPs, the switch and which way requests and replies flow.
+
+    From the lab file: each node's role and address, each director's VRRP state and
+    priority, the VIPs and their VRIDs. When the lab runs, also who holds which VIP now
+    and each VIP's IPVS members with their weights and connection counts.
+    """
+    if format_ not in topology.FORMATS:
+        raise UsageError(f"--format must be one of {', '.join(topology.FORMATS)}; got {format_!r}")
+    running = provider_for(lab, provider)
+    now = topology.live(running)
+    if format_ == "text":
+        print(topology.text(running.lab, now))
+        return
+    target = running.paths.artifacts / f"topology.{format_}"
+    if format_ == "dot":
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(topology.dot(running.lab, now))
+    else:
+        topology.draw(running.lab, now, target)
+    print(f"wrote {target}")
 
 
 @task(help={**LAB_HELP, "node": "node name", "lines": "how many lines of each log"})
