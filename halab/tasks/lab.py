@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from halab import build, configtest, pins, providers, render, stopwatch, versions
+from pathlib import Path
+
+from halab import build, configtest, inventory, pins, providers, render, stopwatch, versions
 from halab.errors import BuildError, UsageError
 from halab.paths import LabPaths
 from halab.prove import topology
@@ -182,6 +184,30 @@ def show(c, lab=None, provider="local", format_="text"):
     else:
         topology.draw(running.lab, now, target)
     print(f"wrote {target}")
+
+
+@task(
+    name="inventory",
+    help={
+        **LAB_HELP,
+        "format_": f"{' or '.join(inventory.FORMATS)} (default: ini)",
+        "output": "write it to this file instead of printing it",
+    },
+)
+def inventory_(c, lab=None, format_="ini", output=None):
+    """Print an Ansible inventory of the lab: hosts grouped by role, with their VRRP and VIPs.
+
+    `ansible-inventory --list -i FILE` reads it; so the lab file that drives the local lab
+    also describes real hosts (set ansible_user and the like in your own group_vars).
+    """
+    if format_ not in inventory.FORMATS:
+        raise UsageError(f"--format must be one of {', '.join(inventory.FORMATS)}; got {format_!r}")
+    text = inventory.FORMATS[format_](load(lab))
+    if output:
+        Path(output).write_text(text)
+        print(f"wrote {output}")
+    else:
+        print(text, end="")
 
 
 @task(help={**LAB_HELP, "node": "node name", "lines": "how many lines of each log"})

@@ -46,6 +46,7 @@ def invoke(*args: str, home) -> subprocess.CompletedProcess[str]:
         (("ami.publish", "--regions", "eu-west-1", "--deprecate-days", "-5"), 2, "--deprecate-days must be 0 or more"),
         (("demo", "--destroy=pasing"), 2, "--destroy must be one of passing"),
         (("lab.validate", "--lab", ""), 2, "--lab needs a lab file"),
+        (("lab.inventory", "--format", "toml"), 2, "--format must be one of ini, yaml; got 'toml'"),
         (("lab.show", "--format", "jpeg"), 2, "--format must be one of text, png, svg, dot; got 'jpeg'"),
     ],
 )
