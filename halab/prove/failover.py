@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
-from halab.errors import ProviderError
+from halab.errors import HalabError, ProviderError
 from halab.prove import ipvs, probe
 from halab.providers.base import Provider
 from halab.spec import Lab
@@ -138,10 +138,12 @@ class ScenarioRun:
     macs: dict[str, str]  # MAC -> node
     requests: list[dict]  # agent records, times made relative to `started`
     phases: list[PhaseResult]
+    failed_step: str = ""  # the step that raised, when one did: a phase's name, or a preparation
+    error: str = ""  # what it raised; the phases after it were not run
 
     @property
     def passed(self) -> bool:
-        return all(p.passed for p in self.phases)
+        return not self.error and all(p.passed for p in self.phases)
 
     def as_dict(self) -> dict:
         data = asdict(self)
@@ -333,24 +335,37 @@ class Runner:
         self.targets = [f"{vip}:{self.lab.virtual_services[0].port}" for vip in self.lab.vips]
 
     def run(self, scenario: Scenario) -> ScenarioRun:
-        self.restore_baseline()
-        offset = self.remote.clock_offset(self.client)
-        macs = self.macs()
-        self.progress(f"scenario {scenario.name}: {scenario.description}")
-        started = time.time()
-        http = probe.HttpProbe(self.remote, self.client, self.targets, PROBE_RATE, PROBE_TIMEOUT).start()
-        marks = []
+        """Measure one scenario. A step that fails (a node that does not boot again) ends it:
+        the phases done so far are judged, and the run carries the step and its error."""
+        step, error = "restore the baseline", ""
+        started, offset, macs = time.time(), 0.0, {}
+        records: list[dict] = []
+        marks: list[tuple[Phase, float, float, list[str]]] = []
         try:
-            time.sleep(BASELINE)
-            for phase in scenario.phases:
-                acted = time.time()
-                self.progress(f"  {phase.name} (bound {phase.bound * 1000:.0f} ms: {phase.basis})")
-                phase.act(self.provider)
-                done = time.time()
-                self._observe(http, done, phase, offset)
-                marks.append((phase, acted, done, self.end_state_problems(phase)))
-        finally:
-            records = http.stop()
+            self.restore_baseline()
+            step = "read the client's clock and the nodes' MACs"
+            offset = self.remote.clock_offset(self.client)
+            macs = self.macs()
+            self.progress(f"scenario {scenario.name}: {scenario.description}")
+            step = "start the probe"
+            started = time.time()
+            http = probe.HttpProbe(self.remote, self.client, self.targets, PROBE_RATE, PROBE_TIMEOUT).start()
+            try:
+                time.sleep(BASELINE)
+                for phase in scenario.phases:
+                    step = phase.name
+                    acted = time.time()
+                    self.progress(f"  {phase.name} (bound {phase.bound * 1000:.0f} ms: {phase.basis})")
+                    phase.act(self.provider)
+                    done = time.time()
+                    self._observe(http, done, phase, offset)
+                    marks.append((phase, acted, done, self.end_state_problems(phase)))
+                step = "stop the probe"
+            finally:
+                records = http.stop()
+        except HalabError as exc:
+            error = str(exc)
+            self.progress(f"  {step}: {error}")
         requests = [{**r, "sent": r["sent"] - offset - started, "done": r["done"] - offset - started} for r in records]
         results = []
         for index, (phase, acted, done, problems) in enumerate(marks):
@@ -364,7 +379,9 @@ class Runner:
                     scenario.name, phase, acted - started - CLOCK_SLACK, done - started, until, requests, macs, problems
                 )
             )
-        return ScenarioRun(scenario.name, scenario.description, started, offset, macs, requests, results)
+        return ScenarioRun(
+            scenario.name, scenario.description, started, offset, macs, requests, results, step if error else "", error
+        )
 
     def _observe(self, http: probe.HttpProbe, done: float, phase: Phase, offset: float) -> None:
         """Watch the probe after an action: at least settle + TAIL seconds, then until the

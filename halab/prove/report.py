@@ -31,26 +31,32 @@ def _marks(runs: list[ScenarioRun], found: list[Finding]) -> dict[tuple[str, str
 
 
 def rows(runs: list[ScenarioRun], found: list[Finding] | None = None) -> list[tuple[str, ...]]:
+    """One row per phase measured; a scenario that raised adds a row for the step that did (ERROR)."""
     marks = _marks(runs, found or [])
-    return [
-        (
-            run.scenario,
-            phase.phase,
-            str(phase.outage_ms),
-            str(phase.failed),
-            str(phase.bound_ms),
-            str(phase.margin_ms),
-            _moved(phase),
-            "pass" if phase.passed else "FAIL",
-            marks.get((run.scenario, phase.phase), ""),
-        )
-        for run in runs
-        for phase in run.phases
-    ]
+    lines: list[tuple[str, ...]] = []
+    for run in runs:
+        lines += [
+            (
+                run.scenario,
+                phase.phase,
+                str(phase.outage_ms),
+                str(phase.failed),
+                str(phase.bound_ms),
+                str(phase.margin_ms),
+                _moved(phase),
+                "pass" if phase.passed else "FAIL",
+                marks.get((run.scenario, phase.phase), ""),
+            )
+            for phase in run.phases
+        ]
+        if run.error:
+            lines.append((run.scenario, run.failed_step, "-", "-", "-", "-", "-", "ERROR", ""))
+    return lines
 
 
-def table(runs: list[ScenarioRun], found: list[Finding] | None = None) -> str:
-    """A plain-text table, one line per phase, then the reasons of every failed phase."""
+def table(runs: list[ScenarioRun], found: list[Finding] | None = None, not_run: list[str] | None = None) -> str:
+    """A plain-text table, one line per phase, then the reasons of every failed phase, the
+    error of a scenario that raised and the scenarios that were not run after it."""
     lines = [COLUMNS, *rows(runs, found)]
     widths = [max(len(line[i]) for line in lines) for i in range(len(COLUMNS))]
     text = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=False)).rstrip() for line in lines]
@@ -58,6 +64,10 @@ def table(runs: list[ScenarioRun], found: list[Finding] | None = None) -> str:
     for run in runs:
         for phase in run.phases:
             text += [f"  {run.scenario} / {phase.phase}: {reason}" for reason in phase.reasons()]
+        if run.error:
+            text.append(f"  {run.scenario} / {run.failed_step}: error: {run.error}")
+    if not_run:
+        text.append(f"  not run (the run stopped before them): {', '.join(not_run)}")
     return "\n".join(text)
 
 
@@ -75,7 +85,7 @@ def write_json(
     """Every request and verdict, the findings, and the run's context (versions used, the lab's settings)."""
     data = {
         "lab": lab,
-        "passed": all(run.passed for run in runs),
+        "passed": all(run.passed for run in runs) and not (context or {}).get("not_run"),
         **(context or {}),
         "findings": [finding.as_dict() for finding in found or []],
         "scenarios": [run.as_dict() for run in runs],
@@ -91,13 +101,17 @@ def write_junit(
     """One testcase per phase (classname: the scenario), failures carrying their reasons, findings
     in the phase's output; the versions used as the suite's properties."""
     phases = [(run, phase) for run in runs for phase in run.phases]
+    errors = [run for run in runs if run.error]
+    not_run = (context or {}).get("not_run", [])
     suites = ET.Element("testsuites", name="halab")
     suite = ET.SubElement(
         suites,
         "testsuite",
         name=f"failover[{lab}]",
-        tests=str(len(phases)),
+        tests=str(len(phases) + len(errors) + len(not_run)),
         failures=str(sum(not phase.passed for _, phase in phases)),
+        errors=str(len(errors)),
+        skipped=str(len(not_run)),
     )
     properties = ET.SubElement(suite, "properties")
     for name, version in (context or {}).get("versions", {}).items():
@@ -122,6 +136,12 @@ def write_junit(
         if not phase.passed:
             ET.SubElement(case, "failure", message="; ".join(phase.reasons())).text = summary
         ET.SubElement(case, "system-out").text = "\n".join([summary, *notes])
+    for run in errors:
+        case = ET.SubElement(suite, "testcase", classname=f"failover.{run.scenario}", name=run.failed_step)
+        ET.SubElement(case, "error", message=run.error).text = run.error
+    for name in not_run:
+        case = ET.SubElement(suite, "testcase", classname=f"failover.{name}", name="not run")
+        ET.SubElement(case, "skipped", message="not run: the run stopped before it (an error or an interruption)")
     path.parent.mkdir(parents=True, exist_ok=True)
     ET.ElementTree(suites).write(path, encoding="unicode", xml_declaration=True)
     return path

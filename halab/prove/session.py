@@ -132,29 +132,45 @@ def measure(
     substitutions: list[str] | None = None,
 ) -> list[failover.ScenarioRun]:
     """Run the failover scenarios, write JSON, JUnit and a PNG per scenario; once the lab is
-    dealt with, print the table, the versions substituted (if any) and the findings."""
+    dealt with, print the table, the versions substituted (if any) and the findings.
+
+    A scenario that raises ends the run (the lab's state is then unknown): it is reported
+    with its error, the ones after it as not run. Whatever stops the run (Ctrl-C too), the
+    scenarios that ran are still written and printed.
+    """
     runs: list[failover.ScenarioRun] = []
-    lab = provider.lab
     notes = substitutions or []
-    with Session(provider, "failover", destroy, progress=progress, substitutions=notes) as session:
-        out = session.artifacts
-        runner = failover.Runner(provider, progress)
-        for scenario in chosen:
-            runs.append(runner.run(scenario))
-            report.plot(runs[-1], out / f"failover-{scenario.name}.png")
-        found = findings.of(lab, runs)
-        context = {
-            "versions": lab.versions.model_dump(),
-            "substitutions": notes,
-            "settings": findings.settings(lab),
-        }
-        report.write_json(runs, lab.name, out / "failover.json", found, context)
-        report.write_junit(runs, lab.name, out / "failover.xml", found, context)
-        session.passed = all(run.passed for run in runs)
-    # The results, not progress: printed as they are, the last thing a run shows.
-    print("\n" + report.table(runs, found))
+    try:
+        with Session(provider, "failover", destroy, progress=progress, substitutions=notes) as session:
+            runner = failover.Runner(provider, progress)
+            for scenario in chosen:
+                runs.append(runner.run(scenario))
+                if runs[-1].requests:
+                    report.plot(runs[-1], session.artifacts / f"failover-{scenario.name}.png")
+                if runs[-1].error:
+                    break
+            session.passed = len(runs) == len(chosen) and all(run.passed for run in runs)
+    finally:
+        if runs:
+            _results(provider, runs, [s.name for s in chosen[len(runs) :]], notes)
+    return runs
+
+
+def _results(provider: Provider, runs: list[failover.ScenarioRun], not_run: list[str], notes: list[str]) -> None:
+    """Write failover.json and failover.xml, then print the table, the versions substituted and
+    the findings: the last thing a run shows."""
+    lab, out = provider.lab, provider.paths.artifacts
+    found = findings.of(lab, runs)
+    context = {
+        "versions": lab.versions.model_dump(),
+        "substitutions": notes,
+        "settings": findings.settings(lab),
+        "not_run": not_run,
+    }
+    report.write_json(runs, lab.name, out / "failover.json", found, context)
+    report.write_junit(runs, lab.name, out / "failover.xml", found, context)
+    print("\n" + report.table(runs, found, not_run))
     for note in notes:
         print(f"versions: {note}")
     if found:
         print(report.findings_text(found))
-    return runs

@@ -1,8 +1,8 @@
 """invoke collections: one module per namespace, no logic (each task calls the package).
 
-Every task is declared with `task` below: invoke's decorator, plus the one rule every
-task keeps: an expected failure (a HalabError) ends as one clear message and its exit
-code, never a traceback.
+Every task is declared with `task` below: invoke's decorator, plus the rules every task
+keeps: an expected failure (a HalabError) ends as one clear message and its exit code,
+never a traceback; and a short flag means the same option in every task (SHORT_FLAGS).
 """
 
 from __future__ import annotations
@@ -16,6 +16,37 @@ import invoke
 from halab import spec
 from halab.errors import HalabError, UsageError
 from halab.providers import NAMES, Provider, make
+
+# The project's short flags: one letter, one option, in every task. invoke would give each
+# option the first letter still free in its own task, so -d meant --destroy in one task and
+# --dry-run or --deprecate-days in others, and -k --keep or --kms-key. Options not listed
+# here have only their long flag.
+SHORT_FLAGS = {
+    "lab": "l",
+    "provider": "p",
+    "destroy": "d",
+    "node": "n",
+    "all": "a",
+    "format": "f",
+    "output": "o",
+    "keep": "k",
+    "scenario": "s",
+    "regions": "r",
+    "manifest": "m",
+    "target": "t",
+    "var": "v",
+}
+
+
+class Task(invoke.Task):
+    """invoke's Task whose short flags come from SHORT_FLAGS only, never from first letters."""
+
+    def arg_opts(self, name: str, default: str, taken_names: set[str]) -> dict[str, Any]:
+        opts = super().arg_opts(name, default, taken_names)
+        letter = SHORT_FLAGS.get(opts["names"][0])
+        opts["names"] += [letter] if letter else []
+        return opts
+
 
 LAB_HELP = {"lab": "lab file (YAML); default: labs/seed.yaml, the write-up's lab"}
 PROVIDER_HELP = {
@@ -35,7 +66,7 @@ def task(*args: Any, **kwargs: Any) -> Any:
             except HalabError as exc:
                 raise invoke.Exit(str(exc), code=exc.exit_code) from None
 
-        return invoke.task(**kwargs)(run)
+        return invoke.task(klass=Task, auto_shortflags=False, **kwargs)(run)
 
     if len(args) == 1 and callable(args[0]) and not kwargs:
         return decorate(args[0])

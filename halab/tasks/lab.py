@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from halab import build, configtest, pins, providers, render, stopwatch, versions
+from pathlib import Path
+
+from halab import build, configtest, inventory, pins, providers, render, stopwatch, versions
 from halab.errors import BuildError, UsageError
 from halab.paths import LabPaths
+from halab.prove import topology
 from halab.providers import Provider
 from halab.remote import Remote
 from halab.spec import Lab
@@ -150,6 +153,61 @@ def _print_status(running: Provider) -> None:
     widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
     for line in lines:
         print("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip())
+
+
+@task(
+    help={
+        **LAB_HELP,
+        **PROVIDER_HELP,
+        "format_": f"{', '.join(topology.FORMATS)}: text prints here (default), the others are written "
+        "into the lab's artifacts directory",
+    }
+)
+def show(c, lab=None, provider="local", format_="text"):
+    """Draw the lab: nodes, VIPs, the switch and which way requests and replies flow.
+
+    From the lab file: each node's role and address, each director's VRRP state and
+    priority, the VIPs and their VRIDs. When the lab runs, also who holds which VIP now
+    and each VIP's IPVS members with their weights and connection counts.
+    """
+    if format_ not in topology.FORMATS:
+        raise UsageError(f"--format must be one of {', '.join(topology.FORMATS)}; got {format_!r}")
+    running = provider_for(lab, provider)
+    now = topology.live(running)
+    if format_ == "text":
+        print(topology.text(running.lab, now))
+        return
+    target = running.paths.artifacts / f"topology.{format_}"
+    if format_ == "dot":
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(topology.dot(running.lab, now))
+    else:
+        topology.draw(running.lab, now, target)
+    print(f"wrote {target}")
+
+
+@task(
+    name="inventory",
+    help={
+        **LAB_HELP,
+        "format_": f"{' or '.join(inventory.FORMATS)} (default: ini)",
+        "output": "write it to this file instead of printing it",
+    },
+)
+def inventory_(c, lab=None, format_="ini", output=None):
+    """Print an Ansible inventory of the lab: hosts grouped by role, with their VRRP and VIPs.
+
+    `ansible-inventory --list -i FILE` reads it; so the lab file that drives the local lab
+    also describes real hosts (set ansible_user and the like in your own group_vars).
+    """
+    if format_ not in inventory.FORMATS:
+        raise UsageError(f"--format must be one of {', '.join(inventory.FORMATS)}; got {format_!r}")
+    text = inventory.FORMATS[format_](load(lab))
+    if output:
+        Path(output).write_text(text)
+        print(f"wrote {output}")
+    else:
+        print(text, end="")
 
 
 @task(help={**LAB_HELP, "node": "node name", "lines": "how many lines of each log"})

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import xml.etree.ElementTree as ET
 
 import pytest
 
 from halab import paths, spec
-from halab.errors import UsageError
-from halab.prove import failover
+from halab.errors import ProviderError, UsageError
+from halab.prove import failover, session
 from halab.prove.session import DESTROY, Session
 from halab.providers.vagrant import VagrantProvider
 from tests.conftest import MemoryProvider
@@ -76,3 +77,105 @@ def test_the_failover_runner_reads_the_lab_as_the_provider_runs_it(home, fake_ss
     runner._client_reaches_every_vip()
     network = [command for _, command in fake_ssh.calls() if "/sys/class/net/" in command or "ip neigh" in command]
     assert network and all("eth1" in command and "eth0" not in command for command in network), network
+
+
+def _probe_answers(fake_ssh) -> None:
+    """The client's answers for a Runner: its clock, a probe whose every request succeeded,
+    every VIP reachable; server3's IPVS table has both real servers."""
+    records = [{"event": "start"}] + [
+        {
+            "seq": n,
+            "sent": 1000 + n * 0.05,
+            "done": 1000.01 + n * 0.05,
+            "ok": True,
+            "target": "172.25.1.100:80",
+            "mac": "aa:03",
+            "page": "<h1>server1's page</h1>",
+        }
+        for n in range(60)
+    ]
+    fake_ssh.answer(" http --rate", stdout="".join(json.dumps(r) + "\n" for r in records))
+    fake_ssh.answer("print(time.time())", stdout="1000.0\n")
+    fake_ssh.answer(" capture --target", stdout=json.dumps({"pages": ["<h1>server1's page</h1>"] * 3}) + "\n")
+    fake_ssh.answer(
+        "ipvsadm -Ln",
+        node="server3",
+        stdout="TCP  172.25.1.100:80 rr\n  -> 172.25.1.101:80  Route  1  0  0\n  -> 172.25.1.102:80  Route  1  0  0\n",
+    )
+
+
+def test_a_scenario_that_raises_still_gets_the_table_and_the_reports(memory_provider, fake_ssh, monkeypatch, capsys):
+    """A node that does not come back ends the run, but the scenarios that ran, the one that
+    raised (with its error) and the ones never run are printed and written, JSON and JUnit."""
+    for name in ("BASELINE", "TAIL", "MARGIN"):
+        monkeypatch.setattr(failover, name, 0.0)
+    _probe_answers(fake_ssh)
+
+    def no_boot(provider):
+        raise ProviderError("server3 did not answer over ssh within 60 s of its restart")
+
+    vip = {"172.25.1.100": "server3"}
+    chosen = [
+        failover.Scenario("quiet", "nothing happens", (failover.Phase("wait", lambda p: None, 1.0, "a second", vip),)),
+        failover.Scenario(
+            "restart-fails",
+            "server3 crashes and does not come back",
+            (
+                failover.Phase("crash server3", lambda p: p.crash("server3"), 1.0, "a second", vip),
+                failover.Phase("restart server3", no_boot, 1.0, "a second", vip),
+            ),
+        ),
+        failover.Scenario("never", "not reached", (failover.Phase("wait", lambda p: None, 1.0, "a second", vip),)),
+    ]
+    runs = session.measure(memory_provider, chosen, progress=lambda _: None)
+
+    assert [(run.scenario, run.passed, run.failed_step) for run in runs] == [
+        ("quiet", True, ""),
+        ("restart-fails", False, "restart server3"),
+    ]
+    printed = capsys.readouterr().out
+    rows = [line.split() for line in printed.splitlines() if line.startswith(("quiet", "restart-fails"))]
+    assert [row[:2] + row[-1:] for row in rows] == [
+        ["quiet", "wait", "pass"],
+        ["restart-fails", "crash", "pass"],
+        ["restart-fails", "restart", "ERROR"],
+    ], printed
+    assert "restart-fails / restart server3: error: server3 did not answer over ssh within 60 s" in printed
+    assert "not run (the run stopped before them): never" in printed
+    out = paths.LabPaths("seed").artifacts
+    data = json.loads((out / "failover.json").read_text())
+    assert data["passed"] is False and data["not_run"] == ["never"]
+    assert [s["scenario"] for s in data["scenarios"]] == ["quiet", "restart-fails"]
+    assert (
+        data["scenarios"][1]["error"].startswith("server3 did not answer") and len(data["scenarios"][1]["phases"]) == 1
+    )
+    suite = ET.parse(out / "failover.xml").getroot().find("testsuite")
+    assert (suite.get("tests"), suite.get("errors"), suite.get("skipped")) == (
+        "4",
+        "1",
+        "1",
+    )  # two phases, one error, one not run
+    (error,) = suite.iter("error")
+    assert error.get("message").startswith("server3 did not answer")
+    assert MemoryProvider.events == ["boot", "crash server3"]  # a failed run's lab is kept for debugging
+
+
+def test_ctrl_c_mid_run_still_prints_and_writes_what_ran(memory_provider, fake_ssh, monkeypatch, capsys):
+    for name in ("BASELINE", "TAIL", "MARGIN"):
+        monkeypatch.setattr(failover, name, 0.0)
+    _probe_answers(fake_ssh)
+
+    def interrupt(provider):
+        raise KeyboardInterrupt
+
+    vip = {"172.25.1.100": "server3"}
+    chosen = [
+        failover.Scenario("quiet", "nothing happens", (failover.Phase("wait", lambda p: None, 1.0, "a second", vip),)),
+        failover.Scenario("stopped", "Ctrl-C", (failover.Phase("wait", interrupt, 1.0, "a second", vip),)),
+    ]
+    with pytest.raises(KeyboardInterrupt):
+        session.measure(memory_provider, chosen, progress=lambda _: None)
+    assert ["quiet", "wait"] in [line.split()[:2] for line in capsys.readouterr().out.splitlines()]
+    data = json.loads((paths.LabPaths("seed").artifacts / "failover.json").read_text())
+    assert [s["scenario"] for s in data["scenarios"]] == ["quiet"] and data["not_run"] == ["stopped"]
+    assert data["passed"] is False

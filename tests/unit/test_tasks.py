@@ -46,6 +46,8 @@ def invoke(*args: str, home) -> subprocess.CompletedProcess[str]:
         (("ami.publish", "--regions", "eu-west-1", "--deprecate-days", "-5"), 2, "--deprecate-days must be 0 or more"),
         (("demo", "--destroy=pasing"), 2, "--destroy must be one of passing"),
         (("lab.validate", "--lab", ""), 2, "--lab needs a lab file"),
+        (("lab.inventory", "--format", "toml"), 2, "--format must be one of ini, yaml; got 'toml'"),
+        (("lab.show", "--format", "jpeg"), 2, "--format must be one of text, png, svg, dot; got 'jpeg'"),
     ],
 )
 def test_bad_arguments_end_in_one_clear_message(tmp_path, args, code, message):
@@ -88,3 +90,25 @@ def test_every_task_says_what_it_does_in_one_whole_first_line():
         first = (ns[name].__doc__ or "").strip().splitlines()[0]
         assert first.endswith("."), f"{name}: {first!r} is cut off in `invoke --list`"
         assert len(first) <= 100, f"{name}: {first!r} is longer than a --list line"
+
+
+def test_a_short_flag_means_one_option_in_every_task():
+    """Every task's short flags come from the one table (never from invoke's first free
+    letter), each letter names one option, and every entry of the table is used."""
+    from halab.tasks import SHORT_FLAGS
+    from tasks import ns
+
+    used = set()
+    for name in ns.task_names:
+        for argument in ns[name].get_arguments():
+            option, *short = argument.names
+            assert short == ([SHORT_FLAGS[option]] if option in SHORT_FLAGS else []), (name, argument.names)
+            used.add(option)
+    assert len(set(SHORT_FLAGS.values())) == len(SHORT_FLAGS)
+    assert set(SHORT_FLAGS) <= used, set(SHORT_FLAGS) - used
+
+
+def test_short_flags_work_on_the_command_line(tmp_path):
+    result = invoke("lab.show", "-l", "labs/dual.yaml", "-f", "dot", home=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "labs" / "dual" / "artifacts" / "topology.dot").read_text().startswith('digraph "dual"')

@@ -1,0 +1,71 @@
+"""The benchmarks in quick mode, so a broken benchmark fails CI (they assert nothing about speed)."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from types import ModuleType
+
+import pytest
+
+from halab import paths
+from halab.remote import Remote
+from tests.fixtures import lab_file, needs_root, task_environment
+
+BENCH = paths.ROOT / "bench"
+
+
+def bench(name: str, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    """A benchmark script as a user runs it."""
+    return subprocess.run(
+        [sys.executable, str(BENCH / name), *args],
+        cwd=paths.ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=task_environment(),
+    )
+
+
+def module(name: str) -> ModuleType:
+    """A benchmark script imported as a module (bench/ is scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
+    assert spec and spec.loader
+    loaded = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(loaded)
+    return loaded
+
+
+@needs_root("compiling installs the build dependencies with apt-get")
+@pytest.mark.build
+def test_build_times_quick_prints_cold_warm_and_their_ratio(builds):
+    result = bench("build_times.py", "--quick", timeout=1200)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "from the cache" in result.stdout and "round 1/1" in result.stdout, result.stdout
+    assert "warm / cold:" in result.stdout, result.stdout
+
+
+@needs_root("the lab creates network namespaces and user-mode Linux guests with taps")
+@pytest.mark.root
+def test_lab_times_quick_boots_measures_and_tears_down(builds, tmp_path):
+    result = bench("lab_times.py", "--quick", "--lab", str(lab_file(tmp_path, "t-bench")), timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "lab.up (booted, VRRP converged)" in result.stdout and "ratio VIP/direct" in result.stdout, result.stdout
+
+
+def test_a_lab_that_fails_a_request_stops_the_benchmark(tmp_path, fake_ssh):
+    fake_ssh.answer("curl", stdout="100.0 101.5 3\n")
+    with pytest.raises(SystemExit, match=r"not serving: 3 of 40 requests from client to http://172.25.1.100/ failed"):
+        module("lab_times").rate(Remote(tmp_path / "ssh_config"), "client", "http://172.25.1.100/", 40)
+
+
+def test_a_client_that_cannot_run_the_requests_stops_the_benchmark(tmp_path, fake_ssh):
+    fake_ssh.answer("curl", rc=255)
+    with pytest.raises(SystemExit, match="not serving: client could not run the requests"):
+        module("lab_times").rate(Remote(tmp_path / "ssh_config"), "client", "http://172.25.1.100/", 40)
+
+
+def test_a_serving_lab_gives_requests_per_second(tmp_path, fake_ssh):
+    fake_ssh.answer("curl", stdout="100.0 102.0 0\n")
+    assert module("lab_times").rate(Remote(tmp_path / "ssh_config"), "client", "http://172.25.1.100/", 40) == 20.0
