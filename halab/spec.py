@@ -356,6 +356,16 @@ class Lab(_Model):
         """Distinct VIPs in file order; in active-active the first belongs to VRRP instance 1."""
         return tuple(dict.fromkeys(service.vip for service in self.virtual_services))
 
+    def masters(self) -> dict[str, str]:
+        """VIP -> the director that holds it when all is well: the highest priority (in
+        active-active, the first VIP's; the other director holds the rest)."""
+        directors = sorted(self.role("director").items(), key=lambda item: -(item[1].priority or 0))
+        first, second = directors[0][0], directors[-1][0]
+        vips = [str(v) for v in self.vips]
+        if self.mode == "active-active":
+            return {vips[0]: first, **{vip: second for vip in vips[1:]}}
+        return {vip: first for vip in vips}
+
 
 # --- reading the file -----------------------------------------------------------------
 

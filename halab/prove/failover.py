@@ -156,16 +156,6 @@ class ScenarioRun:
 # --- the scenarios of a lab ------------------------------------------------------------
 
 
-def masters(lab: Lab) -> dict[str, str]:
-    """VIP -> the director that holds it when all is well (active-active: one each)."""
-    directors = sorted(lab.role("director").items(), key=lambda item: -(item[1].priority or 0))
-    first, second = directors[0][0], directors[-1][0]
-    vips = [str(v) for v in lab.vips]
-    if lab.mode == "active-active":
-        return {vips[0]: first, **{vip: second for vip in vips[1:]}}
-    return {vip: first for vip in vips}
-
-
 def skew(lab: Lab, priority: int) -> float:
     """VRRP skew time: (256 - priority) / 256 s; in VRRPv3 scaled by the advert interval."""
     scale = lab.vrrp.advert_int if lab.vrrp.version == 3 else 1.0
@@ -204,14 +194,14 @@ def detect_bound(delay_loop: float, connect_timeout: float) -> tuple[float, str]
 
 def scenarios(lab: Lab) -> list[Scenario]:
     """Every scenario the lab supports, in the order they run."""
-    master = masters(lab)[str(lab.vips[0])]
+    master = lab.masters()[str(lab.vips[0])]
     backup = next(name for name in lab.role("director") if name != master)
     backup_priority = lab.nodes[backup].priority or 0
     advert = lab.vrrp.advert_int
     down = 3 * advert + skew(lab, backup_priority)
     down_basis = f"3 x advert_int {advert:g} + skew {skew(lab, backup_priority):.3f} s"
     stop_basis = f"skew (256 - {backup_priority}) / 256" + (f" x {advert:g}" if lab.vrrp.version == 3 else "")
-    normal = masters(lab)
+    normal = lab.masters()
     failed_over = {vip: backup for vip in normal}
     back = normal if lab.vrrp.preempt else failed_over
     returns = "preempt: the MASTER takes the VIP back" if lab.vrrp.preempt else "nopreempt: the BACKUP keeps the VIP"
@@ -297,7 +287,7 @@ def real_server_scenario(name: str, description: str, fault: Action, repair: Act
     The VIPs stay where they are throughout."""
     check = lab.virtual_services[0].health_check
     detect, detect_basis = detect_bound(check.delay_loop, check.connect_timeout)
-    normal = masters(lab)
+    normal = lab.masters()
     return Scenario(
         name,
         description,
@@ -451,7 +441,7 @@ class Runner:
     def restore_baseline(self, timeout: float = 60.0) -> None:
         """Back to the lab's normal state before a scenario: every VIP on its own MASTER
         (after nopreempt left it elsewhere) and every real server in IPVS."""
-        normal = masters(self.lab)
+        normal = self.lab.masters()
         for vip, director in normal.items():
             for holder in self.holders().get(vip, []):
                 if holder != director:

@@ -130,7 +130,7 @@ def _failing_for(run: ScenarioRun, phase: PhaseResult) -> float:
 def _nopreempt(lab: Lab, run: ScenarioRun, phase: PhaseResult, artifacts: Path) -> Iterator[Finding]:
     if lab.vrrp.preempt:
         return
-    normal = failover.masters(lab)
+    normal = lab.masters()
     master = normal[str(lab.vips[0])]
     backup = next(name for name in lab.role("director") if name != master)
     yield Finding(
@@ -146,7 +146,7 @@ def _nopreempt(lab: Lab, run: ScenarioRun, phase: PhaseResult, artifacts: Path) 
 
 
 def _low_backup(lab: Lab, run: ScenarioRun, phase: PhaseResult, artifacts: Path) -> Iterator[Finding]:
-    normal = failover.masters(lab)
+    normal = lab.masters()
     master = normal[str(lab.vips[0])]
     backup = next(name for name in lab.role("director") if name != master)
     priority, ceiling = lab.nodes[backup].priority or 0, (lab.nodes[master].priority or 0) - 1

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from halab import render
-from halab.prove import failover, ipvs
+from halab.prove import ipvs
 from halab.providers.base import NodeStatus, Provider
 from halab.spec import Lab
 
@@ -97,7 +97,7 @@ def live(provider: Provider) -> Live | None:
 def holders(lab: Lab, now: Live | None) -> dict[str, str]:
     """VIP -> the director holding it: now, when the lab runs and one director does; else
     the one the lab file makes MASTER of it."""
-    held = failover.masters(lab)
+    held = lab.masters()
     if now:
         for vip in held:
             current = [row.name for row in now.nodes.values() if vip in row.vips]

@@ -146,11 +146,16 @@ class Provider(ABC):
         return self.paths.ssh_config
 
     def wait_converged(self) -> None:
-        """Until each VIP sits on exactly one director (VRRP's first election), or ProviderError."""
-        vips = sorted(str(v) for v in self.lab.vips)
+        """Until each VIP sits on exactly one director (VRRP's first election) and, with preempt,
+        on its MASTER: the first director up may hold it until the MASTER's own start. Or
+        ProviderError."""
+        wanted = self.lab.masters() if self.lab.vrrp.preempt else None
         deadline = time.monotonic() + self.converge_timeout
         while time.monotonic() < deadline:
-            if sorted(vip for row in self.status() if row.role == "director" for vip in row.vips) == vips:
+            held = [(vip, row.name) for row in self.status() if row.role == "director" for vip in row.vips]
+            if sorted(vip for vip, _ in held) == sorted(str(v) for v in self.lab.vips) and (
+                wanted is None or dict(held) == wanted
+            ):
                 return
             time.sleep(0.2)
         raise ProviderError(

@@ -71,3 +71,17 @@ def test_a_node_that_does_not_answer_shows_as_unreachable(memory_provider, fake_
     fake_ssh.answer("ip -4 -o addr show", node="server1", rc=255)
     rows = {row.name: row for row in memory_provider.status()}
     assert rows["server1"].vrrp == "unreachable" and rows["server3"].vips == ("172.25.1.100",)
+
+
+def test_with_preempt_up_waits_for_the_vip_on_its_master_not_the_first_director_up(memory_provider, fake_ssh):
+    fake_ssh.reset()  # the BACKUP holds the VIP: where it sits until the MASTER's keepalived starts
+    fake_ssh.answer(
+        "ip -4 -o addr show", node="server4", stdout="inet 172.25.1.100/32 scope global eth0\nkeepalived-running\n"
+    )
+    fake_ssh.answer("ip -4 -o addr show", stdout="keepalived-running\n")
+    with pytest.raises(ProviderError, match="VRRP did not place every VIP"):
+        memory_provider.up()
+    nopreempt = memory_provider.lab.model_copy(
+        update={"vrrp": memory_provider.lab.vrrp.model_copy(update={"preempt": False})}
+    )
+    MemoryProvider(nopreempt, progress=lambda _: None).up()  # either director will do

@@ -54,7 +54,7 @@ class LabCase:
 
     @property
     def masters(self) -> dict[str, str]:
-        return failover.masters(self.lab)
+        return self.lab.masters()
 
     def mac(self, node: str) -> str:
         return self.host(node).file(f"/sys/class/net/{self.lab.vrrp.interface}/address").content_string.strip()
