@@ -3,7 +3,7 @@
 # whose custom data says exactly what went in.
 
 build {
-  sources = ["source.qemu.rocky", "source.virtualbox-iso.rocky", "source.amazon-ebs.rocky"]
+  sources = ["source.qemu.rocky", "source.virtualbox-iso.rocky", "source.amazon-ebs.rocky", "source.qemu.debian"]
 
   provisioner "shell" {
     inline = ["mkdir -p /tmp/halab/provision"]
@@ -33,7 +33,7 @@ build {
   }
 
   post-processor "vagrant" {
-    only   = ["qemu.rocky", "virtualbox-iso.rocky"]
+    only   = ["qemu.rocky", "virtualbox-iso.rocky", "qemu.debian"]
     output = "${var.output_dir}/${local.image}-{{ .Provider }}.box"
   }
 
