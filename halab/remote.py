@@ -21,10 +21,13 @@ from halab.paths import LabPaths
 UNREACHABLE = 255
 
 
-def client_options(paths: LabPaths) -> str:
+def client_options(paths: LabPaths, netns: str | None = None) -> str:
     """The `Host *` settings every provider's ssh_config ends with: one master connection per
-    node (ControlPersist), never a password prompt, short connection timeouts."""
-    return (
+    node (ControlPersist), never a password prompt, short connection timeouts. With netns, ssh
+    reaches the nodes from inside that network namespace (a ProxyCommand), so every user of the
+    file (ssh -F, testinfra) does, and the host's own namespace never sees the nodes' addresses."""
+    proxy = f"    ProxyCommand ip netns exec {netns} socat - TCP:%h:%p,connect-timeout=5\n" if netns else ""
+    return proxy + (
         "    ControlMaster auto\n"
         f"    ControlPath {paths.control_sockets}\n"
         "    ControlPersist 120\n"

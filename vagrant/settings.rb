@@ -3,11 +3,13 @@
 require "json"
 
 module Halab
-  # Five VMs within an 8 GB laptop: directors and real servers compile on the fallback box.
+  # The smallest memory that works: 512 MiB runs every role on the baked box (2.5 GiB for
+  # five VMs); compiling at `vagrant up` (the fallback box) needs 1 GiB on directors and
+  # real servers.
   RESOURCES = {
-    "director" => { cpus: 1, memory: 1024 },
-    "realserver" => { cpus: 1, memory: 1024 },
-    "client" => { cpus: 1, memory: 512 },
+    "director" => { cpus: 1, memory: 512, compile_memory: 1024 },
+    "realserver" => { cpus: 1, memory: 512, compile_memory: 1024 },
+    "client" => { cpus: 1, memory: 512, compile_memory: 512 },
   }.freeze
 
   # Every path comes from halab's vagrant provider (halab/paths.py owns them).
@@ -44,15 +46,26 @@ module Halab
                        virtualbox__intnet: "halab-#{lab['name']}"
   end
 
-  def self.resources(machine, role)
-    size = RESOURCES.fetch(role)
+  def self.memory(role)
+    RESOURCES.fetch(role)[build_from_source? ? :compile_memory : :memory]
+  end
+
+  # libvirt: domains named halab-<lab>_<node> (labs side by side, and `lab.down` finds them
+  # after a crash), and the driver halab's KVM probe chose (HALAB_LIBVIRT_DRIVER: kvm, or
+  # qemu for TCG where /dev/kvm runs no guest; TCG boots slowly, so the boot timeout grows).
+  def self.resources(machine, lab, role)
+    cpus = RESOURCES.fetch(role)[:cpus]
+    driver = ENV.fetch("HALAB_LIBVIRT_DRIVER", "kvm")
+    machine.vm.boot_timeout = driver == "kvm" ? 300 : 900
     machine.vm.provider :libvirt do |vm|
-      vm.cpus = size[:cpus]
-      vm.memory = size[:memory]
+      vm.default_prefix = "halab-#{lab['name']}_"
+      vm.driver = driver
+      vm.cpus = cpus
+      vm.memory = memory(role)
     end
     machine.vm.provider :virtualbox do |vm|
-      vm.cpus = size[:cpus]
-      vm.memory = size[:memory]
+      vm.cpus = cpus
+      vm.memory = memory(role)
     end
   end
 
@@ -72,7 +85,8 @@ module Halab
   def self.dump(lab)
     machines = lab["nodes"].map do |node|
       { "name" => node["name"], "address" => node["address"], "role" => node["role"],
-        "box" => box(lab), "network" => "halab-#{lab['name']}" }.merge(RESOURCES.fetch(node["role"]).transform_keys(&:to_s))
+        "box" => box(lab), "network" => "halab-#{lab['name']}",
+        "cpus" => RESOURCES.fetch(node["role"])[:cpus], "memory" => memory(node["role"]) }
     end
     $stdout.puts "HALAB_MACHINES #{JSON.generate(machines)}"
   end

@@ -14,6 +14,7 @@ import pytest
 
 from halab import paths, render, spec
 from halab.paths import LabPaths
+from halab.providers.libvirt import Libvirt
 from halab.providers.vagrant import VagrantProvider, ssh_config_as_root
 
 LABS = ("seed.yaml", "active-active.yaml", "unicast.yaml")
@@ -140,3 +141,38 @@ def test_the_ssh_config_logs_in_as_root_with_each_vms_key(home, fake_vagrant):
     assert "IdentityFile /labs/.vagrant/machines/server3/libvirt/private_key" in text
     assert "ControlMaster auto" in text
     assert ssh_config_as_root(SSH_CONFIG.format(name="x")).splitlines()[2] == "  User root"
+
+
+def test_with_a_private_libvirt_vagrant_and_ssh_run_inside_the_labs_namespace(
+    home, fake_vagrant, tmp_path, monkeypatch
+):
+    made = provider(home)
+    wrapper = tmp_path / "bin" / "in-namespace"
+    wrapper.write_text(f'#!/bin/sh\necho "in-namespace $*" >> {fake_vagrant}\nexec "$@"\n')
+    wrapper.chmod(0o755)
+    monkeypatch.setattr(Libvirt, "prefix", property(lambda self: [str(wrapper)]))
+    made.crash("server3")
+    assert "/bin/vagrant halt server3 --force\n" in fake_vagrant.read_text().split("in-namespace ", 1)[1]
+    made._write_ssh_config()
+    text = made.paths.ssh_config.read_text()
+    assert f"ProxyCommand ip netns exec {made.paths.libvirt_netns} socat - TCP:%h:%p" in text
+
+
+def test_without_a_private_libvirt_ssh_goes_straight_to_the_vms(home, fake_vagrant, monkeypatch):
+    made = provider(home)
+    monkeypatch.setattr(Libvirt, "prefix", property(lambda self: []))
+    made._write_ssh_config()
+    assert "ProxyCommand" not in made.paths.ssh_config.read_text()
+
+
+def test_teardown_destroys_the_vms_then_what_libvirt_holds_then_the_private_libvirt(home, fake_vagrant, monkeypatch):
+    made = provider(home)
+    calls = []
+    monkeypatch.setattr(Libvirt, "remove_domains", lambda self, prefix, net: calls.append(("remove", prefix, net)))
+    monkeypatch.setattr(Libvirt, "stop", lambda self: calls.append(("stop", self.netns)))
+    monkeypatch.setattr(Libvirt, "leftovers", lambda self, prefix: [])
+    VagrantProvider.teardown(made.paths)
+    assert "destroy --force" in fake_vagrant.read_text()
+    assert calls == [("remove", "halab-seed_", "halab-seed"), ("stop", "halab-seed-vms")]
+    assert not made.paths.vagrant.exists()
+    VagrantProvider.teardown(made.paths)  # idempotent: nothing left, nothing fails
