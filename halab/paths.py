@@ -29,6 +29,9 @@ ACCEPTANCE = PACKAGE / "prove" / "acceptance"
 GUEST_MAILDIR = "/var/spool/mail/halab"
 # Where a Vagrant VM sees the state directory (synced from the host).
 GUEST_STATE = "/halab"
+# Where a Vagrant VM sees the checkout (synced from the host): provision/ runs from there,
+# whole, since its scripts source lib.sh beside them.
+GUEST_PROJECT = "/vagrant"
 
 
 def home() -> Path:
@@ -129,7 +132,7 @@ def project_sync_excludes() -> list[str]:
 # host builds, apt state, base images, images, evidence, and each lab's guests' logs, ssh
 # keys and sockets, Vagrant and libvirt state and reports.
 STATE_SYNC_EXCLUDES = [
-    "cache/builds/", "cache/apt/", "cache/base/", "images/", "evidence/",
+    "cache/builds/", "cache/apt/", "cache/base/", "cache/packer/", "images/", "evidence/",
     "labs/*/nodes/", "labs/*/ssh/", "labs/*/vagrant/", "labs/*/libvirt/", "labs/*/artifacts/",
 ]  # fmt: skip
 

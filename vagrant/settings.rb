@@ -17,10 +17,11 @@ module Halab
     ENV.fetch(name) { abort "#{name} is not set: drive this Vagrantfile with `invoke lab.up --provider vagrant`" }
   end
 
-  # The checkout at /vagrant (provision scripts), the state directory (sources, rendered
-  # files) at its own guest path: HALAB_HOME may live anywhere.
+  # The checkout (provision scripts) and the state directory (sources, rendered files) at
+  # their guest paths: HALAB_HOME may live anywhere.
   def self.synced_folders(config)
-    config.vm.synced_folder ".", "/vagrant", type: "rsync", rsync__exclude: JSON.parse(env("HALAB_PROJECT_EXCLUDES"))
+    config.vm.synced_folder ".", env("HALAB_GUEST_PROJECT"), type: "rsync",
+                            rsync__exclude: JSON.parse(env("HALAB_PROJECT_EXCLUDES"))
     config.vm.synced_folder env("HALAB_STATE"), env("HALAB_GUEST_STATE"), type: "rsync",
                             rsync__exclude: JSON.parse(env("HALAB_STATE_EXCLUDES"))
   end
@@ -69,16 +70,22 @@ module Halab
     end
   end
 
-  def self.provision(machine, lab, node)
+  # The scripts run from the synced checkout, not uploaded one by one (`path:`): each
+  # sources lib.sh beside it.
+  def self.provision_commands(lab, node)
+    scripts = "#{env('HALAB_GUEST_PROJECT')}/provision"
+    commands = []
     if build_from_source? && node["role"] != "client"
       lab["versions"].each do |name, version|
-        machine.vm.provision "shell", path: "provision/build-#{name}.sh",
-                                      args: ["#{env('HALAB_GUEST_SOURCES')}/#{name}-#{version}.tar.gz"]
+        commands << "sh #{scripts}/build-#{name}.sh #{env('HALAB_GUEST_SOURCES')}/#{name}-#{version}.tar.gz"
       end
     end
-    machine.vm.provision "shell", path: "provision/node.sh",
-                                  args: [node["role"], "#{env('HALAB_GUEST_RENDERED')}/#{node['name']}",
-                                         env("HALAB_GUEST_MAILDIR")]
+    commands << "sh #{scripts}/node.sh #{node['role']} #{env('HALAB_GUEST_RENDERED')}/#{node['name']} " \
+                "#{env('HALAB_GUEST_MAILDIR')}"
+  end
+
+  def self.provision(machine, lab, node)
+    provision_commands(lab, node).each { |command| machine.vm.provision "shell", inline: command }
   end
 
   # HALAB_VAGRANT_DUMP=1 vagrant validate: print the machines as the Vagrantfile sees them.
@@ -86,7 +93,8 @@ module Halab
     machines = lab["nodes"].map do |node|
       { "name" => node["name"], "address" => node["address"], "role" => node["role"],
         "box" => box(lab), "network" => "halab-#{lab['name']}",
-        "cpus" => RESOURCES.fetch(node["role"])[:cpus], "memory" => memory(node["role"]) }
+        "cpus" => RESOURCES.fetch(node["role"])[:cpus], "memory" => memory(node["role"]),
+        "provision" => provision_commands(lab, node) }
     end
     $stdout.puts "HALAB_MACHINES #{JSON.generate(machines)}"
   end

@@ -205,6 +205,7 @@ def _vagrant_paths(lab: LabPaths) -> dict[str, str]:
         "VAGRANT_DOTFILE_PATH": str(lab.vagrant),
         "HALAB_STATE": str(paths.home()),
         "HALAB_GUEST_STATE": paths.GUEST_STATE,
+        "HALAB_GUEST_PROJECT": paths.GUEST_PROJECT,
         "HALAB_STATE_EXCLUDES": json.dumps(paths.STATE_SYNC_EXCLUDES),
         "HALAB_PROJECT_EXCLUDES": json.dumps(paths.project_sync_excludes()),
         "HALAB_GUEST_SOURCES": paths.in_guest(paths.sources()),

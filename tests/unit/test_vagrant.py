@@ -51,6 +51,8 @@ def test_vagrant_validates_the_vagrantfile_and_defines_the_lab_files_machines(ho
     ]
     assert {m["box"] for m in machines} == {lab.box} and {m["network"] for m in machines} == {f"halab-{lab.name}"}
     assert sum(m["memory"] for m in machines) <= 6 * 1024  # five VMs on an 8 GB laptop
+    # Found by the first real `vagrant up`: an uploaded script cannot source lib.sh beside it.
+    assert all(m["provision"][-1].startswith(f"sh {paths.GUEST_PROJECT}/provision/node.sh ") for m in machines)
 
 
 STATUS = """1795560000,server3,metadata,provider,libvirt
