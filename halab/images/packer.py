@@ -194,7 +194,10 @@ def existing(plan: Plan, manifest: Path | None = None) -> dict | None:
 
 def box_metadata(entry: dict, box_name: str) -> dict:
     """What `vagrant box add <metadata.json>` needs for a box Packer built (file URL, sha256)."""
-    box = next(Path(f["name"]) for f in entry["files"] if f["name"].endswith(".box"))
+    boxes = [Path(f["name"]) for f in entry.get("files") or [] if f["name"].endswith(".box")]
+    if not boxes:
+        raise ImageError(f"Packer's manifest lists no .box for build {entry.get('packer_run_uuid', '?')}: rebuild it")
+    box = boxes[0]
     provider = {"qemu": "libvirt", "virtualbox-iso": "virtualbox"}[entry["builder_type"]]
     version = f"{entry['build_time']}.0.0" if "build_time" in entry else "0.0.0"
     return {

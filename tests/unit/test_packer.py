@@ -148,3 +148,19 @@ def test_the_debian_input_hash_follows_its_base_image(project, monkeypatch):
     hook.write_text(hook.read_text() + "\n# changed\n")
     monkeypatch.setattr(packer.base, "HOOK", hook)
     assert packer.input_hash("debian-12", VERSIONS) != first
+
+
+def test_a_manifest_entry_without_a_box_is_a_clear_error(tmp_path):
+    # Found by the first real bake: with the manifest beside (not after) the vagrant
+    # post-processor, the manifest listed the disk image only.
+    plan = packer.Plan("rocky-9", "libvirt", VERSIONS)
+    entry = json.loads(manifest(tmp_path, plan, plan.input_hash).read_text())["builds"][0]
+    entry["files"] = [{"name": str(tmp_path / "halab-rocky-9.qcow2"), "size": 1}]
+    with pytest.raises(packer.ImageError, match="lists no .box"):
+        packer.box_metadata(entry, "halab/rocky-9")
+
+
+def test_the_manifest_records_what_the_vagrant_post_processor_made():
+    text = (paths.PACKER / "build.pkr.hcl").read_text()
+    chain = text[text.index("post-processors {") :]
+    assert chain.index('post-processor "vagrant"') < chain.index('post-processor "manifest"')
