@@ -162,6 +162,10 @@ class Plan:
     def command(self, extra: dict[str, str] | None = None, verb: str = "build") -> list[str]:
         """The packer command line, run from the project's root."""
         argv = ["packer", verb, f"-only={self.source}", f"-var-file={vars_file(self.os_name)}"]
+        if verb == "build":
+            # A build runs only when no image with this input hash exists: whatever an earlier
+            # one left in the output paths (a disk, a box) is stale, and Packer would refuse it.
+            argv.insert(2, "-force")
         for key, value in {**self.variables(), **(extra or {})}.items():
             argv += ["-var", f"{key}={value}"]
         return [*argv, str(paths.PACKER)]

@@ -46,9 +46,10 @@ def test_input_hash_is_stable_and_changes_with_each_input(project):
 def test_the_dry_run_command_names_everything_and_masks_secrets():
     plan = packer.Plan("rhel-9", "virtualbox", VERSIONS, {"rhsm_password": "hunter2", "iso_url": "/isos/rhel.iso"})
     argv = plan.command()
-    assert argv[:4] == [
+    assert argv[:5] == [
         "packer",
         "build",
+        "-force",
         "-only=virtualbox-iso.rocky",
         f"-var-file={paths.PACKER}/vars/rhel-9.pkrvars.hcl",
     ]
@@ -134,6 +135,7 @@ def test_debian_bakes_from_its_base_image_for_libvirt_only(monkeypatch):
     plan = packer.Plan("debian-12", "libvirt", VERSIONS, accelerator="tcg")
     command = plan.command()
     assert "-only=qemu.debian" in command and "accelerator=tcg" in command
+    assert command[:3] == ["packer", "build", "-force"]  # stale outputs of an older input hash go
     assert f"iso_url={plan.base_image.path}" in command
     assert any(arg.startswith("ssh_private_key_file=") and arg.endswith("/keys/vagrant") for arg in command)
     assert packer.targets("debian-12") == {"libvirt": "qemu.debian"}
