@@ -12,6 +12,9 @@ module Halab
     "client" => { cpus: 1, memory: 512, compile_memory: 512 },
   }.freeze
 
+  # Vagrant commands that act on no machine of the lab.
+  MACHINELESS = %w[box plugin version global-status help -h --help].freeze
+
   # Every path comes from halab's vagrant provider (halab/paths.py owns them).
   def self.env(name)
     ENV.fetch(name) { abort "#{name} is not set: drive this Vagrantfile with `invoke lab.up --provider vagrant`" }

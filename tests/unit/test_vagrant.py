@@ -55,6 +55,17 @@ def test_vagrant_validates_the_vagrantfile_and_defines_the_lab_files_machines(ho
     assert all(m["provision"][-1].startswith(f"sh {paths.GUEST_PROJECT}/provision/node.sh ") for m in machines)
 
 
+@pytest.mark.skipif(not shutil.which("vagrant"), reason="vagrant is not installed (./bootstrap installs Debian's)")
+def test_box_commands_work_in_the_checkout_without_a_lab(home):
+    # Found by the first real pipeline: `vagrant box add` (as the README says, from the
+    # checkout) loads the Vagrantfile too, which refused to load without a lab.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HALAB_")} | {"VAGRANT_HOME": str(home / "vd")}
+    result = subprocess.run(["vagrant", "box", "list"], cwd=paths.ROOT, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    result = subprocess.run(["vagrant", "status"], cwd=paths.ROOT, env=env, capture_output=True, text=True)
+    assert result.returncode != 0 and "HALAB_LAB_JSON is not set" in result.stdout + result.stderr
+
+
 STATUS = """1795560000,server3,metadata,provider,libvirt
 1795560000,server3,provider-name,libvirt
 1795560000,server3,state,running
