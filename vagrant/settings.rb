@@ -1,5 +1,6 @@
 # Provider settings the Vagrantfile loads: the lab network per hypervisor, resources per
 # role, and provisioning. Everything about the lab itself comes from lab.json.
+require "ipaddr"
 require "json"
 
 module Halab
@@ -44,7 +45,7 @@ module Halab
   # libvirt network takes the subnet's reserved access address, never a node's.
   def self.lab_network(machine, lab, node)
     machine.vm.network "private_network",
-                       ip: node["address"], netmask: lab["subnet"].split("/").last,
+                       ip: node["address"], netmask: netmask(lab),
                        libvirt__network_name: "halab-#{lab['name']}", libvirt__dhcp_enabled: false,
                        libvirt__forward_mode: "none", libvirt__host_ip: lab["access_address"],
                        virtualbox__intnet: "halab-#{lab['name']}"
@@ -57,6 +58,12 @@ module Halab
   # libvirt: domains named halab-<lab>_<node> (labs side by side, and `lab.down` finds them
   # after a crash), and the driver halab's KVM probe chose (HALAB_LIBVIRT_DRIVER: kvm, or
   # qemu for TCG where /dev/kvm runs no guest; TCG boots slowly, so the boot timeout grows).
+  # Dotted, as libvirt's network definition needs it (a prefix length such as "24" makes
+  # libvirt refuse the bridge: "invalid netmask or IP address").
+  def self.netmask(lab)
+    IPAddr.new("255.255.255.255").mask(lab["subnet"].split("/").last.to_i).to_s
+  end
+
   def self.resources(machine, lab, role)
     cpus = RESOURCES.fetch(role)[:cpus]
     driver = ENV.fetch("HALAB_LIBVIRT_DRIVER", "kvm")
@@ -95,7 +102,7 @@ module Halab
   def self.dump(lab)
     machines = lab["nodes"].map do |node|
       { "name" => node["name"], "address" => node["address"], "role" => node["role"],
-        "box" => box(lab), "network" => "halab-#{lab['name']}",
+        "box" => box(lab), "network" => "halab-#{lab['name']}", "netmask" => netmask(lab),
         "cpus" => RESOURCES.fetch(node["role"])[:cpus], "memory" => memory(node["role"]),
         "provision" => provision_commands(lab, node) }
     end

@@ -51,7 +51,9 @@ def test_vagrant_validates_the_vagrantfile_and_defines_the_lab_files_machines(ho
     ]
     assert {m["box"] for m in machines} == {lab.box} and {m["network"] for m in machines} == {f"halab-{lab.name}"}
     assert sum(m["memory"] for m in machines) <= 6 * 1024  # five VMs on an 8 GB laptop
-    # Found by the first real `vagrant up`: an uploaded script cannot source lib.sh beside it.
+    # Found by the first real `vagrant up`: libvirt refuses a network whose netmask is "24".
+    assert {m["netmask"] for m in machines} == {str(lab.subnet.netmask)}
+    # Found by reading the Vagrantfile for the real run: an uploaded script cannot source lib.sh beside it.
     assert all(m["provision"][-1].startswith(f"sh {paths.GUEST_PROJECT}/provision/node.sh ") for m in machines)
 
 
