@@ -158,7 +158,7 @@ def test_a_manifest_entry_without_a_box_is_a_clear_error(tmp_path):
     plan = packer.Plan("rocky-9", "libvirt", VERSIONS)
     entry = json.loads(manifest(tmp_path, plan, plan.input_hash).read_text())["builds"][0]
     entry["files"] = [{"name": str(tmp_path / "halab-rocky-9.qcow2"), "size": 1}]
-    with pytest.raises(packer.ImageError, match="lists no .box"):
+    with pytest.raises(packer.ImageError, match=r"lists no \.box"):
         packer.box_metadata(entry, "halab/rocky-9")
 
 
