@@ -114,6 +114,17 @@ class Libvirt:
             self._virsh("net-destroy", network)
             self._virsh("net-undefine", network)
 
+    def power_off(self, domain: str) -> None:
+        """Pull the plug on a VM (`virsh destroy`): no shutdown, its kernel simply stops."""
+        result = subprocess.run(
+            [*self.prefix, "virsh", "-q", "-c", "qemu:///system", "destroy", domain],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        if result.returncode != 0:
+            raise ProviderError(f"virsh destroy {domain} failed: {result.stderr.strip() or result.returncode}")
+
     def leftovers(self, prefix: str) -> list[str]:
         """The VMs libvirt still has whose names start with prefix."""
         return [name for name in self._virsh("list", "--all", "--name").split() if name.startswith(prefix)]

@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import vagrant
@@ -174,11 +175,17 @@ class VagrantProvider(Provider):
         return f"systemctl {verb} {UNITS[service]}"
 
     def _crash(self, node: str) -> None:
-        """A forced power-off: no shutdown, no last VRRP advert."""
-        self._vagrant().halt(vm_name=node, force=True)
+        """A forced power-off: no shutdown, no last VRRP advert. On libvirt that is `virsh
+        destroy` (vagrant-libvirt's `halt --force` shuts the guest down cleanly first, which
+        is a different fault, and gives up with a traceback after 60 s under TCG)."""
+        if self.hypervisor == "libvirt":
+            self.libvirt.power_off(domain_prefix(self.lab.name) + node)
+        else:
+            _vagrant_call(f"vagrant halt {node} --force", lambda: self._vagrant().halt(vm_name=node, force=True))
 
     def _restart(self, node: str) -> None:
-        self._vagrant(**self._driver()).up(vm_name=node, no_provision=True)
+        machine = self._vagrant(**self._driver())
+        _vagrant_call(f"vagrant up {node}", lambda: machine.up(vm_name=node, no_provision=True))
 
     def _cut_link(self, node: str) -> None:
         self.remote.check(node, f"ip link set {LAB_NIC} down")
@@ -212,6 +219,14 @@ def _vagrant_paths(lab: LabPaths) -> dict[str, str]:
         "HALAB_GUEST_RENDERED": paths.in_guest(lab.rendered),
         "HALAB_GUEST_MAILDIR": paths.GUEST_MAILDIR,
     }
+
+
+def _vagrant_call(what: str, call: Callable[[], object]) -> None:
+    """A vagrant command a fault verb needs; its failure a ProviderError (its output is above)."""
+    try:
+        call()
+    except subprocess.CalledProcessError as exc:
+        raise ProviderError(f"`{what}` failed ({exc.returncode}); its output is above") from None
 
 
 def domain_prefix(lab: str) -> str:

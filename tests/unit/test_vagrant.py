@@ -13,6 +13,7 @@ import sys
 import pytest
 
 from halab import paths, render, spec
+from halab.errors import ProviderError
 from halab.paths import LabPaths
 from halab.providers.libvirt import Libvirt
 from halab.providers.vagrant import VagrantProvider, ssh_config_as_root
@@ -138,14 +139,30 @@ def test_the_baked_box_is_used_when_present_else_the_public_one_compiling(home, 
     assert made.box() == ("halab/rocky-9", False)
 
 
-def test_status_crash_and_restart_become_the_right_vagrant_commands(home, fake_vagrant):
+def test_status_crash_and_restart_become_the_right_commands(home, fake_vagrant, monkeypatch):
     made = provider(home)
     assert not made.running()  # server4 is shut off in the recorded status
+    # Found by the first failover run on VMs: vagrant-libvirt's `halt --force` shuts the
+    # guest down cleanly (a last VRRP advert) instead of pulling the plug.
+    unplugged = []
+    monkeypatch.setattr(Libvirt, "power_off", lambda self, domain: unplugged.append(domain))
+    monkeypatch.setenv("HALAB_ACCELERATOR", "tcg")
     made.crash("server3")
     made.restart("server3")
     calls = fake_vagrant.read_text().splitlines()
-    assert "status --machine-readable" in calls
-    assert "halt server3 --force" in calls and "up server3 --no-provision" in calls
+    assert "status --machine-readable" in calls and unplugged == ["halab-seed_server3"]
+    assert "up server3 --no-provision" in calls and not any(call.startswith("halt") for call in calls)
+    boxed = VagrantProvider(made.lab, progress=lambda _: None, hypervisor="virtualbox")
+    boxed.crash("server3")
+    assert "halt server3 --force" in fake_vagrant.read_text().splitlines()
+
+
+def test_a_failing_vagrant_in_a_fault_verb_is_a_provider_error(home, fake_vagrant, monkeypatch):
+    made = provider(home)
+    monkeypatch.setenv("HALAB_ACCELERATOR", "tcg")
+    fake_vagrant.parent.joinpath("bin", "vagrant").write_text("#!/bin/sh\nexit 1\n")
+    with pytest.raises(ProviderError, match="`vagrant up server3` failed"):
+        made.restart("server3")
 
 
 def test_the_ssh_config_logs_in_as_root_with_each_vms_key(home, fake_vagrant):
@@ -166,8 +183,9 @@ def test_with_a_private_libvirt_vagrant_and_ssh_run_inside_the_labs_namespace(
     wrapper.write_text(f'#!/bin/sh\necho "in-namespace $*" >> {fake_vagrant}\nexec "$@"\n')
     wrapper.chmod(0o755)
     monkeypatch.setattr(Libvirt, "prefix", property(lambda self: [str(wrapper)]))
-    made.crash("server3")
-    assert "/bin/vagrant halt server3 --force\n" in fake_vagrant.read_text().split("in-namespace ", 1)[1]
+    monkeypatch.setenv("HALAB_ACCELERATOR", "tcg")
+    made.restart("server3")
+    assert "/bin/vagrant up server3 --no-provision\n" in fake_vagrant.read_text().split("in-namespace ", 1)[1]
     made._write_ssh_config()
     text = made.paths.ssh_config.read_text()
     assert f"ProxyCommand ip netns exec {made.paths.libvirt_netns} socat - TCP:%h:%p" in text
