@@ -37,6 +37,9 @@ NAME_RULE = "1-15 characters: a lowercase letter, then lowercase letters, digits
 GUEST_MAILDIR = "/var/spool/mail/halab"
 # Where a Vagrant VM sees the state directory (synced from the host).
 GUEST_STATE = "/halab"
+# Where a Vagrant VM sees the checkout (synced from the host): provision/ runs from there,
+# whole, since its scripts source lib.sh beside them.
+GUEST_PROJECT = "/vagrant"
 
 
 def home() -> Path:
@@ -64,6 +67,11 @@ def evidence() -> Path:
     return home() / "evidence"
 
 
+def packer_cache() -> Path:
+    """Packer's own cache (PACKER_CACHE_DIR), which it would otherwise make in the working directory."""
+    return home() / "cache" / "packer"
+
+
 def images() -> Path:
     """Packer's outputs: boxes, disk images and manifest.json (what ami.publish reads)."""
     return home() / "images"
@@ -77,6 +85,32 @@ def manifest() -> Path:
 def publish_record() -> Path:
     """Where ami.publish writes region -> AMI for deploy tooling."""
     return images() / "publish.json"
+
+
+def base_images() -> Path:
+    """Bootable base disk images (Debian's, made from the host's archive), one per input hash,
+    each with the kernel it boots beside it (what the KVM probe boots)."""
+    return home() / "cache" / "base"
+
+
+def base_image(os_name: str, key: str) -> Path:
+    """The base disk image of os_name whose inputs hash to key (qcow2)."""
+    return base_images() / f"{os_name}-{key[:16]}.qcow2"
+
+
+def probe_kernels() -> list[Path]:
+    """Kernels a KVM probe can boot: the host's own, then those of the base images, newest first."""
+    found = sorted(Path("/boot").glob("vmlinuz-*"), reverse=True)
+    found += sorted(base_images().glob("*.vmlinuz"), key=lambda path: path.stat().st_mtime, reverse=True)
+    return found
+
+
+def vagrant_insecure_key() -> Path:
+    """Vagrant's well-known insecure private key (shipped with Vagrant): how Packer and a first
+    `vagrant up` log in to a box before Vagrant replaces it with a key of its own."""
+    found = sorted(Path("/usr/share/rubygems-integration/all/gems").glob("vagrant-*/keys/vagrant"))
+    found += sorted(Path("/opt/vagrant/embedded/gems").glob("gems/vagrant-*/keys/vagrant"))
+    return found[-1] if found else Path("/usr/share/rubygems-integration/all/gems/vagrant/keys/vagrant")
 
 
 def box_metadata(os_name: str, target: str) -> Path:
@@ -114,8 +148,13 @@ def project_sync_excludes() -> list[str]:
     return excluded
 
 
-# The state directory's parts a VM never needs: host builds, apt state, guests' logs, images.
-STATE_SYNC_EXCLUDES = ["cache/builds/", "cache/apt/", "labs/*/nodes/", "images/"]
+# The state directory's parts a VM never needs (it reads the sources and its rendered files):
+# host builds, apt state, base images, images, evidence, and each lab's guests' logs, ssh
+# keys and sockets, Vagrant and libvirt state and reports.
+STATE_SYNC_EXCLUDES = [
+    "cache/builds/", "cache/apt/", "cache/base/", "cache/packer/", "images/", "evidence/",
+    "labs/*/nodes/", "labs/*/ssh/", "labs/*/vagrant/", "labs/*/libvirt/", "labs/*/artifacts/",
+]  # fmt: skip
 
 
 class NodeFiles:
@@ -220,3 +259,19 @@ class LabPaths:
         """A local-lab guest's tag on its command line (UML's umid); with no node, the prefix
         every guest of the lab carries. `_` cannot occur in names, so labs never match each other."""
         return f"halab_{self.checkout}_{self.name}_{node}"
+
+    @property
+    def libvirt(self) -> Path:
+        """A private libvirt's pid files and logs, where the host runs no libvirt service."""
+        return self.root / "libvirt"
+
+    @property
+    def libvirt_netns(self) -> str:
+        """The private network namespace a private libvirt, its networks and every vagrant and
+        ssh call of the Vagrant lab run in (apart from the local lab's, so both can exist)."""
+        return f"halab-{self.checkout}-{self.name}-vms"
+
+    @property
+    def pipeline(self) -> Path:
+        """test.pipeline's stage table (text and JSON), beside the run's other reports."""
+        return self.artifacts / "pipeline"

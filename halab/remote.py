@@ -21,12 +21,15 @@ from halab.paths import LabPaths
 UNREACHABLE = 255
 
 
-def client_options(paths: LabPaths) -> str:
+def client_options(paths: LabPaths, netns: str | None = None) -> str:
     """The `Host *` settings every provider's ssh_config ends with: one master connection per
     node (ControlPersist; its socket directory is made here), never a password prompt, short
-    connection timeouts."""
+    connection timeouts. With netns, ssh reaches the nodes from inside that network namespace
+    (a ProxyCommand), so every user of the file (ssh -F, testinfra) does, and the host's own
+    namespace never sees the nodes' addresses."""
     paths.control_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return (
+    proxy = f"    ProxyCommand ip netns exec {netns} socat - TCP:%h:%p,connect-timeout=5\n" if netns else ""
+    return proxy + (
         "    ControlMaster auto\n"
         f"    ControlPath {paths.control_sockets}\n"
         "    ControlPersist 120\n"

@@ -3,7 +3,7 @@
 # whose custom data says exactly what went in.
 
 build {
-  sources = ["source.qemu.rocky", "source.virtualbox-iso.rocky", "source.amazon-ebs.rocky"]
+  sources = ["source.qemu.rocky", "source.virtualbox-iso.rocky", "source.amazon-ebs.rocky", "source.qemu.debian"]
 
   provisioner "shell" {
     inline = ["mkdir -p /tmp/halab/provision"]
@@ -32,23 +32,27 @@ build {
     ]
   }
 
-  post-processor "vagrant" {
-    only   = ["qemu.rocky", "virtualbox-iso.rocky"]
-    output = "${var.output_dir}/${local.image}-{{ .Provider }}.box"
-  }
+  # A chain: the manifest records what the vagrant post-processor made (the .box) for the
+  # local hypervisors, and the AMI itself for amazon-ebs (vagrant is skipped there).
+  post-processors {
+    post-processor "vagrant" {
+      only   = ["qemu.rocky", "virtualbox-iso.rocky", "qemu.debian"]
+      output = "${var.output_dir}/${local.image}-{{ .Provider }}.box"
+    }
 
-  post-processor "manifest" {
-    output     = "${var.output_dir}/manifest.json"
-    strip_path = false
-    custom_data = {
-      os                 = "${var.os_name}-${var.os_version}"
-      keepalived_version = var.keepalived_version
-      keepalived_sha256  = var.keepalived_sha256
-      nginx_version      = var.nginx_version
-      nginx_sha256       = var.nginx_sha256
-      git_revision       = var.git_revision
-      input_hash         = var.input_hash
-      build_inputs       = var.build_inputs
+    post-processor "manifest" {
+      output     = "${var.output_dir}/manifest.json"
+      strip_path = false
+      custom_data = {
+        os                 = "${var.os_name}-${var.os_version}"
+        keepalived_version = var.keepalived_version
+        keepalived_sha256  = var.keepalived_sha256
+        nginx_version      = var.nginx_version
+        nginx_sha256       = var.nginx_sha256
+        git_revision       = var.git_revision
+        input_hash         = var.input_hash
+        build_inputs       = var.build_inputs
+      }
     }
   }
 }

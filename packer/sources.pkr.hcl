@@ -1,5 +1,7 @@
-# The three ways an image is made: a QEMU/KVM disk (libvirt box), a VirtualBox VM
-# (virtualbox box), and an EBS-backed AMI started from the official Rocky AMI.
+# The ways an image is made: a QEMU disk installed from Rocky's ISO (libvirt box), a
+# VirtualBox VM (virtualbox box), an EBS-backed AMI started from the official Rocky AMI,
+# and a QEMU disk started from Debian's base disk image (libvirt box; `invoke image.base`
+# makes it from the Debian archive, where no install ISO can be had).
 
 locals {
   image        = "halab-${var.os_name}-${var.os_version}"
@@ -22,7 +24,7 @@ source "qemu" "rocky" {
   http_directory   = "${path.root}/http"
   boot_command     = local.boot_command
   boot_wait        = "10s"
-  accelerator      = "kvm"
+  accelerator      = var.accelerator
   cpus             = var.cpus
   memory           = var.memory
   disk_size        = var.disk_size
@@ -36,6 +38,26 @@ source "qemu" "rocky" {
   shutdown_command = "sudo systemctl poweroff"
   output_directory = "${var.output_dir}/${local.image}-libvirt"
   vm_name          = "${local.image}.qcow2"
+}
+
+source "qemu" "debian" {
+  disk_image           = true
+  iso_url              = var.iso_url
+  iso_checksum         = var.iso_checksum
+  accelerator          = var.accelerator
+  cpus                 = var.cpus
+  memory               = var.memory
+  disk_size            = var.disk_size
+  format               = "qcow2"
+  disk_interface       = "virtio"
+  net_device           = "virtio-net"
+  headless             = var.headless
+  ssh_username         = "vagrant"
+  ssh_private_key_file = var.ssh_private_key_file
+  ssh_timeout          = "20m"
+  shutdown_command     = "sudo systemctl poweroff"
+  output_directory     = "${var.output_dir}/${local.image}-libvirt"
+  vm_name              = "${local.image}.qcow2"
 }
 
 source "virtualbox-iso" "rocky" {

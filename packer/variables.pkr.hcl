@@ -3,7 +3,7 @@
 
 variable "os_name" {
   type        = string
-  description = "Distribution: rocky or rhel."
+  description = "Distribution: rocky, rhel or debian."
 }
 
 variable "os_version" {
@@ -14,7 +14,7 @@ variable "os_version" {
 variable "iso_url" {
   type        = string
   default     = ""
-  description = "Install ISO (boot or DVD). For RHEL: your own download location, never committed."
+  description = "Install ISO (boot or DVD). For RHEL: your own download location, never committed. For Debian: the base disk image (invoke image.base)."
 }
 
 variable "iso_checksum" {
@@ -79,6 +79,18 @@ variable "output_dir" {
   type        = string
   default     = "output"
   description = "Where boxes, disk images and manifest.json go."
+}
+
+variable "accelerator" {
+  type        = string
+  default     = "kvm"
+  description = "QEMU accelerator of the build VM: kvm, or tcg where /dev/kvm runs no guest (invoke probes it)."
+}
+
+variable "ssh_private_key_file" {
+  type        = string
+  default     = ""
+  description = "Debian: Vagrant's insecure private key, which the base image's vagrant user accepts."
 }
 
 variable "cpus" {

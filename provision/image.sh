@@ -26,6 +26,10 @@ step "LVS tools: ipvsadm, arptables"
 install_packages "ipvsadm arptables" "ipvsadm"
 command -v arptables >/dev/null 2>&1 || install_packages "" "arptables" || install_packages "" "iptables-arptables"
 
+step "every role's packages, so a VM from this image needs no network: curl, the SMTP sink"
+install_packages "curl" "curl"
+install_smtp_sink
+
 open_firewall
 
 if command -v getenforce >/dev/null 2>&1 && [ "$(getenforce)" != "Disabled" ]; then
@@ -47,6 +51,7 @@ if has_systemd; then systemctl disable keepalived nginx >/dev/null 2>&1 || true;
 step "cleaning the image: caches, logs, machine-id, ssh host keys"
 [ -n "$registered" ] && subscription-manager unregister >/dev/null || true
 if command -v dnf >/dev/null 2>&1; then dnf -y -q clean all; fi
+if command -v apt-get >/dev/null 2>&1; then apt-get clean; fi
 rm -rf /tmp/halab /var/cache/dnf/* /var/tmp/*
 find /var/log -type f -exec truncate -s 0 {} +
 rm -f /etc/ssh/ssh_host_*

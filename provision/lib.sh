@@ -37,6 +37,17 @@ install_packages() {
     fi
 }
 
+# install_smtp_sink: aiosmtpd for the client's SMTP sink, from the distribution only (Debian:
+# python3-aiosmtpd; Rocky/RHEL: EPEL's), never pip: Debian's Python refuses system-wide pip
+# installs (PEP 668) and a VM booted from a baked box may have no network.
+install_smtp_sink() {
+    python3 -c "import aiosmtpd" 2>/dev/null && return 0
+    if command -v dnf >/dev/null 2>&1 && ! rpm -q epel-release >/dev/null 2>&1; then
+        install_packages "" "epel-release"
+    fi
+    install_packages "python3-aiosmtpd" "python3-aiosmtpd"
+}
+
 # already_built STAMP TEXT: true when a previous run left the same stamp (idempotency).
 already_built() { [ -f "$1" ] && [ "$(cat "$1")" = "$2" ]; }
 

@@ -3,6 +3,7 @@
 # Vagrant VM, from the synced folder). Idempotent: a second run changes nothing.
 # usage: node.sh director|realserver|client RENDERED_NODE_DIR [MAILDIR]
 # keepalived and nginx are already installed (the baked box, or build-*.sh just before).
+# On a baked box every package it asks for is already there: it needs no network.
 set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
@@ -57,8 +58,8 @@ WantedBy=multi-user.target"
 client)
     [ -n "$MAILDIR" ] || { echo "usage: $0 client RENDERED_NODE_DIR MAILDIR" >&2; exit 2; }
     step "client: curl, python3 and an SMTP server collecting keepalived's mail in $MAILDIR"
-    install_packages "curl python3-pip" "curl python3-pip"
-    python3 -c "import aiosmtpd" 2>/dev/null || python3 -m pip install -q aiosmtpd
+    install_packages "curl" "curl"
+    install_smtp_sink
     mkdir -p "$(dirname "$MAILDIR")"
     address=$(ip -4 -o addr show dev eth1 | awk '{split($4, a, "/"); print a[1]}')
     unit halab-smtpd "[Unit]

@@ -1,24 +1,31 @@
 # Provider settings the Vagrantfile loads: the lab network per hypervisor, resources per
 # role, and provisioning. Everything about the lab itself comes from lab.json.
+require "ipaddr"
 require "json"
 
 module Halab
-  # Five VMs within an 8 GB laptop: directors and real servers compile on the fallback box.
+  # The smallest memory that works: 512 MiB runs every role on the baked box (2.5 GiB for
+  # five VMs); compiling at `vagrant up` (the fallback box) needs 1 GiB on directors and
+  # real servers.
   RESOURCES = {
-    "director" => { cpus: 1, memory: 1024 },
-    "realserver" => { cpus: 1, memory: 1024 },
-    "client" => { cpus: 1, memory: 512 },
+    "director" => { cpus: 1, memory: 512, compile_memory: 1024 },
+    "realserver" => { cpus: 1, memory: 512, compile_memory: 1024 },
+    "client" => { cpus: 1, memory: 512, compile_memory: 512 },
   }.freeze
+
+  # Vagrant commands that act on no machine of the lab.
+  MACHINELESS = %w[box plugin version global-status help -h --help].freeze
 
   # Every path comes from halab's vagrant provider (halab/paths.py owns them).
   def self.env(name)
     ENV.fetch(name) { abort "#{name} is not set: drive this Vagrantfile with `invoke lab.up --provider vagrant`" }
   end
 
-  # The checkout at /vagrant (provision scripts), the state directory (sources, rendered
-  # files) at its own guest path: HALAB_HOME may live anywhere.
+  # The checkout (provision scripts) and the state directory (sources, rendered files) at
+  # their guest paths: HALAB_HOME may live anywhere.
   def self.synced_folders(config)
-    config.vm.synced_folder ".", "/vagrant", type: "rsync", rsync__exclude: JSON.parse(env("HALAB_PROJECT_EXCLUDES"))
+    config.vm.synced_folder ".", env("HALAB_GUEST_PROJECT"), type: "rsync",
+                            rsync__exclude: JSON.parse(env("HALAB_PROJECT_EXCLUDES"))
     config.vm.synced_folder env("HALAB_STATE"), env("HALAB_GUEST_STATE"), type: "rsync",
                             rsync__exclude: JSON.parse(env("HALAB_STATE_EXCLUDES"))
   end
@@ -38,41 +45,66 @@ module Halab
   # libvirt network takes the subnet's reserved access address, never a node's.
   def self.lab_network(machine, lab, node)
     machine.vm.network "private_network",
-                       ip: node["address"], netmask: lab["subnet"].split("/").last,
+                       ip: node["address"], netmask: netmask(lab),
                        libvirt__network_name: "halab-#{lab['name']}", libvirt__dhcp_enabled: false,
                        libvirt__forward_mode: "none", libvirt__host_ip: lab["access_address"],
                        virtualbox__intnet: "halab-#{lab['name']}"
   end
 
-  def self.resources(machine, role)
-    size = RESOURCES.fetch(role)
+  def self.memory(role)
+    RESOURCES.fetch(role)[build_from_source? ? :compile_memory : :memory]
+  end
+
+  # libvirt: domains named halab-<lab>_<node> (labs side by side, and `lab.down` finds them
+  # after a crash), and the driver halab's KVM probe chose (HALAB_LIBVIRT_DRIVER: kvm, or
+  # qemu for TCG where /dev/kvm runs no guest; TCG boots slowly, so the boot timeout grows).
+  # Dotted, as libvirt's network definition needs it (a prefix length such as "24" makes
+  # libvirt refuse the bridge: "invalid netmask or IP address").
+  def self.netmask(lab)
+    IPAddr.new("255.255.255.255").mask(lab["subnet"].split("/").last.to_i).to_s
+  end
+
+  def self.resources(machine, lab, role)
+    cpus = RESOURCES.fetch(role)[:cpus]
+    driver = ENV.fetch("HALAB_LIBVIRT_DRIVER", "kvm")
+    machine.vm.boot_timeout = driver == "kvm" ? 300 : 900
     machine.vm.provider :libvirt do |vm|
-      vm.cpus = size[:cpus]
-      vm.memory = size[:memory]
+      vm.default_prefix = "halab-#{lab['name']}_"
+      vm.driver = driver
+      vm.cpus = cpus
+      vm.memory = memory(role)
     end
     machine.vm.provider :virtualbox do |vm|
-      vm.cpus = size[:cpus]
-      vm.memory = size[:memory]
+      vm.cpus = cpus
+      vm.memory = memory(role)
     end
   end
 
-  def self.provision(machine, lab, node)
+  # The scripts run from the synced checkout, not uploaded one by one (`path:`): each
+  # sources lib.sh beside it.
+  def self.provision_commands(lab, node)
+    scripts = "#{env('HALAB_GUEST_PROJECT')}/provision"
+    commands = []
     if build_from_source? && node["role"] != "client"
       lab["versions"].each do |name, version|
-        machine.vm.provision "shell", path: "provision/build-#{name}.sh",
-                                      args: ["#{env('HALAB_GUEST_SOURCES')}/#{name}-#{version}.tar.gz"]
+        commands << "sh #{scripts}/build-#{name}.sh #{env('HALAB_GUEST_SOURCES')}/#{name}-#{version}.tar.gz"
       end
     end
-    machine.vm.provision "shell", path: "provision/node.sh",
-                                  args: [node["role"], "#{env('HALAB_GUEST_RENDERED')}/#{node['name']}",
-                                         env("HALAB_GUEST_MAILDIR")]
+    commands << "sh #{scripts}/node.sh #{node['role']} #{env('HALAB_GUEST_RENDERED')}/#{node['name']} " \
+                "#{env('HALAB_GUEST_MAILDIR')}"
+  end
+
+  def self.provision(machine, lab, node)
+    provision_commands(lab, node).each { |command| machine.vm.provision "shell", inline: command }
   end
 
   # HALAB_VAGRANT_DUMP=1 vagrant validate: print the machines as the Vagrantfile sees them.
   def self.dump(lab)
     machines = lab["nodes"].map do |node|
       { "name" => node["name"], "address" => node["address"], "role" => node["role"],
-        "box" => box(lab), "network" => "halab-#{lab['name']}" }.merge(RESOURCES.fetch(node["role"]).transform_keys(&:to_s))
+        "box" => box(lab), "network" => "halab-#{lab['name']}", "netmask" => netmask(lab),
+        "cpus" => RESOURCES.fetch(node["role"])[:cpus], "memory" => memory(node["role"]),
+        "provision" => provision_commands(lab, node) }
     end
     $stdout.puts "HALAB_MACHINES #{JSON.generate(machines)}"
   end

@@ -4,10 +4,13 @@ One template set (packer/) serves every OS x target; a vars file per OS
 (packer/vars/<os>.pkrvars.hcl) and these variables choose the rest. The input hash
 covers everything that decides an image's content, so an image is rebuilt exactly when
 one of them changed, and ami.publish can match an image to the tests that proved it.
+Rocky and RHEL install from their ISO; Debian starts from the base disk image base.py
+makes (libvirt only). QEMU gets KVM where it works and TCG where it does not.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -15,16 +18,20 @@ import re
 import shlex
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from halab import build, paths, pins, sources
 from halab.errors import ImageError, UsageError
+from halab.images import base
 from halab.images.manifest import builds
 
 # Credentials Packer takes only from the environment (PKR_VAR_<name>), never as -var.
 SECRETS = ("rhsm_username", "rhsm_password", "ssh_password")
 TARGETS = {"libvirt": "qemu.rocky", "virtualbox": "virtualbox-iso.rocky", "ami": "amazon-ebs.rocky"}
+# Distributions whose images start from a base disk image (base.py), and the targets they have.
+DISK_IMAGE_TARGETS = {"debian": {"libvirt": "qemu.debian"}}
 BUILDER_TYPES = {"libvirt": "qemu", "virtualbox": "virtualbox-iso", "ami": "amazon-ebs"}
 # Offline validation: `packer validate` would download Rocky's CHECKSUM file, and RHEL's
 # ISO location is the user's. Neither decides whether the templates are right.
@@ -44,6 +51,24 @@ def vars_file(os_name: str) -> Path:
     return path
 
 
+def distribution(os_name: str) -> str:
+    """The vars file's os_name: rocky, rhel or debian."""
+    match = re.search(r'^os_name\s*=\s*"([^"]+)"', vars_file(os_name).read_text(), re.MULTILINE)
+    if not match:
+        raise ImageError(f"{vars_file(os_name)} sets no os_name")
+    return match[1]
+
+
+def from_disk_image(os_name: str) -> bool:
+    """The OS's images start from base.py's disk image instead of an install ISO."""
+    return distribution(os_name) in DISK_IMAGE_TARGETS
+
+
+def targets(os_name: str) -> dict[str, str]:
+    """The targets the OS can be baked for, each with its Packer source."""
+    return DISK_IMAGE_TARGETS.get(distribution(os_name), TARGETS)
+
+
 def inputs(os_name: str) -> list[Path]:
     """The files beyond the build's inputs whose text decides the image: templates, kickstart, the OS vars."""
     files = [*paths.PACKER.glob("*.pkr.hcl"), *(paths.PACKER / "http").rglob("*"), vars_file(os_name)]
@@ -55,6 +80,8 @@ def input_hash(os_name: str, versions: dict[str, str]) -> str:
     image's own inputs' paths and text."""
     digest = hashlib.sha256()
     digest.update(f"build {build.inputs_digest(versions)}\n".encode())
+    if from_disk_image(os_name):
+        digest.update(f"base {base.plan(os_name).key}\n".encode())
     for path in inputs(os_name):
         digest.update(f"file {path.relative_to(paths.ROOT)} {len(path.read_bytes())}\n".encode())
         digest.update(path.read_bytes())
@@ -77,6 +104,7 @@ class Plan:
     target: str
     versions: dict[str, str]
     overrides: dict[str, str] = field(default_factory=dict)
+    accelerator: str = "kvm"  # QEMU's, for the libvirt target: kvm or tcg (accelerator.choose)
 
     def __post_init__(self) -> None:
         vars_file(self.os_name)
@@ -88,6 +116,20 @@ class Plan:
             )
         if self.target not in TARGETS:
             raise ImageError(f"unknown target {self.target!r}; known: {', '.join(TARGETS)}")
+        if self.target not in targets(self.os_name):
+            raise ImageError(
+                f"{self.os_name} is baked for {', '.join(targets(self.os_name))} only (from its base disk image)"
+            )
+
+    @property
+    def source(self) -> str:
+        """The Packer source this build runs (-only)."""
+        return targets(self.os_name)[self.target]
+
+    @functools.cached_property
+    def base_image(self) -> base.BaseImage | None:
+        """The disk image the build starts from, for OSes without an install ISO."""
+        return base.plan(self.os_name) if from_disk_image(self.os_name) else None
 
     @property
     def input_hash(self) -> str:
@@ -103,6 +145,15 @@ class Plan:
             "input_hash": self.input_hash,
             "build_inputs": build.inputs_digest(self.versions),
         }
+        if self.target == "libvirt":
+            values["accelerator"] = self.accelerator
+        if self.base_image:
+            made = self.base_image.path.exists()
+            values |= {
+                "iso_url": str(self.base_image.path),
+                "iso_checksum": f"sha256:{self._base_sha256}" if made else "none",
+                "ssh_private_key_file": str(paths.vagrant_insecure_key()),
+            }
         for name, version in sorted(self.versions.items()):
             pin = pins.pin(name, version)
             values |= {
@@ -112,9 +163,18 @@ class Plan:
             }
         return values | self.overrides
 
+    @functools.cached_property
+    def _base_sha256(self) -> str:
+        assert self.base_image
+        return self.base_image.sha256
+
     def command(self, extra: dict[str, str] | None = None, verb: str = "build") -> list[str]:
         """The packer command line, run from the project's root."""
-        argv = ["packer", verb, f"-only={TARGETS[self.target]}", f"-var-file={vars_file(self.os_name)}"]
+        argv = ["packer", verb, f"-only={self.source}", f"-var-file={vars_file(self.os_name)}"]
+        if verb == "build":
+            # A build runs only when no image with this input hash exists: whatever an earlier
+            # one left in the output paths (a disk, a box) is stale, and Packer would refuse it.
+            argv.insert(2, "-force")
         for key, value in {**self.variables(), **(extra or {})}.items():
             argv += ["-var", f"{key}={value}"]
         return [*argv, str(paths.PACKER)]
@@ -148,7 +208,10 @@ def existing(plan: Plan, manifest: Path | None = None) -> dict | None:
 
 def box_metadata(entry: dict, box_name: str) -> dict:
     """What `vagrant box add <metadata.json>` needs for a box Packer built (file URL, sha256)."""
-    box = next(Path(f["name"]) for f in entry["files"] if f["name"].endswith(".box"))
+    boxes = [Path(f["name"]) for f in entry.get("files") or [] if f["name"].endswith(".box")]
+    if not boxes:
+        raise ImageError(f"Packer's manifest lists no .box for build {entry.get('packer_run_uuid', '?')}: rebuild it")
+    box = boxes[0]
     provider = {"qemu": "libvirt", "virtualbox-iso": "virtualbox"}[entry["builder_type"]]
     version = f"{entry['build_time']}.0.0" if "build_time" in entry else "0.0.0"
     return {
@@ -176,14 +239,18 @@ def validate(os_name: str, target: str, versions: dict[str, str]) -> subprocess.
     """`packer validate` of one OS x target, offline: placeholders stand in for the ISO checksum
     and for tarballs not fetched yet (validation reads the template, not their content)."""
     plan = Plan(os_name, target, versions)
-    extra = {"iso_checksum": "none"}
+    # A directory that does not exist: Packer refuses to validate a build whose output
+    # directory does (as it does after every bake), though validating writes nothing.
+    unused = Path(tempfile.gettempdir()) / f"halab-packer-validate-{os.getpid()}"
+    extra = {"iso_checksum": "none", "output_dir": str(unused)}
     if not re.search(r"^iso_url\s*=", vars_file(os_name).read_text(), re.MULTILINE):
         extra["iso_url"] = VALIDATE_ISO
     for name, tarball in plan.tarballs().items():
         if not tarball.exists():
             extra[f"{name}_tarball"] = str(paths.PACKER / "README.md")
+    env = {**os.environ, "PACKER_CACHE_DIR": str(paths.packer_cache())}
     return subprocess.run(
-        plan.command(extra, verb="validate"), capture_output=True, text=True, cwd=paths.ROOT, timeout=120
+        plan.command(extra, verb="validate"), capture_output=True, text=True, cwd=paths.ROOT, timeout=120, env=env
     )
 
 
@@ -198,10 +265,13 @@ def bake(plan: Plan, force: bool = False, progress: sources.Progress = print) ->
         return found
     if not shutil.which("packer"):
         raise ImageError("packer is not installed: see packer/README.md (1.7+ with `packer init packer/plugins`)")
+    if plan.base_image:
+        base.make(plan.os_name, progress)
     for name, version in plan.versions.items():
         sources.fetch(pins.pin(name, version), progress=progress)
     progress(f"$ {plan.shell()}")
-    if subprocess.run(plan.command(), cwd=paths.ROOT).returncode != 0:
+    env = {**os.environ, "PACKER_CACHE_DIR": str(paths.packer_cache())}
+    if subprocess.run(plan.command(), cwd=paths.ROOT, env=env).returncode != 0:
         raise ImageError(f"packer build failed for {plan.os_name} {plan.target}; its output is above")
     entry = existing(plan)
     if entry is None:

@@ -467,7 +467,9 @@ class Runner:
         reached = True
         for target in self.targets:
             pages = probe.run(
-                self.remote, self.client, ["capture", "--target", target, "--count", "3", "--timeout", "1"]
+                self.remote,
+                self.client,
+                ["capture", "--target", target, "--count", "3", "--timeout", "1", "--iface", self.lab.vrrp.interface],
             )[0]["pages"]
             if any(page.startswith("FAILED") for page in pages):
                 vip = target.rsplit(":", 1)[0]

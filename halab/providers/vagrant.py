@@ -4,6 +4,9 @@ The Vagrantfile reads the lab.json this provider renders; each lab keeps its own
 Vagrant state (VAGRANT_DOTFILE_PATH), so labs of different names live side by side.
 What differs from the local lab stays here: the lab NIC is eth1 (both hypervisors add
 a management NIC first), services are systemd units, a crash is a forced power-off.
+With libvirt, where libvirt lives (the host's service, or a private one in the lab's
+network namespace) is libvirt.py's business: this module only runs vagrant under its
+prefix and points ssh into the namespace; KVM or TCG is accelerator.py's.
 """
 
 from __future__ import annotations
@@ -12,13 +15,16 @@ import json
 import os
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import vagrant
 from halab import paths, pins, render, sources
 from halab.errors import ProviderError
 from halab.paths import LabPaths
+from halab.providers import accelerator
 from halab.providers.base import Progress, Provider, Requirement
+from halab.providers.libvirt import SOCKET, Libvirt, answering
 from halab.remote import client_options
 from halab.spec import Lab
 
@@ -34,6 +40,7 @@ class VagrantProvider(Provider):
     def __init__(self, lab: Lab, progress: Progress = print, hypervisor: str | None = None) -> None:
         super().__init__(lab, progress)
         self.hypervisor = hypervisor or os.environ.get("HALAB_VAGRANT_PROVIDER") or _default_hypervisor()
+        self.libvirt = Libvirt(self.paths)
 
     @classmethod
     def as_run(cls, lab: Lab) -> Lab:
@@ -61,7 +68,14 @@ class VagrantProvider(Provider):
         }
 
     def _vagrant(self, **env: str) -> vagrant.Vagrant:
-        return _machine({**self.environment(), **env})
+        return _machine({**self.environment(), **env}, self._prefix())
+
+    def _prefix(self) -> list[str]:
+        return self.libvirt.prefix if self.hypervisor == "libvirt" else []
+
+    def _driver(self) -> dict[str, str]:
+        """What `vagrant up` needs to start a domain: the driver the KVM probe chose."""
+        return {"HALAB_LIBVIRT_DRIVER": accelerator.choose().libvirt_driver} if self.hypervisor == "libvirt" else {}
 
     # --- the contract -------------------------------------------------------------------
 
@@ -83,11 +97,14 @@ class VagrantProvider(Provider):
             )
             items.append(
                 Requirement(
-                    "libvirt running",
-                    Path("/var/run/libvirt/libvirt-sock").exists(),
-                    "install libvirt-daemon-system and add yourself to the libvirt group",
+                    f"libvirt: {self.libvirt.where()}",
+                    bool(shutil.which("libvirtd") and shutil.which("virsh")) and (os.geteuid() == 0 or answering()),
+                    "apt-get install libvirt-daemon-system libvirt-clients qemu-system-x86 dnsmasq-base "
+                    "(without a libvirt service, run as root: the lab starts its own)",
                 )
             )
+            chosen = accelerator.choose()
+            items.append(Requirement(f"accelerator {chosen.name} ({chosen.why}); {chosen.cost}", True))
         else:
             items.append(
                 Requirement("VirtualBox installed", bool(shutil.which("VBoxManage")), "install VirtualBox 6.1+")
@@ -117,26 +134,39 @@ class VagrantProvider(Provider):
 
     def boot(self) -> None:
         render.write(render.render(self.lab), self.paths.rendered)
+        if self.hypervisor == "libvirt":
+            self.libvirt.ensure(self.progress)
         box, from_source = self.box()
         if from_source:
             for name, version in self.lab.versions.model_dump().items():
                 sources.fetch(pins.pin(name, version), progress=self.progress)
-        self.progress(f"vagrant up ({self.hypervisor}, box {box}{', compiling from source' if from_source else ''})")
+        driver = self._driver()
+        self.progress(
+            f"vagrant up ({self.hypervisor}{', driver ' + driver['HALAB_LIBVIRT_DRIVER'] if driver else ''}, "
+            f"box {box}{', compiling from source' if from_source else ''})"
+        )
         try:
-            self._vagrant(**self.environment(box, from_source)).up(provider=self.hypervisor)
+            self._vagrant(**self.environment(box, from_source), **driver).up(provider=self.hypervisor)
         except subprocess.CalledProcessError as exc:
             raise ProviderError(f"vagrant up failed ({exc.returncode}); its output is above") from None
         self._write_ssh_config()
 
     @classmethod
     def teardown(cls, paths: LabPaths) -> None:
-        """Destroy every VM of the lab; idempotent (nothing to do when none exist)."""
+        """Destroy every VM of the lab, then what libvirt still holds of it (a crashed `vagrant
+        up`, a lost Vagrant state), then the lab's private libvirt and its namespace. Idempotent."""
+        libvirt = Libvirt(paths)
+        failed = None
         if paths.vagrant.exists() and paths.lab_json.exists():
             try:
-                _machine({**os.environ, **_vagrant_paths(paths)}).destroy()
+                _machine({**os.environ, **_vagrant_paths(paths)}, libvirt.prefix).destroy()
             except subprocess.CalledProcessError as exc:
-                raise ProviderError(f"vagrant destroy failed ({exc.returncode}); its output is above") from None
+                failed = exc.returncode
+        libvirt.remove_domains(domain_prefix(paths.name), network(paths.name))
+        libvirt.stop()
         shutil.rmtree(paths.vagrant, ignore_errors=True)
+        if failed is not None and libvirt.leftovers(domain_prefix(paths.name)):
+            raise ProviderError(f"vagrant destroy failed ({failed}) and VMs of lab {paths.name!r} remain in libvirt")
 
     @classmethod
     def footprint(cls, paths: LabPaths) -> str:
@@ -149,11 +179,17 @@ class VagrantProvider(Provider):
         return f"systemctl {verb} {UNITS[service]}"
 
     def _crash(self, node: str) -> None:
-        """A forced power-off: no shutdown, no last VRRP advert."""
-        self._vagrant().halt(vm_name=node, force=True)
+        """A forced power-off: no shutdown, no last VRRP advert. On libvirt that is `virsh
+        destroy` (vagrant-libvirt's `halt --force` shuts the guest down cleanly first, which
+        is a different fault, and gives up with a traceback after 60 s under TCG)."""
+        if self.hypervisor == "libvirt":
+            self.libvirt.power_off(domain_prefix(self.lab.name) + node)
+        else:
+            _vagrant_call(f"vagrant halt {node} --force", lambda: self._vagrant().halt(vm_name=node, force=True))
 
     def _restart(self, node: str) -> None:
-        self._vagrant().up(vm_name=node, no_provision=True)
+        machine = self._vagrant(**self._driver())
+        _vagrant_call(f"vagrant up {node}", lambda: machine.up(vm_name=node, no_provision=True))
 
     def _cut_link(self, node: str) -> None:
         self.remote.check(node, f"ip link set {LAB_NIC} down")
@@ -169,7 +205,8 @@ class VagrantProvider(Provider):
         machine = self._vagrant()
         blocks = [ssh_config_as_root(machine.ssh_config(vm_name=name)) for name in self.lab.nodes]
         self.paths.ssh.mkdir(parents=True, exist_ok=True)
-        self.paths.ssh_config.write_text("\n".join(blocks) + "\nHost *\n" + client_options(self.paths))
+        netns = self.libvirt.netns if self._prefix() else None
+        self.paths.ssh_config.write_text("\n".join(blocks) + "\nHost *\n" + client_options(self.paths, netns))
 
 
 def _vagrant_paths(lab: LabPaths) -> dict[str, str]:
@@ -179,6 +216,7 @@ def _vagrant_paths(lab: LabPaths) -> dict[str, str]:
         "VAGRANT_DOTFILE_PATH": str(lab.vagrant),
         "HALAB_STATE": str(paths.home()),
         "HALAB_GUEST_STATE": paths.GUEST_STATE,
+        "HALAB_GUEST_PROJECT": paths.GUEST_PROJECT,
         "HALAB_STATE_EXCLUDES": json.dumps(paths.STATE_SYNC_EXCLUDES),
         "HALAB_PROJECT_EXCLUDES": json.dumps(paths.project_sync_excludes()),
         "HALAB_GUEST_SOURCES": paths.in_guest(paths.sources()),
@@ -187,8 +225,38 @@ def _vagrant_paths(lab: LabPaths) -> dict[str, str]:
     }
 
 
-def _machine(env: dict[str, str]) -> vagrant.Vagrant:
-    return vagrant.Vagrant(root=str(paths.ROOT), env=env, quiet_stdout=False, quiet_stderr=False)
+def _vagrant_call(what: str, call: Callable[[], object]) -> None:
+    """A vagrant command a fault verb needs; its failure a ProviderError (its output is above)."""
+    try:
+        call()
+    except subprocess.CalledProcessError as exc:
+        raise ProviderError(f"`{what}` failed ({exc.returncode}); its output is above") from None
+
+
+def domain_prefix(lab: str) -> str:
+    """How libvirt names the lab's VMs (vagrant/settings.rb sets it: halab-<lab>_<node>)."""
+    return f"halab-{lab}_"
+
+
+def network(lab: str) -> str:
+    """The lab's libvirt network (vagrant/settings.rb names it)."""
+    return f"halab-{lab}"
+
+
+class _Namespaced(vagrant.Vagrant):
+    """python-vagrant running `vagrant` under a prefix (`ip netns exec NS`): vagrant's ssh and
+    rsync to the VMs then start inside the lab's namespace, where the VMs' networks are."""
+
+    def __init__(self, prefix: list[str], **options: object) -> None:
+        super().__init__(**options)
+        self._halab_prefix = prefix
+
+    def _make_vagrant_command(self, args: list[str]) -> list[str]:
+        return [*self._halab_prefix, *super()._make_vagrant_command(args)]
+
+
+def _machine(env: dict[str, str], prefix: list[str] | None = None) -> vagrant.Vagrant:
+    return _Namespaced(prefix or [], root=str(paths.ROOT), env=env, quiet_stdout=False, quiet_stderr=False)
 
 
 def ssh_config_as_root(block: str) -> str:
@@ -198,6 +266,4 @@ def ssh_config_as_root(block: str) -> str:
 
 
 def _default_hypervisor() -> str:
-    return (
-        "virtualbox" if shutil.which("VBoxManage") and not Path("/var/run/libvirt/libvirt-sock").exists() else "libvirt"
-    )
+    return "virtualbox" if shutil.which("VBoxManage") and not SOCKET.exists() else "libvirt"

@@ -1,9 +1,10 @@
-"""`invoke image.*`: bake Rocky Linux / RHEL images with Packer (boxes and AMIs)."""
+"""`invoke image.*`: bake Rocky Linux / RHEL / Debian images with Packer (boxes and AMIs)."""
 
 from __future__ import annotations
 
 from halab.errors import ImageError
-from halab.images import packer
+from halab.images import base, packer
+from halab.providers import accelerator
 from halab.tasks import LAB_HELP, key_values, load, task
 
 TARGET_HELP = f"what to build: {', '.join(packer.TARGETS)}"
@@ -13,7 +14,7 @@ TARGET_HELP = f"what to build: {', '.join(packer.TARGETS)}"
     iterable=["var"],
     help={
         **LAB_HELP,
-        "os": f"OS version: {', '.join(packer.oses())} (default: rocky-9)",
+        "os": f"OS version: {', '.join(packer.oses())} (default: rocky-9; debian-12: libvirt only)",
         "target": TARGET_HELP + " (default: libvirt)",
         "dry_run": "print the packer command and its variables, run nothing",
         "force": "build even when an image with the same input hash exists",
@@ -21,13 +22,19 @@ TARGET_HELP = f"what to build: {', '.join(packer.TARGETS)}"
     },
 )
 def build(c, os="rocky-9", target="libvirt", lab=None, dry_run=False, force=False, var=None):
-    """Bake a Rocky/RHEL image with the lab's keepalived and nginx compiled in.
+    """Bake a Rocky/RHEL/Debian image with the lab's keepalived and nginx compiled in.
 
     Skipped when an image with the same input hash exists (--force rebuilds).
     """
-    plan = packer.Plan(os, target, load(lab).versions.model_dump(), key_values(var or [], "--var", "KEY=VALUE"))
+    overrides = key_values(var or [], "--var", "KEY=VALUE")
+    chosen = accelerator.choose() if target == "libvirt" else None
+    plan = packer.Plan(os, target, load(lab).versions.model_dump(), overrides, chosen.name if chosen else "kvm")
+    if chosen:
+        print(f"# QEMU accelerator: {chosen.name} ({chosen.why})")
     if dry_run:
         print(f"# {os} {target}, input hash {plan.input_hash}")
+        if plan.base_image and not plan.base_image.path.exists():
+            print(f"# base image: {plan.base_image.path} (made by `invoke image.base --os {os}` when the build runs)")
         for name, tarball in plan.tarballs().items():
             later = "" if tarball.exists() else " (fetched and verified when the build runs)"
             print(f"# {name} tarball: {tarball}{later}")
@@ -38,13 +45,23 @@ def build(c, os="rocky-9", target="libvirt", lab=None, dry_run=False, force=Fals
     packer.bake(plan, force=force)
 
 
+@task(name="base", help={"os": f"OS version: {', '.join(base.SUITES)} (default: debian-12)"})
+def base_(c, os="debian-12"):
+    """Make the bootable base disk image that Debian's images start from.
+
+    mmdebstrap from the host's Debian archive, GRUB on a partitioned qcow2; cached by its
+    input hash. Needs root.
+    """
+    base.make(os)
+
+
 @task(help=LAB_HELP)
 def validate(c, lab=None):
     """`packer validate` every OS x target, offline (no credentials, no ISO download)."""
     versions = load(lab).versions.model_dump()
     failed = []
     for os_name in packer.oses():
-        for target in packer.TARGETS:
+        for target in packer.targets(os_name):
             result = packer.validate(os_name, target, versions)
             ok = result.returncode == 0
             print(

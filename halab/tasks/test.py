@@ -75,6 +75,28 @@ def failover_(c, lab=None, provider="local", destroy="passing", scenario="", lis
         raise HalabError(f"failover failed on lab {running.lab.name!r}")
 
 
+@task(
+    help={
+        **LAB_HELP,
+        "os": "the OS to bake and boot (default: debian-12, what CI can get; rocky-9 needs its ISO and KVM)",
+    }
+)
+def pipeline(c, os="debian-12", lab=None):
+    """Run the whole image path for real: bake with Packer, boot with Vagrant, prove it.
+
+    Base image, Packer bake, vagrant box add, lab.up --provider vagrant, acceptance,
+    failover, destroy; prints a table of the stages' times and writes it to the artifacts.
+    """
+    from halab.pipeline import Pipeline
+
+    run = Pipeline(os, Path(lab or paths.DEFAULT_LAB))
+    run.run()
+    print(run.table())
+    print(f"stage table: {run.provider.paths.pipeline / 'stages.txt'}")
+    if not run.passed:
+        raise HalabError(f"pipeline failed for {os}: see the table above")
+
+
 def _chosen(known: list[failover.Scenario], names: str) -> list[failover.Scenario]:
     wanted = [name.strip() for name in names.split(",") if name.strip()]
     unknown = [name for name in wanted if name not in {s.name for s in known}]

@@ -57,9 +57,10 @@ def test_secrets_never_reach_the_command_line(monkeypatch):
 def test_the_dry_run_command_names_everything():
     plan = packer.Plan("rhel-9", "virtualbox", VERSIONS, {"iso_url": "/isos/rhel.iso"})
     argv = plan.command()
-    assert argv[:4] == [
+    assert argv[:5] == [
         "packer",
         "build",
+        "-force",
         "-only=virtualbox-iso.rocky",
         f"-var-file={paths.PACKER}/vars/rhel-9.pkrvars.hcl",
     ]
@@ -124,8 +125,54 @@ def test_box_metadata_is_what_vagrant_box_add_reads(tmp_path):
 
 
 @pytest.mark.skipif(not shutil.which("packer"), reason="packer is not installed (./bootstrap installs Debian's)")
-@pytest.mark.parametrize("os_name", packer.oses())
-@pytest.mark.parametrize("target", list(packer.TARGETS))
+@pytest.mark.parametrize(("os_name", "target"), [(o, t) for o in packer.oses() for t in packer.targets(o)])
 def test_packer_validates_every_os_and_target_offline(os_name, target):
     result = packer.validate(os_name, target, VERSIONS)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.skipif(not shutil.which("packer"), reason="packer is not installed (./bootstrap installs Debian's)")
+def test_validation_passes_after_a_bake_left_its_output_directory(tmp_path, monkeypatch):
+    # Found by the first real bake: Packer refuses a build whose output directory exists.
+    monkeypatch.setenv("HALAB_HOME", str(tmp_path))
+    (paths.images() / "halab-debian-12-libvirt").mkdir(parents=True)
+    result = packer.validate("debian-12", "libvirt", VERSIONS)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_debian_bakes_from_its_base_image_for_libvirt_only(monkeypatch):
+    monkeypatch.delenv("HALAB_ACCELERATOR", raising=False)
+    plan = packer.Plan("debian-12", "libvirt", VERSIONS, accelerator="tcg")
+    command = plan.command()
+    assert "-only=qemu.debian" in command and "accelerator=tcg" in command
+    assert command[:3] == ["packer", "build", "-force"]  # stale outputs of an older input hash go
+    assert f"iso_url={plan.base_image.path}" in command
+    assert any(arg.startswith("ssh_private_key_file=") and arg.endswith("/keys/vagrant") for arg in command)
+    assert packer.targets("debian-12") == {"libvirt": "qemu.debian"}
+    assert packer.Plan("rocky-9", "libvirt", VERSIONS).source == "qemu.rocky"
+    with pytest.raises(packer.ImageError, match="debian-12 is baked for libvirt only"):
+        packer.Plan("debian-12", "virtualbox", VERSIONS)
+
+
+def test_the_debian_input_hash_follows_its_base_image(project, monkeypatch):
+    first = packer.input_hash("debian-12", VERSIONS)
+    hook = project / "packer" / "base" / "debian.sh"
+    hook.write_text(hook.read_text() + "\n# changed\n")
+    monkeypatch.setattr(packer.base, "HOOK", hook)
+    assert packer.input_hash("debian-12", VERSIONS) != first
+
+
+def test_a_manifest_entry_without_a_box_is_a_clear_error(tmp_path):
+    # Found by the first real bake: with the manifest beside (not after) the vagrant
+    # post-processor, the manifest listed the disk image only.
+    plan = packer.Plan("rocky-9", "libvirt", VERSIONS)
+    entry = json.loads(manifest(tmp_path, plan, plan.input_hash).read_text())["builds"][0]
+    entry["files"] = [{"name": str(tmp_path / "halab-rocky-9.qcow2"), "size": 1}]
+    with pytest.raises(packer.ImageError, match=r"lists no \.box"):
+        packer.box_metadata(entry, "halab/rocky-9")
+
+
+def test_the_manifest_records_what_the_vagrant_post_processor_made():
+    text = (paths.PACKER / "build.pkr.hcl").read_text()
+    chain = text[text.index("post-processors {") :]
+    assert chain.index('post-processor "vagrant"') < chain.index('post-processor "manifest"')

@@ -13,7 +13,9 @@ import sys
 import pytest
 
 from halab import paths, render, spec
+from halab.errors import ProviderError
 from halab.paths import LabPaths
+from halab.providers.libvirt import Libvirt
 from halab.providers.vagrant import VagrantProvider, ssh_config_as_root
 
 LABS = ("seed.yaml", "dual.yaml", "unicast.yaml")
@@ -50,6 +52,21 @@ def test_vagrant_validates_the_vagrantfile_and_defines_the_lab_files_machines(ho
     ]
     assert {m["box"] for m in machines} == {lab.box} and {m["network"] for m in machines} == {f"halab-{lab.name}"}
     assert sum(m["memory"] for m in machines) <= 6 * 1024  # five VMs on an 8 GB laptop
+    # Found by the first real `vagrant up`: libvirt refuses a network whose netmask is "24".
+    assert {m["netmask"] for m in machines} == {str(lab.subnet.netmask)}
+    # Found by reading the Vagrantfile for the real run: an uploaded script cannot source lib.sh beside it.
+    assert all(m["provision"][-1].startswith(f"sh {paths.GUEST_PROJECT}/provision/node.sh ") for m in machines)
+
+
+@pytest.mark.skipif(not shutil.which("vagrant"), reason="vagrant is not installed (./bootstrap installs Debian's)")
+def test_box_commands_work_in_the_checkout_without_a_lab(home):
+    # Found by the first real pipeline: `vagrant box add` (as the README says, from the
+    # checkout) loads the Vagrantfile too, which refused to load without a lab.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HALAB_")} | {"VAGRANT_HOME": str(home / "vd")}
+    result = subprocess.run(["vagrant", "box", "list"], cwd=paths.ROOT, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    result = subprocess.run(["vagrant", "status"], cwd=paths.ROOT, env=env, capture_output=True, text=True)
+    assert result.returncode != 0 and "HALAB_LAB_JSON is not set" in result.stdout + result.stderr
 
 
 STATUS = """1795560000,server3,metadata,provider,libvirt
@@ -122,14 +139,30 @@ def test_the_baked_box_is_used_when_present_else_the_public_one_compiling(home, 
     assert made.box() == ("halab/rocky-9", False)
 
 
-def test_status_crash_and_restart_become_the_right_vagrant_commands(home, fake_vagrant):
+def test_status_crash_and_restart_become_the_right_commands(home, fake_vagrant, monkeypatch):
     made = provider(home)
     assert not made.running()  # server4 is shut off in the recorded status
+    # Found by the first failover run on VMs: vagrant-libvirt's `halt --force` shuts the
+    # guest down cleanly (a last VRRP advert) instead of pulling the plug.
+    unplugged = []
+    monkeypatch.setattr(Libvirt, "power_off", lambda self, domain: unplugged.append(domain))
+    monkeypatch.setenv("HALAB_ACCELERATOR", "tcg")
     made.crash("server3")
     made.restart("server3")
     calls = fake_vagrant.read_text().splitlines()
-    assert "status --machine-readable" in calls
-    assert "halt server3 --force" in calls and "up server3 --no-provision" in calls
+    assert "status --machine-readable" in calls and unplugged == ["halab-seed_server3"]
+    assert "up server3 --no-provision" in calls and not any(call.startswith("halt") for call in calls)
+    boxed = VagrantProvider(made.lab, progress=lambda _: None, hypervisor="virtualbox")
+    boxed.crash("server3")
+    assert "halt server3 --force" in fake_vagrant.read_text().splitlines()
+
+
+def test_a_failing_vagrant_in_a_fault_verb_is_a_provider_error(home, fake_vagrant, monkeypatch):
+    made = provider(home)
+    monkeypatch.setenv("HALAB_ACCELERATOR", "tcg")
+    fake_vagrant.parent.joinpath("bin", "vagrant").write_text("#!/bin/sh\nexit 1\n")
+    with pytest.raises(ProviderError, match="`vagrant up server3` failed"):
+        made.restart("server3")
 
 
 def test_the_ssh_config_logs_in_as_root_with_each_vms_key(home, fake_vagrant):
@@ -140,3 +173,39 @@ def test_the_ssh_config_logs_in_as_root_with_each_vms_key(home, fake_vagrant):
     assert "IdentityFile /labs/.vagrant/machines/server3/libvirt/private_key" in text
     assert "ControlMaster auto" in text
     assert ssh_config_as_root(SSH_CONFIG.format(name="x")).splitlines()[2] == "  User root"
+
+
+def test_with_a_private_libvirt_vagrant_and_ssh_run_inside_the_labs_namespace(
+    home, fake_vagrant, tmp_path, monkeypatch
+):
+    made = provider(home)
+    wrapper = tmp_path / "bin" / "in-namespace"
+    wrapper.write_text(f'#!/bin/sh\necho "in-namespace $*" >> {fake_vagrant}\nexec "$@"\n')
+    wrapper.chmod(0o755)
+    monkeypatch.setattr(Libvirt, "prefix", property(lambda self: [str(wrapper)]))
+    monkeypatch.setenv("HALAB_ACCELERATOR", "tcg")
+    made.restart("server3")
+    assert "/bin/vagrant up server3 --no-provision\n" in fake_vagrant.read_text().split("in-namespace ", 1)[1]
+    made._write_ssh_config()
+    text = made.paths.ssh_config.read_text()
+    assert f"ProxyCommand ip netns exec {made.paths.libvirt_netns} socat - TCP:%h:%p" in text
+
+
+def test_without_a_private_libvirt_ssh_goes_straight_to_the_vms(home, fake_vagrant, monkeypatch):
+    made = provider(home)
+    monkeypatch.setattr(Libvirt, "prefix", property(lambda self: []))
+    made._write_ssh_config()
+    assert "ProxyCommand" not in made.paths.ssh_config.read_text()
+
+
+def test_teardown_destroys_the_vms_then_what_libvirt_holds_then_the_private_libvirt(home, fake_vagrant, monkeypatch):
+    made = provider(home)
+    calls = []
+    monkeypatch.setattr(Libvirt, "remove_domains", lambda self, prefix, net: calls.append(("remove", prefix, net)))
+    monkeypatch.setattr(Libvirt, "stop", lambda self: calls.append(("stop", self.netns)))
+    monkeypatch.setattr(Libvirt, "leftovers", lambda self, prefix: [])
+    VagrantProvider.teardown(made.paths)
+    assert "destroy --force" in fake_vagrant.read_text()
+    assert calls == [("remove", "halab-seed_", "halab-seed"), ("stop", made.paths.libvirt_netns)]
+    assert not made.paths.vagrant.exists()
+    VagrantProvider.teardown(made.paths)  # idempotent: nothing left, nothing fails

@@ -26,7 +26,11 @@ def _addresses(case, node: str, device: str) -> set[str]:
 
 
 def _pages(case, target: str, count: int) -> list[str]:
-    record = probe.run(case.provider.remote, case.client, ["capture", "--target", target, "--count", str(count)])
+    record = probe.run(
+        case.provider.remote,
+        case.client,
+        ["capture", "--target", target, "--count", str(count), "--iface", case.lab.vrrp.interface],
+    )
     return record[0]["pages"]
 
 
@@ -122,7 +126,15 @@ def test_replies_bypass_the_director(lab_case):
     record = probe.run(
         lab_case.provider.remote,
         lab_case.client,
-        ["capture", "--target", f"{service.vip}:{service.port}", "--count", "6"],
+        [
+            "capture",
+            "--target",
+            f"{service.vip}:{service.port}",
+            "--count",
+            "6",
+            "--iface",
+            lab_case.lab.vrrp.interface,
+        ],
     )[0]
     assert set(record["requests_to"]) == {lab_case.mac(master)}, record
     assert set(record["replies_from"]) == {lab_case.mac(name) for name in service.real_servers}, record
@@ -135,7 +147,9 @@ def test_only_the_master_answers_arp_for_a_vip(lab_case):
     client = lab_case.lab.nodes[lab_case.client]
     for vip, master in lab_case.masters.items():
         record = probe.run(
-            lab_case.provider.remote, lab_case.client, ["arp", "--ip", vip, "--source", str(client.address)]
+            lab_case.provider.remote,
+            lab_case.client,
+            ["arp", "--ip", vip, "--source", str(client.address), "--iface", lab_case.lab.vrrp.interface],
         )[0]
         assert set(record["replies"]) == {lab_case.mac(master)}, record
 

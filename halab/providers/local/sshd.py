@@ -45,7 +45,6 @@ def prepare(lab: Lab, paths: LabPaths) -> None:
         f"    IdentityFile {ssh / 'id_ed25519'}\n"
         "    IdentitiesOnly yes\n"
         f"    UserKnownHostsFile {ssh / 'known_hosts'}\n"
-        "    StrictHostKeyChecking yes\n"
-        f"    ProxyCommand ip netns exec {paths.netns} socat - TCP:%h:%p,connect-timeout=5\n" + client_options(paths)
+        "    StrictHostKeyChecking yes\n" + client_options(paths, paths.netns)
     )
     paths.ssh_config.write_text("\n".join(blocks))
