@@ -12,7 +12,7 @@ from halab.images import ami
 from halab.tasks import key_values, task
 
 REGIONS_HELP = "comma-separated regions, e.g. eu-west-1,us-east-1"
-KEEP_HELP = "images of the family to keep per region, newest first (default 3)"
+RETAIN_HELP = "images of the family to keep per region, newest first (default 3)"
 SHARED_HELP = "also retire images shared with other accounts"
 
 
@@ -44,7 +44,7 @@ def _source(manifest: str | None) -> ami.Source:
         "regions": REGIONS_HELP,
         "share": "comma-separated AWS account IDs to share with",
         "kms_key": "REGION=KEY: the KMS key encrypting the copy in REGION (repeatable); default: the account's EBS key",
-        "keep": KEEP_HELP,
+        "retain": RETAIN_HELP,
         "deprecate_days": "set the AMIs' deprecation time this many days from now",
         "include_shared": SHARED_HELP,
         "dry_run": "print the plan, change nothing",
@@ -57,7 +57,7 @@ def publish(
     regions="",
     share="",
     kms_key=None,
-    keep=3,
+    retain=3,
     deprecate_days=0,
     include_shared=False,
     dry_run=False,
@@ -69,7 +69,7 @@ def publish(
         regions=_regions(regions),
         accounts=[a.strip() for a in share.split(",") if a.strip()],
         kms_keys=key_values(kms_key or [], "--kms-key", "REGION=KEY, e.g. us-east-1=alias/ami"),
-        keep=_count(keep, "--keep"),
+        keep=_count(retain, "--retain"),
         deprecate_at=datetime.now(UTC) + timedelta(days=_count(deprecate_days, "--deprecate-days"))
         if deprecate_days
         else None,
@@ -102,15 +102,15 @@ def list_(c, regions="", manifest=None):
 @task(
     help={
         "regions": REGIONS_HELP,
-        "keep": KEEP_HELP,
+        "retain": RETAIN_HELP,
         "include_shared": SHARED_HELP,
         "dry_run": "print what would be retired, change nothing",
         "manifest": "Packer manifest naming the family",
     }
 )
-def prune(c, regions="", keep=3, include_shared=False, dry_run=False, manifest=None):
+def prune(c, regions="", retain=3, include_shared=False, dry_run=False, manifest=None):
     """Retire old AMIs of the family (and their snapshots), never one in use."""
-    options = ami.Options(regions=_regions(regions), keep=_count(keep, "--keep"), include_shared=include_shared)
+    options = ami.Options(regions=_regions(regions), keep=_count(retain, "--retain"), include_shared=include_shared)
     source = _source(manifest)
     publisher = ami.Publisher()
     for region in options.regions:

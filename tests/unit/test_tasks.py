@@ -42,7 +42,7 @@ def invoke(*args: str, home) -> subprocess.CompletedProcess[str]:
         (("ami.publish", "--regions", "eu-west-1", "--kms-key", "alias/x"), 2, "--kms-key takes REGION=KEY"),
         (("ami.publish", "--regions", "eu-west-1"), 1, "no Packer manifest at"),
         (("ami.list",), 2, "--regions is required"),
-        (("ami.prune", "--regions", "eu-west-1", "--keep", "-1"), 2, "--keep must be 0 or more"),
+        (("ami.prune", "--regions", "eu-west-1", "--retain", "-1"), 2, "--retain must be 0 or more"),
         (("ami.publish", "--regions", "eu-west-1", "--deprecate-days", "-5"), 2, "--deprecate-days must be 0 or more"),
         (("demo", "--destroy=pasing"), 2, "--destroy must be one of passing"),
         (("lab.validate", "--lab", ""), 2, "--lab needs a lab file"),
