@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 
@@ -112,3 +113,23 @@ def test_short_flags_work_on_the_command_line(tmp_path):
     result = invoke("lab.show", "-l", "labs/dual.yaml", "-f", "dot", home=tmp_path)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "labs" / "dual" / "artifacts" / "topology.dot").read_text().startswith('digraph "dual"')
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_task_is_interruptible_even_when_started_with_sigint_ignored(signum):
+    """A shell's background job inherits SIGINT ignored; `timeout --signal=INT` and a CI cancel
+    (SIGTERM) must still reach the task as KeyboardInterrupt, the path that tears the lab down."""
+    script = (
+        "import os, signal, sys; sys.path.insert(0, sys.argv[1]); import tasks; "
+        "print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)\n"
+        f"try: os.kill(os.getpid(), {int(signum)}); signal.pause()\n"
+        "except KeyboardInterrupt: print('interrupted')"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(paths.ROOT)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+    assert result.stdout.split() == ["True", "interrupted"], result.stderr
