@@ -78,6 +78,23 @@ def command(overrides: dict[str, str], drop: str = "") -> str:
     return f"{prefix} {' '.join(words)}".strip()
 
 
+def build_hint(name: str, version: str) -> str:
+    """The command that builds name version on this host: `invoke build`, or, when the fetch
+    chain cannot get that version, the same with the variable choosing the nearest one it can
+    (a hint that fails in turn is worse than none)."""
+    launcher = os.environ.get("HALAB_LAUNCHER", "invoke")
+    if sources.available(pins.pin(name, version), progress=sources.print_nothing):
+        return f"`{launcher} build`"
+    found = nearest(name, version)
+    if found is None:
+        return f"nothing here: {name} {version} cannot be had on this host, nor any other pinned {name}"
+    variable = f"{pins.version_variable(name)}={found[0]}"
+    return (
+        f"`{variable} {launcher} build` ({name} {version} cannot be had on this host; "
+        f"give every task the same {variable})"
+    )
+
+
 def unavailable(name: str, version: str, how: str) -> SourceError:
     """The one-line refusal for a version the chain cannot get, with the command that works here."""
     found = nearest(name, version)

@@ -132,6 +132,9 @@ class MemoryProvider(Provider):
     def footprint(cls, paths: LabPaths) -> str:
         return ""
 
+    def present(self) -> bool:
+        return self.up_now
+
     def alive_nodes(self) -> set[str]:
         return set(self.lab.nodes) if self.up_now else set()
 

@@ -23,6 +23,8 @@ from halab.spec import Lab
 
 Progress = Callable[[str], None]
 SERVICES = ("keepalived", "nginx", "smtpd")
+# The one service each role runs (what a fault verb may stop or start there).
+ROLE_SERVICE = {"director": "keepalived", "realserver": "nginx", "client": "smtpd"}
 
 
 @dataclass(frozen=True)
@@ -123,13 +125,16 @@ class Provider(ABC):
         try:
             self.boot()
             self.wait_converged()
-        except BaseException:
+        except BaseException as exc:
+            why = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
             if keep:
                 self.progress(
-                    f"--keep: leaving lab {self.lab.name!r} as it is for debugging; `invoke lab.down` removes it"
+                    f"{why}; --keep: leaving lab {self.lab.name!r} as it is for debugging; `invoke lab.down` removes it"
                 )
             else:
+                self.progress(f"{why}: tearing down what lab {self.lab.name!r} had started")
                 self.down()
+                self.progress(f"lab {self.lab.name!r} torn down")
             raise
         self.progress(f"lab {self.lab.name!r} up: {len(self.lab.nodes)} nodes in {time.monotonic() - started:.1f} s")
 
@@ -191,17 +196,31 @@ class Provider(ABC):
 
     # --- faults: node names checked here, the machinery in the provider --------------------
 
-    def node(self, name: str) -> str:
+    def present(self) -> bool:
+        """Something of the lab runs on this host (its nodes may be crashed or cut)."""
+        return bool(self.footprint(self.paths))
+
+    def known(self, name: str) -> str:
         """name, if the lab has such a node; UsageError naming the known ones otherwise."""
         if name not in self.lab.nodes:
             raise UsageError(f"lab {self.lab.name!r} has no node {name!r}; nodes: {', '.join(self.lab.nodes)}")
         return name
 
+    def node(self, name: str) -> str:
+        """name, if the lab has such a node and the lab is on this host: ProviderError saying
+        the lab is not up, rather than a fault verb's false success or the machinery's error."""
+        self.known(name)
+        if not self.present():
+            raise ProviderError(f"lab {self.lab.name!r} is not up on this host: `invoke lab.up` first")
+        return name
+
     def stop_service(self, node: str, service: str) -> None:
-        self.remote.check(self.node(node), self.service_command(self._service(service), "stop"))
+        command = self.service_command(self._service(node, service), "stop")
+        self.remote.check(self.node(node), command)
 
     def start_service(self, node: str, service: str) -> None:
-        self.remote.check(self.node(node), self.service_command(self._service(service), "start"))
+        command = self.service_command(self._service(node, service), "start")
+        self.remote.check(self.node(node), command)
 
     def crash(self, node: str) -> None:
         """Kill the node outright: no clean shutdown, no last VRRP advert."""
@@ -217,8 +236,11 @@ class Provider(ABC):
     def restore_link(self, node: str) -> None:
         self._restore_link(self.node(node))
 
-    @staticmethod
-    def _service(service: str) -> str:
+    def _service(self, node: str, service: str) -> str:
+        """service, if it is one of SERVICES and the one node's role runs."""
         if service not in SERVICES:
             raise UsageError(f"unknown service {service!r}; known: {', '.join(SERVICES)}")
+        role = self.lab.nodes[self.known(node)].role
+        if ROLE_SERVICE[role] != service:
+            raise UsageError(f"{node} is a {role}: it runs {ROLE_SERVICE[role]}, not {service}")
         return service

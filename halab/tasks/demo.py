@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from halab import build, stopwatch, versions
+from halab import build, pins, stopwatch, versions
 from halab.errors import HalabError
 from halab.prove import failover, session
 from halab.providers import make
@@ -39,5 +39,14 @@ def demo(c, lab=None, destroy="passing", strict_versions=False):
     lab_tasks.rendered(model, config_test=True)
     running = make(model, "local", say)
     runs = session.measure(running, failover.scenarios(model), destroy, say, notes)
+    _day_two(choices)
     if not all(run.passed for run in runs):
         raise HalabError(f"failover failed on lab {model.name!r}")
+
+
+def _day_two(choices: list[versions.Choice]) -> None:
+    """After a substitution, the other tasks need the same choice (they never substitute)."""
+    chosen = {choice.name: choice.used for choice in choices if choice.substituted}
+    if chosen:
+        settings = " ".join(f"{pins.version_variable(name)}={version}" for name, version in sorted(chosen.items()))
+        print(f"for the other tasks on this lab (lab.up, test.failover, ...): export {settings}")

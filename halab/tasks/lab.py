@@ -5,13 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from halab import build, configtest, inventory, pins, providers, render, stopwatch, versions
-from halab.errors import BuildError, UsageError
-from halab.paths import LabPaths
+from halab.errors import BuildError, ProviderError, SpecError, UsageError
+from halab.paths import LabPaths, checked_name
 from halab.prove import topology
 from halab.providers import Provider
 from halab.remote import Remote
 from halab.spec import Lab
 from halab.tasks import LAB_HELP, PROVIDER_HELP, load, provider_for, task
+
+RUNNING_HINT = (
+    "a lab that runs is stopped by its name whatever its file says: `invoke lab.down --name NAME` "
+    "(`invoke lab.status --all` lists them)"
+)
 
 
 @task(help=LAB_HELP)
@@ -65,7 +70,7 @@ def _built(name: str, version: str) -> build.Build:
     """The host build of a pinned version, or an error saying how to make it."""
     found = build.find(pins.pin(name, version))
     if not found:
-        raise BuildError(f"{name} {version} is not built on this host yet: run `invoke build` first")
+        raise BuildError(f"{name} {version} is not built on this host yet: {versions.build_hint(name, version)}")
     return found
 
 
@@ -127,9 +132,21 @@ def down(c, lab=None, name=None, provider="local", all_=False, orphans=False):
             providers.down_everywhere(lab_name)
             print(f"lab {lab_name!r} is down")
         return
-    lab_name = name or load(lab).name
+    lab_name = _name(lab, name)
+    found = providers.kind(provider).footprint(LabPaths(lab_name))
     providers.kind(provider).down_by_name(lab_name)
-    print(f"lab {lab_name!r} is down")
+    print(f"lab {lab_name!r} is down" + ("" if found else " (nothing of it was on this host)"))
+
+
+def _name(lab: str | None, name: str | None) -> str:
+    """The lab lab.down stops: --name, else the lab file's; a file that no longer validates
+    must not keep a running lab alive, so its error says how to stop the lab by name."""
+    if name is not None:
+        return checked_name(name)
+    try:
+        return load(lab).name
+    except SpecError as exc:
+        raise SpecError(exc.source, exc.problems, RUNNING_HINT) from None
 
 
 @task(help={**LAB_HELP, **PROVIDER_HELP, "all_": "a line per lab of this checkout: its guests and namespace"})
@@ -235,6 +252,6 @@ def ssh(c, node, lab=None):
     if node not in model.nodes:
         raise UsageError(f"lab {model.name!r} has no node {node!r}; nodes: {', '.join(model.nodes)}")
     config = LabPaths(model.name).ssh_config
-    if not config.exists():
-        raise UsageError("the lab has no ssh_config yet: run `invoke lab.up` first")
+    if not config.exists() or not providers.footprint(model.name):
+        raise ProviderError(f"lab {model.name!r} is not up on this host: `invoke lab.up` first")
     Remote(config).login(node, [c.remainder] if c.remainder else [])

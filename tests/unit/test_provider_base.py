@@ -28,9 +28,13 @@ def test_up_boots_and_waits_for_every_vip_on_one_director(memory_provider, fake_
 @pytest.mark.parametrize("failure", [ProviderError("node server1 did not boot"), KeyboardInterrupt()])
 def test_a_failed_or_interrupted_boot_is_torn_down_unless_kept(memory_provider, failure):
     memory_provider.fail_boot = failure
+    said: list[str] = []
+    memory_provider.progress = said.append
     with pytest.raises(type(failure)):
         memory_provider.up()
     assert MemoryProvider.events == ["boot", "teardown seed"]
+    why = "interrupted" if isinstance(failure, KeyboardInterrupt) else "failed"
+    assert said == [f"{why}: tearing down what lab 'seed' had started", "lab 'seed' torn down"]
     MemoryProvider.events.clear()
     memory_provider.up_now = False
     with pytest.raises(type(failure)):
@@ -49,16 +53,30 @@ def test_vrrp_that_never_converges_fails_up_and_tears_down(memory_provider, fake
 
 
 def test_fault_verbs_name_the_known_nodes_and_services(memory_provider):
+    memory_provider.up_now = True
     with pytest.raises(UsageError, match="lab 'seed' has no node 'nosuchnode'; nodes: server1, server2, server3"):
         memory_provider.crash("nosuchnode")
     with pytest.raises(UsageError, match="unknown service 'sshd'; known: keepalived, nginx, smtpd"):
         memory_provider.stop_service("server3", "sshd")
+    with pytest.raises(UsageError, match="server1 is a realserver: it runs nginx, not keepalived"):
+        memory_provider.stop_service("server1", "keepalived")
     memory_provider.crash("server3")
     memory_provider.cut_link("server4")
     assert MemoryProvider.events == ["crash server3", "cut server4"]
 
 
+@pytest.mark.parametrize(
+    "verb",
+    [lambda p: p.crash("client"), lambda p: p.restart("server1"), lambda p: p.stop_service("server3", "keepalived")],
+)
+def test_a_fault_verb_on_a_lab_that_is_not_up_says_so_and_does_nothing(memory_provider, fake_ssh, verb):
+    with pytest.raises(ProviderError, match=r"lab 'seed' is not up on this host: `invoke lab.up` first"):
+        verb(memory_provider)
+    assert MemoryProvider.events == [] and fake_ssh.calls() == []
+
+
 def test_service_verbs_run_the_provider_s_command_on_the_node(memory_provider, fake_ssh):
+    memory_provider.up_now = True
     memory_provider.stop_service("server1", "nginx")
     assert ("server1", "svc stop nginx") in fake_ssh.calls()
     fake_ssh.answer("svc start", stdout="no such unit\n", rc=1)

@@ -49,12 +49,23 @@ def invoke(*args: str, home) -> subprocess.CompletedProcess[str]:
         (("lab.validate", "--lab", ""), 2, "--lab needs a lab file"),
         (("lab.inventory", "--format", "toml"), 2, "--format must be one of ini, yaml; got 'toml'"),
         (("lab.show", "--format", "jpeg"), 2, "--format must be one of text, png, svg, dot; got 'jpeg'"),
+        (("fault.stop", "server1", "keepalived"), 2, "server1 is a realserver: it runs nginx, not keepalived"),
+        (("fault.crash", "client"), 1, "lab 'seed' is not up on this host: `invoke lab.up` first"),
+        (("fault.cut", "server3"), 1, "lab 'seed' is not up on this host"),
+        (("lab.ssh", "server3"), 1, "lab 'seed' is not up on this host"),
+        (("lab.down", "--name", ""), 2, "'' is not a lab name"),
+        (("lab.down", "--lab", str(BROKEN_LAB)), 2, "`invoke lab.down --name NAME`"),
     ],
 )
 def test_bad_arguments_end_in_one_clear_message(tmp_path, args, code, message):
     result = invoke(*args, home=tmp_path)
     assert result.returncode == code, result.stdout + result.stderr
     assert message in result.stderr and "Traceback" not in result.stderr, result.stderr
+
+
+def test_lab_down_of_a_lab_that_is_not_there_says_so_and_succeeds(tmp_path):
+    result = invoke("lab.down", "--name", "nosuchlab", home=tmp_path)
+    assert result.returncode == 0 and "lab 'nosuchlab' is down (nothing of it was on this host)" in result.stdout
 
 
 @pytest.mark.parametrize("name", ["../../../../tmp/x", "/etc", "seed/../../x", "UPPER", "a" * 300, "x\ny"])

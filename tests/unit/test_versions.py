@@ -73,3 +73,18 @@ def test_an_explicit_version_is_never_substituted(mirror, monkeypatch):
     assert [(c.used, c.origin) for c in choices if c.name == "nginx"] == [("1.17.10", "environment")]
     with pytest.raises(SourceError, match="set by HALAB_NGINX_VERSION"):
         versions.strict(spec.load(), lab_given=False)
+
+
+def test_the_build_hint_names_a_command_that_works_here(mirror, monkeypatch):
+    monkeypatch.delenv("HALAB_LAUNCHER", raising=False)
+    assert versions.build_hint("keepalived", "2.2.7") == "`invoke build`"
+    hint = versions.build_hint("nginx", "1.17.8")
+    assert hint.startswith("`HALAB_NGINX_VERSION=1.22.1 invoke build` (nginx 1.17.8 cannot be had on this host")
+
+
+def test_demo_tells_the_other_tasks_the_substituted_versions(mirror, capsys):
+    from halab.tasks import demo
+
+    choices = versions.resolve(spec.load(), lab_given=False, substitute=True, progress=lambda _: None)
+    demo._day_two(choices)
+    assert "export HALAB_NGINX_VERSION=1.22.1" in capsys.readouterr().out

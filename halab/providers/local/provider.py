@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from halab import build, paths, pins, render
+from halab import build, paths, pins, render, versions
 from halab.errors import ProviderError
 from halab.paths import LabPaths, NodeFiles
 from halab.providers.base import Progress, Provider, Requirement
@@ -101,7 +101,9 @@ class LocalProvider(Provider):
         )
         for name, version in self.lab.versions.model_dump().items():
             built = bool(build.find(pins.pin(name, version)))
-            items.append(Requirement(f"{name} {version} built", built, "invoke build"))
+            items.append(
+                Requirement(f"{name} {version} built", built, "" if built else versions.build_hint(name, version))
+            )
         return items
 
     def _uml_modules(self) -> Requirement:
@@ -218,9 +220,13 @@ class LocalProvider(Provider):
     def _builds(self) -> dict[str, Path]:
         """The staged install trees the guests mount (checked present by the preflight)."""
         found = {name: build.find(pins.pin(name, version)) for name, version in self.lab.versions.model_dump().items()}
-        missing = [name for name, tree in found.items() if tree is None]
+        missing = [
+            f"{name}: {versions.build_hint(name, self.lab.versions.model_dump()[name])}"
+            for name, tree in found.items()
+            if tree is None
+        ]
         if missing:
-            raise ProviderError(f"{', '.join(missing)} not built on this host: run `invoke build`")
+            raise ProviderError(f"not built on this host, build it with {'; '.join(missing)}")
         return {name: tree.root for name, tree in found.items() if tree is not None}
 
     def _node_env(self, name: str, files: NodeFiles) -> str:
