@@ -80,9 +80,10 @@ def _unsynced(lab: Lab, run: ScenarioRun, phase: PhaseResult) -> Iterator[Findin
         run.scenario,
         phase.phase,
         f"{phase.held - phase.survived} of {phase.held} established connections lost "
-        "(the new MASTER's IPVS had no entry for them and answered with RST)",
+        "(the director that took the VIP had no IPVS entry for them: its own TCP stack answers with RST)",
         "no vrrp.lvs_sync_daemon",
-        "vrrp.lvs_sync_daemon: true (the BACKUP holds the MASTER's connection table; they stall, not reset)",
+        "vrrp.lvs_sync_daemon: true (the BACKUP holds the MASTER's connection table: they survive, "
+        "stalled at most twice the takeover bound + 200 ms)",
         phase.bound_ms,
         round(established.stall_bound(phase.bound_ms / 1000) * 1000),
     )
