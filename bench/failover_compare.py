@@ -62,16 +62,8 @@ def cells(runs: list[failover.ScenarioRun]) -> list[str]:
     return [outage(crash), outage(stop), held(crash), held(stop), soak, verdicts]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--lab", action="append", help="a lab file (repeat; default: labs/seed.yaml, labs/fast.yaml)")
-    parser.add_argument("--idle", type=float, default=300.0, help="seconds of the idle soak (default 300)")
-    parser.add_argument("--quick", action="store_true", help=f"the fast lab only, a {QUICK_IDLE:g} s soak")
-    args = parser.parse_args()
-    os.environ.setdefault("HALAB_NGINX_VERSION", "1.22.1")  # the seed's 1.17.8 is upstream-only
-    files = [str(f) for f in ([LABS[1]] if args.quick else args.lab or LABS)]
-    idle = QUICK_IDLE if args.quick else args.idle
-    measured = [measure(file, idle) for file in files]
+def comparison(measured: list[tuple[str, list[failover.ScenarioRun]]], idle: float) -> list[str]:
+    """The labs side by side: one column per lab, one row per figure."""
     labels = [
         "crash outage",
         "stop outage",
@@ -85,9 +77,23 @@ def main() -> None:
         [label, *(column[i + 1] for column in columns)] for i, label in enumerate(labels)
     ]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return [
+        "  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--lab", action="append", help="a lab file (repeat; default: labs/seed.yaml, labs/fast.yaml)")
+    parser.add_argument("--idle", type=float, default=300.0, help="seconds of the idle soak (default 300)")
+    parser.add_argument("--quick", action="store_true", help=f"the fast lab only, a {QUICK_IDLE:g} s soak")
+    args = parser.parse_args()
+    os.environ.setdefault("HALAB_NGINX_VERSION", "1.22.1")  # the seed's 1.17.8 is upstream-only
+    files = [str(f) for f in ([LABS[1]] if args.quick else args.lab or LABS)]
+    idle = QUICK_IDLE if args.quick else args.idle
+    measured = [measure(file, idle) for file in files]
     print(f"\nfailover, local lab, {os.cpu_count()} cores (bounds: the protocol's, from each lab file)")
-    for row in rows:
-        print("  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    print("\n".join(comparison(measured, idle)))
 
 
 if __name__ == "__main__":
