@@ -99,6 +99,7 @@ class Phase:
     settle: float = 0.0  # how long after the action the end state may take
     kind: str = ""  # which bound it is (KINDS): what the findings read
     established: str = ""  # what must happen to the held connections (established.KEPT/LOST), "" not judged
+    sticky: bool = False  # persistence: every request of the phase answered by one real server
 
 
 @dataclass(frozen=True)
@@ -228,8 +229,21 @@ def sync_outcome(lab: Lab) -> str:
     return established.KEPT if lab.vrrp.lvs_sync_daemon else established.LOST
 
 
+def sticky(lab: Lab, moves: bool) -> bool:
+    """Whether a phase must keep the client on one real server: with persistence_timeout,
+    always when the VIP stays put, and across a takeover only with connection sync (which
+    carries IPVS's persistence templates to the BACKUP too)."""
+    return bool(lab.virtual_services[0].persistence_timeout) and (not moves or lab.vrrp.lvs_sync_daemon)
+
+
 def expectation(phase: Phase) -> str:
-    """The phase's expectation for its held connections, in words (for --list-scenarios)."""
+    """What the phase expects beyond its bound, in words (for --list-scenarios)."""
+    words = [held_expectation(phase)] + (["the client stays on one real server (persistence)"] if phase.sticky else [])
+    return "; ".join(word for word in words if word)
+
+
+def held_expectation(phase: Phase) -> str:
+    """The phase's expectation for its held connections, in words."""
     if phase.established == established.KEPT:
         limit = established.stall_bound(phase.bound)
         return f"established connections kept (lvs_sync_daemon), stall bound {limit * 1000:.0f} ms"
@@ -257,9 +271,13 @@ def scenarios(lab: Lab) -> list[Scenario]:
     heal, heal_basis = heal_bound(lab, lab.vrrp.garp_master_refresh)
     server = next(iter(lab.virtual_services[0].real_servers))
 
+    moves = sticky(lab, moves=True)
+
     def lost(action: Action, judged: str = "") -> Phase:
         """The MASTER gone without a word (crashed, cut off): the BACKUP waits out master-down."""
-        return Phase(*action, down, down_basis, failed_over, kind="down", established=judged)
+        return Phase(
+            *action, down, down_basis, failed_over, kind="down", established=judged, sticky=bool(judged) and moves
+        )
 
     def returned(action: Action) -> Phase:
         """The MASTER back: one advert settles who holds the VIP."""
@@ -278,6 +296,7 @@ def scenarios(lab: Lab) -> list[Scenario]:
                     failed_over,
                     kind="stop",
                     established=sync_outcome(lab),
+                    sticky=moves,
                 ),
                 returned((f"start keepalived on {master}", lambda p: p.start_service(master, "keepalived"))),
             ),
@@ -331,7 +350,17 @@ def soak(lab: Lab, seconds: float = IDLE) -> Scenario:
     return Scenario(
         "idle",
         f"no fault for {seconds:g} s: no VRRP transition, no failed request",
-        (Phase("idle", lambda p: time.sleep(seconds), 0.0, "none: nothing happens", lab.masters(), kind="idle"),),
+        (
+            Phase(
+                "idle",
+                lambda p: time.sleep(seconds),
+                0.0,
+                "none: nothing happens",
+                lab.masters(),
+                kind="idle",
+                sticky=sticky(lab, moves=False),
+            ),
+        ),
     )
 
 
@@ -607,6 +636,8 @@ def judge(
     """
     window_end = done + phase.bound + margin(phase.bound)
     mine = [r for r in requests if acted <= r["sent"] < until]
+    if phase.sticky:
+        problems = problems + stuck(requests, acted, until)
     failures = [r for r in mine if not r["ok"]]
     outside = [r for r in failures if r["sent"] > window_end]
     return PhaseResult(
@@ -649,6 +680,19 @@ def judge_connections(result: PhaseResult, phase: Phase, connections: list[dict]
     result.stall_bound_ms = round(bound * 1000)
     result.established = phase.established
     result.problems += established.problems(held, phase.established, limit)
+
+
+def stuck(requests: list[dict], start: float, end: float) -> list[str]:
+    """With persistence: the real servers that answered each VIP from the last answer before
+    the phase to its end, as a problem when there were several."""
+    problems = []
+    for target in sorted({r["target"] for r in requests}):
+        answered = sorted((r for r in requests if r["target"] == target and r["ok"]), key=lambda r: r["sent"])
+        before = [r for r in answered if r["sent"] < start][-1:]
+        pages = dict.fromkeys(r.get("page", "") for r in before + [r for r in answered if start <= r["sent"] < end])
+        if len(pages) > 1:
+            problems.append(f"{target} answered by {' and '.join(pages)} despite persistence_timeout: expected one")
+    return problems
 
 
 def outage(requests: list[dict], start: float, end: float) -> float:

@@ -94,3 +94,32 @@ def test_the_idle_soak_is_a_no_fault_phase_run_on_request():
     idle = failover.soak(lab, 60)
     assert idle.name == "idle" and idle.phases[0].kind == "idle" and idle.phases[0].bound == 0
     assert "idle" not in {s.name for s in failover.scenarios(lab)}
+
+
+def with_persistence(lab_file: str) -> spec.Lab:
+    text = (paths.LABS / lab_file).read_text()
+    if "persistence_timeout" in text:
+        text = text.replace("persistence_timeout: null", "persistence_timeout: 60")
+    else:
+        text = text.replace("  - vip: 172.25.1.100\n", "  - vip: 172.25.1.100\n    persistence_timeout: 60\n")
+    return spec.parse(text)
+
+
+def test_persistence_must_stick_across_a_takeover_only_with_sync():
+    def named(lab: spec.Lab) -> dict[str, failover.Phase]:
+        return {p.name: p for s in [*failover.scenarios(lab), failover.soak(lab)] for p in s.phases}
+
+    fast, seed = named(with_persistence("fast.yaml")), named(with_persistence("seed.yaml"))
+    assert fast["crash server3"].sticky and fast["stop keepalived on server3"].sticky and fast["idle"].sticky
+    assert "one real server" in failover.expectation(fast["crash server3"])
+    assert not seed["crash server3"].sticky and seed["idle"].sticky  # no sync: the new MASTER reschedules
+    assert not phases("fast.yaml")["crash server3"].sticky  # no persistence_timeout: round robin
+
+
+def test_a_sticky_phase_fails_when_another_real_server_answers():
+    phase = failover.Phase("crash x", lambda p: None, bound=1.0, basis="test", holders={}, sticky=True)
+    one = [record(t / 10, True) for t in range(40)]
+    assert failover.judge("s", phase, 1.0, 1.0, 4.0, one, {}, []).passed
+    moved = [*one, {**record(3.0, True), "page": "<h1>server2's page</h1>"}]
+    result = failover.judge("s", phase, 1.0, 1.0, 4.0, moved, {}, [])
+    assert "answered by <h1>server1's page</h1> and <h1>server2's page</h1>" in result.reasons()[0]
