@@ -25,6 +25,8 @@ NGINX_CONF = "usr/local/nginx/conf/nginx.conf"
 INDEX_HTML = "usr/local/nginx/html/index.html"
 REALSERVER_SCRIPT = "usr/local/sbin/lvs-realserver"
 DIRECTOR_SYSCTL = "etc/sysctl.d/90-lvs-director.conf"
+# keepalived's own unit reads its options from here (the build's sysconfdir, /etc/sysconfig linked to it).
+KEEPALIVED_OPTIONS = "etc/sysconfig/keepalived"
 # Not in the write-up, and needed: without it IPVS keeps forwarding a client whose source
 # port matches an old connection entry (in DR the director only sees the client's half,
 # so entries linger for minutes) to a real server that was already removed. With it,
@@ -89,6 +91,8 @@ def render(lab: Lab) -> dict[str, str]:
     for name, node in lab.nodes.items():
         if node.role == "director":
             tree = {KEEPALIVED_CONF: keepalived_conf(lab, name), DIRECTOR_SYSCTL: director_sysctl()}
+            if lab.vrrp.lvs_sync_daemon:
+                tree[KEEPALIVED_OPTIONS] = keepalived_options()
         elif node.role == "realserver":
             tree = realserver_files(lab, name)
         else:
@@ -147,6 +151,23 @@ def keepalived_conf(lab: Lab, director: str) -> str:
         instances=instances(lab, director),
         unicast_peers=peers,
         smtp_server=smtp_server(lab),
+    )
+
+
+def keepalived_options() -> str:
+    """keepalived's command-line options (its systemd unit's EnvironmentFile), for a lab with
+    connection sync: keepalived's checker otherwise removes the IPVS virtual servers on a
+    clean stop while the VRRP process still holds the VIP, and for that moment the old
+    MASTER's own TCP stack answers established connections with RST (seen on the fast lab:
+    7 of 8 reset). Left in place, they keep forwarding until the VIP has moved."""
+    return "\n".join(
+        [
+            "# keepalived's options. Rendered by halab for a lab with vrrp.lvs_sync_daemon.",
+            "# --dont-release-ipvs: a clean stop leaves the IPVS table to forward established",
+            "# connections until the BACKUP (holding their synced entries) has the VIP.",
+            'KEEPALIVED_OPTIONS="-D --dont-release-ipvs"',
+            "",
+        ]
     )
 
 

@@ -185,6 +185,26 @@ def advert_interval(lab: Lab) -> Iterator[Problem]:
         )
 
 
+def sync_daemon(lab: Lab) -> Iterator[Problem]:
+    """IPVS's sync daemon sends its connection table by multicast on the VRRP interface, and
+    keepalived runs one, following one VRRP instance: the lab switch must carry multicast, and
+    active-active (two instances, each director MASTER of one) has no single instance to follow.
+    """
+    if not lab.vrrp.lvs_sync_daemon:
+        return
+    if not lab.multicast:
+        yield Problem(
+            "vrrp.lvs_sync_daemon",
+            "true needs multicast: true (the IPVS sync daemon sends by multicast); allowed here: false",
+        )
+    if lab.mode == "active-active":
+        yield Problem(
+            "vrrp.lvs_sync_daemon",
+            "true needs mode: active-backup (keepalived's one sync daemon follows one VRRP instance); "
+            "allowed here: false",
+        )
+
+
 def authentication_version(lab: Lab) -> Iterator[Problem]:
     """RFC 5798 removed authentication from VRRPv3; keepalived refuses it there."""
     if lab.vrrp.version == 3 and lab.vrrp.authentication is not None:
@@ -331,6 +351,7 @@ RULES: tuple[Rule, ...] = (
     vip_count,
     active_active_shape,
     advert_interval,
+    sync_daemon,
     authentication_version,
     unicast_peers,
     multicast_or_unicast,

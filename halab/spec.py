@@ -310,6 +310,10 @@ class Vrrp(_Model):
     # After a partition heals, the MASTER that stayed MASTER sends none, and clients keep the
     # other director's MAC until their ARP entry ages out (tens of seconds).
     garp_master_refresh: UpToADay | None = None
+    # true: the directors run IPVS's connection sync daemon (multicast on vrrp.interface), so
+    # the BACKUP holds the MASTER's connection table and established connections survive a
+    # takeover; false (the write-up): the new MASTER has no entry and answers them with RST.
+    lvs_sync_daemon: StrictBool = False
 
 
 class Notification(_Model):

@@ -34,6 +34,11 @@ director)
     sysctl -q -p /etc/sysctl.d/90-lvs-director.conf
     mkdir -p /etc/keepalived/
     install -m 0600 "$FILES/etc/keepalived/keepalived.conf" /etc/keepalived/keepalived.conf  # auth_pass
+    # Options for keepalived's unit (EnvironmentFile in the build's sysconfdir), rendered only
+    # for a lab with vrrp.lvs_sync_daemon; otherwise the build's own file stays.
+    if [ -f "$FILES/etc/sysconfig/keepalived" ]; then
+        install -m 0644 "$FILES/etc/sysconfig/keepalived" /usr/local/keepalived/etc/sysconfig/keepalived
+    fi
     systemctl enable keepalived >/dev/null && systemctl restart keepalived
     ;;
 realserver)

@@ -8,6 +8,10 @@ so nothing has to be installed there first. It prints JSON, one object per line.
            scheduler sees every one), each recorded with send/finish times, the page
            that answered and the VIP's MAC in the client's ARP table at that moment;
            bounded by --count and --duration, and ended early by closing stdin.
+           With --hold N it also keeps N HTTP/1.1 keep-alive connections open per VIP,
+           each sending a request every --hold-interval s, and records every connection
+           once it ends: when it opened, its stalls, how it ended (reset, closed, still
+           open at the probe's end); a slot whose connection ended opens another.
   arp      who answers an ARP request for an address: the MACs of every reply.
   capture  N sequential requests while capturing the client's own frames: the MACs
            the requests went to and the MACs the replies came from (DR evidence).
@@ -28,6 +32,18 @@ ETH_P_ARP = 0x0806
 ETH_P_IP = 0x0800
 ETH_P_ALL = 0x0003
 MAX_IN_FLIGHT = 64
+MAX_HOLD = 64  # held connections per VIP
+MAX_LIVES = 100  # connections one held slot may open in a run
+STALL = 0.3  # seconds: a wait for a reply on a held connection longer than this is a stall
+POLL = 0.25  # seconds: how often a held connection waiting for its reply looks at the stop signal
+
+
+class Stopped(Exception):
+    """The probe ended while a held connection waited for its reply."""
+
+
+class GaveUp(Exception):
+    """A held connection had no reply for --stall-limit seconds."""
 
 
 EMITTING = threading.Lock()
@@ -68,6 +84,94 @@ def fetch(host, port, timeout):
     return body.decode(errors="replace").strip().splitlines()[0] if body.strip() else ""
 
 
+def receive(conn, stop, deadline):
+    """The next bytes of a held connection; waits through a stall until stop or deadline."""
+    while True:
+        try:
+            chunk = conn.recv(65536)
+        except socket.timeout:
+            if stop.is_set():
+                raise Stopped() from None
+            if time.time() > deadline:
+                raise GaveUp() from None
+            continue
+        if not chunk:
+            raise EOFError("closed by the server")
+        return chunk
+
+
+def response(conn, buffer, stop, deadline):
+    """One HTTP/1.1 response on a kept-alive connection: (status line, body, server closes
+    after it, bytes left over)."""
+    while b"\r\n\r\n" not in buffer:
+        buffer += receive(conn, stop, deadline)
+    head, _, buffer = buffer.partition(b"\r\n\r\n")
+    lines = head.decode(errors="replace").split("\r\n")
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip().lower()
+    length = int(headers.get("content-length", "0"))
+    while len(buffer) < length:
+        buffer += receive(conn, stop, deadline)
+    return lines[0], buffer[:length], headers.get("connection") == "close", buffer[length:]
+
+
+def keep(slot, life, conn, host, args, stop):
+    """Requests on one open connection every --hold-interval until the probe ends or the
+    connection does; one record for its whole life."""
+    request = ("GET / HTTP/1.1\r\nHost: %s\r\n\r\n" % host).encode()
+    record = {"conn": slot, "life": life, "target": host, "opened": time.time(), "outcome": "open", "error": ""}
+    record.update(responses=0, page="", stalls=[])
+    last = record["opened"]
+    buffer = b""
+    conn.settimeout(POLL)
+    try:
+        while not stop.is_set():
+            sent = time.time()
+            conn.sendall(request)
+            status, body, closing, buffer = response(conn, buffer, stop, sent + args.stall_limit)
+            now = time.time()
+            if now - last > STALL:
+                record["stalls"].append([last, now])
+            if " 200 " not in status + " ":
+                raise ValueError("HTTP status: %s" % status)
+            last = now
+            record["responses"] += 1
+            record["page"] = record["page"] or body.decode(errors="replace").strip().split("\n")[0]
+            if closing:
+                record.update(outcome="closed", error="the server closed it after a response")
+                break
+            stop.wait(max(0.0, sent + args.hold_interval - time.time()))
+    except Stopped:
+        pass
+    except GaveUp:
+        record.update(outcome="stalled", error="no reply for %g s" % args.stall_limit)
+    except ConnectionResetError as exc:
+        record.update(outcome="reset", error=type(exc).__name__ + ": " + str(exc))
+    except EOFError as exc:
+        record.update(outcome="closed", error=str(exc))
+    except (OSError, ValueError) as exc:
+        record.update(outcome="error", error=type(exc).__name__ + ": " + str(exc))
+    record.update(last_ok=last, ended=time.time())
+    emit(record)
+
+
+def hold(slot, host, port, args, stop):
+    """One held slot: a keep-alive connection, another one whenever it ends (bounded)."""
+    life = 0
+    while not stop.is_set() and life < MAX_LIVES:
+        try:
+            conn = socket.create_connection((host, port), timeout=args.timeout)
+        except OSError:
+            stop.wait(0.2)  # not established: not a connection to judge; try again
+            continue
+        life += 1
+        with conn:
+            keep(slot, life, conn, host, args, stop)
+        stop.wait(0.1)
+
+
 def one_request(seq, host, port, timeout):
     sent = time.time()
     record = {"seq": seq, "target": host, "sent": sent, "mac": neighbor(host)}
@@ -96,6 +200,12 @@ def http(args):
     threading.Thread(target=stdin_closed, args=(stop,), daemon=True).start()
     start = time.time()
     emit({"event": "start", "time": start, "rate": args.rate, "targets": args.target})
+    holders = []
+    for index in range(min(args.hold, MAX_HOLD)):
+        for number, (host, port) in enumerate(targets):
+            slot = index * len(targets) + number
+            holders.append(threading.Thread(target=hold, args=(slot, host, port, args, stop), daemon=True))
+            holders[-1].start()
     seq = 0
     workers = []  # type: list[threading.Thread]
     while seq < args.count and time.time() - start < args.duration and not stop.is_set():
@@ -123,8 +233,11 @@ def http(args):
         delay = tick + interval - time.time()
         if delay > 0:
             stop.wait(delay)
+    stop.set()
     for worker in workers:
         worker.join(args.timeout + 1)
+    for holder in holders:
+        holder.join(POLL + args.timeout + 1)
     emit({"event": "end", "time": time.time(), "requests": seq})
 
 
@@ -237,6 +350,9 @@ def main(argv=None):
     probe.add_argument("--count", type=int, default=12000, help="stop after this many requests")
     probe.add_argument("--duration", type=float, default=300.0, help="stop after this many seconds")
     probe.add_argument("--timeout", type=float, default=1.0, help="per request, seconds")
+    probe.add_argument("--hold", type=int, default=0, help="keep-alive connections held per VIP (at most 64)")
+    probe.add_argument("--hold-interval", type=float, default=0.1, help="seconds between a held connection's requests")
+    probe.add_argument("--stall-limit", type=float, default=30.0, help="give a held connection up after this long")
     who = commands.add_parser("arp", help="the MACs that answer ARP for an address")
     who.add_argument("--ip", required=True)
     who.add_argument("--source", required=True, help="this node's own address")

@@ -16,6 +16,12 @@ one. Each phase is judged against its protocol bound, from the lab file:
 A phase passes when the longest gap between successful responses is within its bound +
 margin (2 s + 20 % of the bound), no request failed after that window, and the VIPs and IPVS members are where
 the protocol says they must be at the end.
+
+The probe also holds keep-alive connections through every VIP (halab.prove.established).
+A director's clean stop or crash judges them too: without `lvs_sync_daemon` the new
+MASTER's IPVS has no entry for them and its own TCP stack answers with RST, so some must
+be lost; with it the BACKUP holds the MASTER's connection table, so none may be lost and
+none may stall longer than twice the bound plus TCP's minimum retransmission timeout.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 from halab.errors import HalabError, ProviderError
-from halab.prove import ipvs, probe
+from halab.prove import established, ipvs, probe
 from halab.providers.base import Provider
 from halab.spec import Lab
 
@@ -45,6 +51,13 @@ def margin(bound: float) -> float:
 
 PROBE_RATE = 20.0
 PROBE_TIMEOUT = 1.0
+# Keep-alive connections held per VIP, each sending a request every HOLD_INTERVAL seconds;
+# one stalled for HOLD_GIVE_UP seconds is given up (lost) and its slot opens another.
+HOLD = 8
+HOLD_INTERVAL = 0.1
+HOLD_GIVE_UP = 30.0
+# The idle soak: probing with no fault, this long.
+IDLE = 60.0
 BASELINE = 2.0
 TAIL = 2.0
 # keepalived's checker defaults (keepalived.conf(5)): one retry, one second apart.
@@ -69,6 +82,7 @@ KINDS = {
     "heal": "a healed split brain: gratuitous ARP or the client's ARP ageing",
     "check": "a real server down: the health checker's timings",
     "rejoin": "a real server back: its next passing check",
+    "idle": "no fault: no VRRP transition and no failed request",
 }
 
 
@@ -84,6 +98,8 @@ class Phase:
     members: dict[str, bool] = field(default_factory=dict)  # real server -> must be in IPVS
     settle: float = 0.0  # how long after the action the end state may take
     kind: str = ""  # which bound it is (KINDS): what the findings read
+    established: str = ""  # what must happen to the held connections (established.KEPT/LOST), "" not judged
+    sticky: bool = False  # persistence: every request of the phase answered by one real server
 
 
 @dataclass(frozen=True)
@@ -110,6 +126,17 @@ class PhaseResult:
     window_end: float  # failures after this count against the phase
     end: float
     kind: str = ""
+    established: str = ""  # the expectation judged (established.KEPT/LOST) or ""
+    held: int = 0  # keep-alive connections established when the phase began
+    survived: int = 0
+    longest_stall_ms: int = 0
+    stall_bound_ms: int = 0
+    transitions: int | None = None  # VRRP state changes counted on the directors (idle only)
+
+    @property
+    def connections(self) -> str:
+        """ "survived/held", or "-" when no connection was held."""
+        return f"{self.survived}/{self.held}" if self.held else "-"
 
     def reasons(self) -> list[str]:
         """Why the phase failed; empty when it passed."""
@@ -138,6 +165,7 @@ class ScenarioRun:
     macs: dict[str, str]  # MAC -> node
     requests: list[dict]  # agent records, times made relative to `started`
     phases: list[PhaseResult]
+    connections: list[dict] = field(default_factory=list)  # held connections, times relative too
     failed_step: str = ""  # the step that raised, when one did: a phase's name, or a preparation
     error: str = ""  # what it raised; the phases after it were not run
 
@@ -151,6 +179,10 @@ class ScenarioRun:
         for phase, result in zip(data["phases"], self.phases, strict=False):
             phase["passed"] = result.passed
         return data
+
+
+# Where a director's keepalived writes its log: the local lab's file, systemd's journal elsewhere.
+TRANSITION_LOG = "cat /var/log/keepalived.log 2>/dev/null || journalctl -u keepalived --no-pager"
 
 
 # --- the scenarios of a lab ------------------------------------------------------------
@@ -192,6 +224,34 @@ def detect_bound(delay_loop: float, connect_timeout: float) -> tuple[float, str]
     )
 
 
+def sync_outcome(lab: Lab) -> str:
+    """What a director's stop or crash does to established connections in this lab."""
+    return established.KEPT if lab.vrrp.lvs_sync_daemon else established.LOST
+
+
+def sticky(lab: Lab, moves: bool) -> bool:
+    """Whether a phase must keep the client on one real server: with persistence_timeout,
+    always when the VIP stays put, and across a takeover only with connection sync (which
+    carries IPVS's persistence templates to the BACKUP too)."""
+    return bool(lab.virtual_services[0].persistence_timeout) and (not moves or lab.vrrp.lvs_sync_daemon)
+
+
+def expectation(phase: Phase) -> str:
+    """What the phase expects beyond its bound, in words (for --list-scenarios)."""
+    words = [held_expectation(phase)] + (["the client stays on one real server (persistence)"] if phase.sticky else [])
+    return "; ".join(word for word in words if word)
+
+
+def held_expectation(phase: Phase) -> str:
+    """The phase's expectation for its held connections, in words."""
+    if phase.established == established.KEPT:
+        limit = established.stall_bound(phase.bound)
+        return f"established connections kept (lvs_sync_daemon), stall bound {limit * 1000:.0f} ms"
+    if phase.established == established.LOST:
+        return "established connections lost (no lvs_sync_daemon: the new MASTER answers them with RST)"
+    return ""
+
+
 def scenarios(lab: Lab) -> list[Scenario]:
     """Every scenario the lab supports, in the order they run."""
     master = lab.masters()[str(lab.vips[0])]
@@ -211,9 +271,13 @@ def scenarios(lab: Lab) -> list[Scenario]:
     heal, heal_basis = heal_bound(lab, lab.vrrp.garp_master_refresh)
     server = next(iter(lab.virtual_services[0].real_servers))
 
-    def lost(action: Action) -> Phase:
+    moves = sticky(lab, moves=True)
+
+    def lost(action: Action, judged: str = "") -> Phase:
         """The MASTER gone without a word (crashed, cut off): the BACKUP waits out master-down."""
-        return Phase(*action, down, down_basis, failed_over, kind="down")
+        return Phase(
+            *action, down, down_basis, failed_over, kind="down", established=judged, sticky=bool(judged) and moves
+        )
 
     def returned(action: Action) -> Phase:
         """The MASTER back: one advert settles who holds the VIP."""
@@ -231,6 +295,8 @@ def scenarios(lab: Lab) -> list[Scenario]:
                     stop_basis,
                     failed_over,
                     kind="stop",
+                    established=sync_outcome(lab),
+                    sticky=moves,
                 ),
                 returned((f"start keepalived on {master}", lambda p: p.start_service(master, "keepalived"))),
             ),
@@ -239,7 +305,7 @@ def scenarios(lab: Lab) -> list[Scenario]:
             "director-crash",
             f"the MASTER {master} crashes (kernel killed), then boots again",
             (
-                lost((f"crash {master}", lambda p: p.crash(master))),
+                lost((f"crash {master}", lambda p: p.crash(master)), sync_outcome(lab)),
                 returned((f"restart {master}", lambda p: p.restart(master))),
             ),
         ),
@@ -276,6 +342,26 @@ def scenarios(lab: Lab) -> list[Scenario]:
             lab,
         ),
     ]
+
+
+def soak(lab: Lab, seconds: float = IDLE) -> Scenario:
+    """Probing with no fault: run on request (`--scenario idle`), not with the faults. Short
+    adverts must not make VRRP flap: no state transition and no failed request."""
+    return Scenario(
+        "idle",
+        f"no fault for {seconds:g} s: no VRRP transition, no failed request",
+        (
+            Phase(
+                "idle",
+                lambda p: time.sleep(seconds),
+                0.0,
+                "none: nothing happens",
+                lab.masters(),
+                kind="idle",
+                sticky=sticky(lab, moves=False),
+            ),
+        ),
+    )
 
 
 Action = tuple[str, Callable[[Provider], None]]
@@ -330,6 +416,8 @@ class Runner:
         step, error = "restore the baseline", ""
         started, offset, macs = time.time(), 0.0, {}
         records: list[dict] = []
+        held: list[dict] = []
+        transitions: dict[str, int] = {}
         marks: list[tuple[Phase, float, float, list[str]]] = []
         try:
             self.restore_baseline()
@@ -339,24 +427,41 @@ class Runner:
             self.progress(f"scenario {scenario.name}: {scenario.description}")
             step = "start the probe"
             started = time.time()
-            http = probe.HttpProbe(self.remote, self.client, self.targets, PROBE_RATE, PROBE_TIMEOUT).start()
+            http = probe.HttpProbe(
+                self.remote,
+                self.client,
+                self.targets,
+                PROBE_RATE,
+                PROBE_TIMEOUT,
+                hold=HOLD,
+                hold_interval=HOLD_INTERVAL,
+                stall_limit=HOLD_GIVE_UP,
+            ).start()
             try:
                 time.sleep(BASELINE)
                 for phase in scenario.phases:
                     step = phase.name
                     acted = time.time()
                     self.progress(f"  {phase.name} (bound {phase.bound * 1000:.0f} ms: {phase.basis})")
+                    before = self.transitions() if phase.kind == "idle" else {}
                     phase.act(self.provider)
                     done = time.time()
                     self._observe(http, done, phase, offset)
-                    marks.append((phase, acted, done, self.end_state_problems(phase)))
+                    problems = self.end_state_problems(phase)
+                    if phase.kind == "idle":
+                        flaps = self._flaps(before, self.transitions())
+                        problems += [f"{flaps} VRRP state transitions while idle, expected 0"] if flaps else []
+                        transitions[phase.name] = flaps
+                    marks.append((phase, acted, done, problems))
                 step = "stop the probe"
             finally:
                 records = http.stop()
+                held = http.connections()
         except HalabError as exc:
             error = str(exc)
             self.progress(f"  {step}: {error}")
         requests = [{**r, "sent": r["sent"] - offset - started, "done": r["done"] - offset - started} for r in records]
+        connections = [relative(c, offset + started) for c in held]
         results = []
         for index, (phase, acted, done, problems) in enumerate(marks):
             until = (
@@ -364,13 +469,25 @@ class Runner:
                 if index + 1 < len(marks)
                 else max((r["done"] for r in requests), default=0.0)
             )
-            results.append(
-                judge(
-                    scenario.name, phase, acted - started - CLOCK_SLACK, done - started, until, requests, macs, problems
-                )
+            result = judge(
+                scenario.name, phase, acted - started - CLOCK_SLACK, done - started, until, requests, macs, problems
             )
+            judge_connections(result, phase, connections)
+            result.transitions = transitions.get(phase.name)
+            if phase.kind == "idle" and result.failed:
+                result.problems.append(f"{result.failed} requests failed while idle, expected 0")
+            results.append(result)
         return ScenarioRun(
-            scenario.name, scenario.description, started, offset, macs, requests, results, step if error else "", error
+            scenario.name,
+            scenario.description,
+            started,
+            offset,
+            macs,
+            requests,
+            results,
+            connections,
+            step if error else "",
+            error,
         )
 
     def _observe(self, http: probe.HttpProbe, done: float, phase: Phase, offset: float) -> None:
@@ -402,6 +519,19 @@ class Runner:
             if result.returncode == 0:
                 found[result.stdout.strip()] = node
         return found
+
+    def transitions(self) -> dict[str, int]:
+        """Director -> VRRP state changes its keepalived has logged so far (-1: unreadable)."""
+        counts = {}
+        for director in self.lab.role("director"):
+            result = self.remote.run(director, f"({TRANSITION_LOG}) | grep -c 'Entering [A-Z]* STATE'", timeout=15)
+            counts[director] = int(result.stdout.strip()) if result.stdout.strip().isdigit() else -1
+        return counts
+
+    @staticmethod
+    def _flaps(before: dict[str, int], after: dict[str, int]) -> int:
+        """State changes between two counts; a log that could not be read counts as one."""
+        return sum(1 if -1 in (before.get(d, -1), count) else count - before[d] for d, count in after.items())
 
     def holders(self) -> dict[str, list[str]]:
         """VIP -> directors holding it now (should be exactly one each)."""
@@ -506,6 +636,8 @@ def judge(
     """
     window_end = done + phase.bound + margin(phase.bound)
     mine = [r for r in requests if acted <= r["sent"] < until]
+    if phase.sticky:
+        problems = problems + stuck(requests, acted, until)
     failures = [r for r in mine if not r["ok"]]
     outside = [r for r in failures if r["sent"] > window_end]
     return PhaseResult(
@@ -529,6 +661,38 @@ def judge(
         end=until,
         kind=phase.kind,
     )
+
+
+def relative(connection: dict, origin: float) -> dict:
+    """A held connection's record with its times made relative to origin (the probe's start
+    on the host clock, plus the client's clock offset)."""
+    moved = {key: connection[key] - origin for key in ("opened", "last_ok", "ended")}
+    return {**connection, **moved, "stalls": [[a - origin, b - origin] for a, b in connection["stalls"]]}
+
+
+def judge_connections(result: PhaseResult, phase: Phase, connections: list[dict]) -> None:
+    """Add the held connections' figures, and what contradicts the phase's expectation, to result."""
+    bound = established.stall_bound(phase.bound)
+    limit = bound + margin(bound)
+    held = established.judge(connections, result.start, result.end, limit)
+    result.held, result.survived = held.total, held.survived
+    result.longest_stall_ms = round(held.longest_stall * 1000)
+    result.stall_bound_ms = round(bound * 1000)
+    result.established = phase.established
+    result.problems += established.problems(held, phase.established, limit)
+
+
+def stuck(requests: list[dict], start: float, end: float) -> list[str]:
+    """With persistence: the real servers that answered each VIP from the last answer before
+    the phase to its end, as a problem when there were several."""
+    problems = []
+    for target in sorted({r["target"] for r in requests}):
+        answered = sorted((r for r in requests if r["target"] == target and r["ok"]), key=lambda r: r["sent"])
+        before = [r for r in answered if r["sent"] < start][-1:]
+        pages = dict.fromkeys(r.get("page", "") for r in before + [r for r in answered if start <= r["sent"] < end])
+        if len(pages) > 1:
+            problems.append(f"{target} answered by {' and '.join(pages)} despite persistence_timeout: expected one")
+    return problems
 
 
 def outage(requests: list[dict], start: float, end: float) -> float:

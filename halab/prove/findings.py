@@ -11,7 +11,10 @@ figure, the knob, and the bound the fix gives. The rules:
 - a real server's failure lasting as long as the health checker's timings (`delay_loop` +
   `connect_timeout` + a retry) say, when shorter ones would cut it;
 - `nopreempt` leaving the VIP on the lower-priority director after the MASTER returned;
-- a low BACKUP priority, whose VRRP skew the clean stop of the MASTER waits out.
+- a low BACKUP priority, whose VRRP skew the clean stop of the MASTER waits out;
+- established connections lost on a director's stop or crash without `lvs_sync_daemon`
+  (the new MASTER's IPVS has no entry for them): with it they survive, stalled at most
+  twice the takeover bound plus TCP's minimum retransmission timeout.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from halab import paths
-from halab.prove import failover
+from halab.prove import established, failover
 from halab.prove.failover import PhaseResult, ScenarioRun
 from halab.spec import Lab
 
@@ -66,7 +69,24 @@ def of(lab: Lab, runs: list[ScenarioRun], artifacts: Path | None = None) -> list
             rule = RULES.get(phase.kind)
             if rule:
                 found += list(rule(lab, run, phase, artifacts or paths.labs()))
+            found += list(_unsynced(lab, run, phase))
     return found
+
+
+def _unsynced(lab: Lab, run: ScenarioRun, phase: PhaseResult) -> Iterator[Finding]:
+    if lab.vrrp.lvs_sync_daemon or phase.established != established.LOST or phase.survived == phase.held:
+        return
+    yield Finding(
+        run.scenario,
+        phase.phase,
+        f"{phase.held - phase.survived} of {phase.held} established connections lost "
+        "(the director that took the VIP had no IPVS entry for them: its own TCP stack answers with RST)",
+        "no vrrp.lvs_sync_daemon",
+        "vrrp.lvs_sync_daemon: true (the BACKUP holds the MASTER's connection table: they survive, "
+        "stalled at most twice the takeover bound + 200 ms)",
+        phase.bound_ms,
+        round(established.stall_bound(phase.bound_ms / 1000) * 1000),
+    )
 
 
 def _split_brain(lab: Lab, run: ScenarioRun, phase: PhaseResult, artifacts: Path) -> Iterator[Finding]:
@@ -172,6 +192,7 @@ def settings(lab: Lab) -> dict:
     check = lab.virtual_services[0].health_check
     return {
         "garp_master_refresh": lab.vrrp.garp_master_refresh,
+        "lvs_sync_daemon": lab.vrrp.lvs_sync_daemon,
         "preempt": lab.vrrp.preempt,
         "advert_int": lab.vrrp.advert_int,
         "delay_loop": check.delay_loop,

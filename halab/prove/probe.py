@@ -63,6 +63,9 @@ class HttpProbe:
     rate: float = 20.0
     timeout: float = 1.0
     duration: float = 300.0
+    hold: int = 0  # keep-alive connections held per VIP besides the new-connection requests
+    hold_interval: float = 0.1
+    stall_limit: float = 30.0
     records: list[dict] = field(default_factory=list)
 
     def start(self) -> HttpProbe:
@@ -76,6 +79,12 @@ class HttpProbe:
             str(self.duration),
             "--count",
             str(int(self.duration * self.rate * len(self.targets)) + 1),
+            "--hold",
+            str(self.hold),
+            "--hold-interval",
+            str(self.hold_interval),
+            "--stall-limit",
+            str(self.stall_limit),
         ]
         for target in self.targets:
             args += ["--target", target]
@@ -111,3 +120,7 @@ class HttpProbe:
 
     def requests(self) -> list[dict]:
         return [r for r in self.records if "seq" in r]
+
+    def connections(self) -> list[dict]:
+        """The held connections, one record each, written as each ended (all by stop())."""
+        return [r for r in self.records if "conn" in r]

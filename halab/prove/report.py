@@ -10,12 +10,27 @@ import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from halab.prove import established
 from halab.prove.failover import PhaseResult, ScenarioRun
 from halab.prove.findings import Finding
 
 # "verdict": within the protocol bound or not; "finding": [n] when a configuration change
 # would shorten the phase (the numbered findings under the table say which).
-COLUMNS = ("scenario", "phase", "outage ms", "failed", "bound ms", "margin ms", "VIP moved", "verdict", "finding")
+# "conns survived": the probe's held keep-alive connections established when the phase began
+# that kept flowing through it; "stall ms": the longest wait for a reply on one of them.
+COLUMNS = (
+    "scenario",
+    "phase",
+    "outage ms",
+    "failed",
+    "bound ms",
+    "margin ms",
+    "conns survived",
+    "stall ms",
+    "VIP moved",
+    "verdict",
+    "finding",
+)
 
 
 def _moved(phase: PhaseResult) -> str:
@@ -43,6 +58,8 @@ def rows(runs: list[ScenarioRun], found: list[Finding] | None = None) -> list[tu
                 str(phase.failed),
                 str(phase.bound_ms),
                 str(phase.margin_ms),
+                phase.connections,
+                str(phase.longest_stall_ms) if phase.held else "-",
                 _moved(phase),
                 "pass" if phase.passed else "FAIL",
                 marks.get((run.scenario, phase.phase), ""),
@@ -50,7 +67,7 @@ def rows(runs: list[ScenarioRun], found: list[Finding] | None = None) -> list[tu
             for phase in run.phases
         ]
         if run.error:
-            lines.append((run.scenario, run.failed_step, "-", "-", "-", "-", "-", "ERROR", ""))
+            lines.append((run.scenario, run.failed_step, "-", "-", "-", "-", "-", "-", "-", "ERROR", ""))
     return lines
 
 
@@ -128,8 +145,12 @@ def write_junit(
         )
         summary = (
             f"outage {phase.outage_ms} ms, {phase.failed} failed requests, bound {phase.bound_ms} ms "
-            f"({phase.basis}), margin {phase.margin_ms} ms, VIP moved: {_moved(phase)}"
+            f"({phase.basis}), margin {phase.margin_ms} ms, connections survived {phase.connections}, "
+            f"longest stall {phase.longest_stall_ms} ms (stall bound {phase.stall_bound_ms} ms), "
+            f"VIP moved: {_moved(phase)}"
         )
+        if phase.transitions is not None:
+            summary += f", VRRP transitions {phase.transitions}"
         notes = [
             f"finding: {f.sentence()}" for f in found or [] if (f.scenario, f.phase) == (run.scenario, phase.phase)
         ]
@@ -175,6 +196,9 @@ def plot(run: ScenarioRun, path: Path) -> Path:
         color="red",
         label=f"failed ({len(failed)})",
     )
+    for number, connection in enumerate(run.connections):
+        for start, end in established.stalls(connection):  # one line per held connection, high up
+            axes.plot([start, end], [5000 + 200 * number] * 2, color="darkred", linewidth=1.5)
     for phase in run.phases:
         axes.axvline(phase.start, color="black", linewidth=1)
         axes.annotate(
@@ -203,7 +227,10 @@ def plot(run: ScenarioRun, path: Path) -> Path:
     axes.set_ylim(bottom=0)
     axes.set_xlabel("seconds since the probe started")
     axes.set_ylabel("response time, ms")
-    axes.set_title(f"{run.scenario}: {run.description}  ({'pass' if run.passed else 'FAIL'})", fontsize=10)
+    title = f"{run.scenario}: {run.description}  ({'pass' if run.passed else 'FAIL'})"
+    if run.connections:
+        title += "\ndark red, at the top: each held connection's stalls"
+    axes.set_title(title, fontsize=10)
     axes.legend(loc="upper right", fontsize=8)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

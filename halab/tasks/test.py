@@ -63,12 +63,14 @@ def failover_(c, lab=None, provider="local", destroy="passing", scenario="", lis
     session.checked_destroy(destroy)
     say = stopwatch.timed()
     running = provider_for(lab, provider, say)
-    chosen = _chosen(failover.scenarios(running.lab), scenario)
+    chosen = _chosen(failover.scenarios(running.lab), [failover.soak(running.lab)], scenario)
     if list_scenarios:
-        for item in chosen:
-            print(f"{item.name}: {item.description}")
+        for item in chosen if scenario else [*chosen, failover.soak(running.lab)]:
+            print(f"{item.name}: {item.description}" + ("" if item in chosen else " (on request: --scenario idle)"))
             for phase in item.phases:
                 print(f"    {phase.name}: bound {phase.bound * 1000:.0f} ms ({phase.basis})")
+                if failover.expectation(phase):
+                    print(f"        {failover.expectation(phase)}")
         return
     runs = session.measure(running, chosen, destroy, say)
     if not all(run.passed for run in runs):
@@ -97,9 +99,11 @@ def pipeline(c, os="debian-12", lab=None):
         raise HalabError(f"pipeline failed for {os}: see the table above")
 
 
-def _chosen(known: list[failover.Scenario], names: str) -> list[failover.Scenario]:
+def _chosen(known: list[failover.Scenario], on_request: list[failover.Scenario], names: str) -> list[failover.Scenario]:
+    """The scenarios named (any of known + on_request), or every one of known when none is."""
     wanted = [name.strip() for name in names.split(",") if name.strip()]
-    unknown = [name for name in wanted if name not in {s.name for s in known}]
+    every = known + on_request
+    unknown = [name for name in wanted if name not in {s.name for s in every}]
     if unknown:
-        raise UsageError(f"unknown scenario {', '.join(unknown)}; known: {', '.join(s.name for s in known)}")
-    return [s for s in known if not wanted or s.name in wanted]
+        raise UsageError(f"unknown scenario {', '.join(unknown)}; known: {', '.join(s.name for s in every)}")
+    return [s for s in every if s.name in wanted] if wanted else known

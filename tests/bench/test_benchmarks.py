@@ -11,7 +11,7 @@ import pytest
 
 from halab import paths
 from halab.remote import Remote
-from tests.fixtures import lab_file, needs_root, task_environment
+from tests.fixtures import lab_file, needs_root, probe_record, task_environment
 
 BENCH = paths.ROOT / "bench"
 
@@ -69,3 +69,23 @@ def test_a_client_that_cannot_run_the_requests_stops_the_benchmark(tmp_path, fak
 def test_a_serving_lab_gives_requests_per_second(tmp_path, fake_ssh):
     fake_ssh.answer("curl", stdout="100.0 102.0 0\n")
     assert module("lab_times").rate(Remote(tmp_path / "ssh_config"), "client", "http://172.25.1.100/", 40) == 20.0
+
+
+def test_the_failover_comparison_puts_each_labs_figures_in_its_column():
+    from halab.prove import failover
+
+    def run(scenario: str, outage_until: float, held: tuple[int, int]) -> failover.ScenarioRun:
+        phase = failover.Phase("fault", lambda p: None, bound=0.4, basis="test", holders={}, kind="down")
+        requests = [probe_record(t / 20, not 1.0 <= t / 20 < outage_until) for t in range(100)]
+        result = failover.judge(scenario, phase, 1.0, 1.0, 5.0, requests, {}, [])
+        result.survived, result.held = held
+        return failover.ScenarioRun(scenario, "", 0.0, 0.0, {}, requests, [result])
+
+    seed = [run("keepalived-stop", 1.9, (0, 8)), run("director-crash", 4.6, (0, 8))]
+    fast = [run("keepalived-stop", 1.1, (8, 8)), run("director-crash", 1.35, (8, 8))]
+    lines = module("failover_compare").comparison([("seed", seed), ("fast", fast)], 300)
+    assert lines[0].split() == ["seed", "fast"]
+    crash = next(line for line in lines if "crash outage" in line)
+    assert "3650 ms (bound 400)" in crash and "400 ms (bound 400)" in crash
+    assert "0/8" in next(line for line in lines if "survived stop" in line)
+    assert "not measured" in next(line for line in lines if "idle 300 s" in line)

@@ -13,7 +13,7 @@ from halab import configtest, render, spec
 from tests.fixtures import needs_root
 
 LABS = Path(__file__).resolve().parents[2] / "labs"
-EXAMPLES = ["seed", "dual", "unicast"]
+EXAMPLES = ["seed", "dual", "unicast", "fast"]
 
 pytestmark = needs_root(
     "keepalived -t and nginx -t run in private namespaces (unshare), and compiling installs build dependencies"

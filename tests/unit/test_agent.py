@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import http.server
 import json
+import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -78,3 +80,52 @@ def test_arp_and_capture_need_the_labs_interface(command):
     # asked ARP on the management NIC, where the directors answer with the wrong MAC.
     result = subprocess.run([sys.executable, "-c", paths.AGENT.read_text(), *command], capture_output=True, text=True)
     assert result.returncode == 2 and "--iface" in result.stderr
+
+
+@pytest.fixture
+def keepalive_server():
+    """A loopback HTTP/1.1 server that answers `replies` requests per connection, then resets
+    it (SO_LINGER 0: an RST, as a director without the connection's IPVS entry sends)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    replies = {"count": 1000}
+
+    def serve(conn: socket.socket) -> None:
+        with conn:
+            for _ in range(replies["count"]):
+                if not conn.recv(4096):
+                    return
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 16\r\n\r\n<h1>held</h1>\r\n\r\n")
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+    def accept() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    yield f"127.0.0.1:{listener.getsockname()[1]}", replies
+    listener.close()
+
+
+def test_held_connections_send_on_one_connection_and_are_recorded_once_each(keepalive_server):
+    target, _ = keepalive_server
+    records = run_agent("http", "--target", target, "--rate", "5", "--duration", "1.5", "--hold", "3")
+    held = [r for r in records if "conn" in r]
+    assert sorted(r["conn"] for r in held) == [0, 1, 2]
+    assert all(r["outcome"] == "open" and r["page"] == "<h1>held</h1>" and r["stalls"] == [] for r in held)
+    assert all(10 <= r["responses"] <= 16 for r in held)  # one every 0.1 s for 1.5 s
+    assert records[-1]["event"] == "end"
+
+
+def test_a_reset_held_connection_is_recorded_as_reset_and_its_slot_reconnects(keepalive_server):
+    target, replies = keepalive_server
+    replies["count"] = 5
+    records = run_agent("http", "--target", target, "--rate", "5", "--duration", "1.5", "--hold", "1")
+    lives = [r for r in records if "conn" in r]
+    assert lives[0]["outcome"] == "reset" and lives[0]["responses"] == 5 and "Reset" in lives[0]["error"]
+    assert len(lives) >= 2 and [r["life"] for r in lives] == list(range(1, len(lives) + 1))

@@ -57,3 +57,69 @@ def test_vip_moves_are_named_by_mac():
     requests = [record(t / 10, True, mac="m3" if t < 5 else "m4") for t in range(10)]
     moves = failover.vip_moves(requests, 0, 2, {"m3": "server3", "m4": "server4"})
     assert moves == [{"vip": "vip", "at": 0.5, "from": "server3", "to": "server4"}]
+
+
+def test_fast_bounds_use_vrrpv3_centisecond_adverts_and_sync_keeps_connections():
+    fast = phases("fast.yaml")
+    assert fast["crash server3"].bound == pytest.approx(3 * 0.1 + 157 * 0.1 / 256)
+    assert fast["stop keepalived on server3"].bound == pytest.approx(157 * 0.1 / 256)
+    assert fast["crash server3"].established == fast["stop keepalived on server3"].established == "kept"
+    assert "stall bound 923 ms" in failover.expectation(fast["crash server3"])  # 2 x 0.3613 + 0.2 s
+
+
+def test_without_sync_a_director_failure_must_lose_established_connections():
+    seed = phases("seed.yaml")
+    assert seed["crash server3"].established == seed["stop keepalived on server3"].established == "lost"
+    assert "lvs_sync_daemon" in failover.expectation(seed["crash server3"])
+    assert seed["restart server3"].established == seed["cut server3's link"].established == ""
+
+
+def test_judging_held_connections_adds_their_figures_and_the_contradicted_expectation():
+    phase = failover.Phase("crash x", lambda p: None, bound=1.0, basis="test", holders={}, established="lost")
+    result = failover.judge("s", phase, 10.0, 10.0, 30.0, [record(t / 10, True) for t in range(300)], {}, [])
+    survivor = {"opened": 1.0, "last_ok": 29.9, "ended": 30.0, "outcome": "open", "stalls": [[10.0, 10.4]]}
+    failover.judge_connections(result, phase, [survivor])
+    assert (result.connections, result.longest_stall_ms, result.stall_bound_ms) == ("1/1", 400, 2200)
+    assert not result.passed and "expected them lost" in result.reasons()[0]
+
+
+def test_held_connection_times_are_made_relative_to_the_probe_start():
+    raw = {"opened": 101.0, "last_ok": 150.0, "ended": 151.0, "outcome": "open", "stalls": [[110.0, 111.0]]}
+    moved = failover.relative(raw, 100.0)
+    assert (moved["opened"], moved["ended"], moved["stalls"]) == (1.0, 51.0, [[10.0, 11.0]])
+
+
+def test_the_idle_soak_is_a_no_fault_phase_run_on_request():
+    lab = spec.load(paths.LABS / "fast.yaml")
+    idle = failover.soak(lab, 60)
+    assert idle.name == "idle" and idle.phases[0].kind == "idle" and idle.phases[0].bound == 0
+    assert "idle" not in {s.name for s in failover.scenarios(lab)}
+
+
+def with_persistence(lab_file: str) -> spec.Lab:
+    text = (paths.LABS / lab_file).read_text()
+    if "persistence_timeout" in text:
+        text = text.replace("persistence_timeout: null", "persistence_timeout: 60")
+    else:
+        text = text.replace("  - vip: 172.25.1.100\n", "  - vip: 172.25.1.100\n    persistence_timeout: 60\n")
+    return spec.parse(text)
+
+
+def test_persistence_must_stick_across_a_takeover_only_with_sync():
+    def named(lab: spec.Lab) -> dict[str, failover.Phase]:
+        return {p.name: p for s in [*failover.scenarios(lab), failover.soak(lab)] for p in s.phases}
+
+    fast, seed = named(with_persistence("fast.yaml")), named(with_persistence("seed.yaml"))
+    assert fast["crash server3"].sticky and fast["stop keepalived on server3"].sticky and fast["idle"].sticky
+    assert "one real server" in failover.expectation(fast["crash server3"])
+    assert not seed["crash server3"].sticky and seed["idle"].sticky  # no sync: the new MASTER reschedules
+    assert not phases("fast.yaml")["crash server3"].sticky  # no persistence_timeout: round robin
+
+
+def test_a_sticky_phase_fails_when_another_real_server_answers():
+    phase = failover.Phase("crash x", lambda p: None, bound=1.0, basis="test", holders={}, sticky=True)
+    one = [record(t / 10, True) for t in range(40)]
+    assert failover.judge("s", phase, 1.0, 1.0, 4.0, one, {}, []).passed
+    moved = [*one, {**record(3.0, True), "page": "<h1>server2's page</h1>"}]
+    result = failover.judge("s", phase, 1.0, 1.0, 4.0, moved, {}, [])
+    assert "answered by <h1>server1's page</h1> and <h1>server2's page</h1>" in result.reasons()[0]

@@ -91,3 +91,16 @@ def test_findings_reach_the_table_json_and_junit_and_leave_the_verdict_alone(see
     assert data["findings"][0]["fixed_bound_ms"] == 7000 and data["versions"] == {"nginx": "1.22.1"}
     xml = report.write_junit([run], "seed", tmp_path / "f.xml", found, context).read_text()
     assert "finding: link-cut / restore" in xml and 'name="version.nginx" value="1.22.1"' in xml
+
+
+def test_established_connections_lost_without_sync_name_lvs_sync_daemon_as_the_fix(seed, tmp_path):
+    run = run_of(seed, "director-crash", (10.0, 14.0))
+    reset = {"opened": 1.0, "last_ok": 10.0, "ended": 18.0, "outcome": "reset", "stalls": []}
+    survivor = {"opened": 1.0, "last_ok": 149.0, "ended": 149.05, "outcome": "open", "stalls": [[10.0, 11.0]]}
+    for result, phase in zip(run.phases, failover.scenarios(seed)[1].phases, strict=True):
+        failover.judge_connections(result, phase, [reset, survivor])
+    assert run.phases[0].connections == "1/2" and run.phases[0].passed  # lost, as expected without sync
+    found = findings.of(seed, [run], tmp_path)
+    assert [f.fix.split(" (")[0] for f in found] == ["vrrp.lvs_sync_daemon: true"]
+    assert "1 of 2 established connections lost" in found[0].sentence()
+    assert "conns survived" in report.table([run], found) and "1/2" in report.table([run], found)

@@ -21,7 +21,7 @@ from halab.errors import SpecError
 
 GOLDEN = Path(__file__).parent / "golden"
 LABS = Path(__file__).resolve().parents[2] / "labs"
-EXAMPLES = ["seed", "dual", "unicast"]
+EXAMPLES = ["seed", "dual", "unicast", "fast"]
 
 
 @pytest.mark.parametrize("name", EXAMPLES)
@@ -287,3 +287,14 @@ def test_a_file_holding_auth_pass_is_root_s_alone_scripts_run_the_rest_is_readab
     assert written["server3/etc/keepalived/keepalived.conf"] == 0o600
     assert written["server1/usr/local/sbin/lvs-realserver"] == 0o755
     assert written["server1/usr/local/nginx/conf/nginx.conf"] == 0o644
+
+
+def test_connection_sync_renders_the_sync_daemon_and_keeps_ipvs_on_a_clean_stop():
+    fast = render.render(spec.load(LABS / "fast.yaml"))
+    seed = render.render(spec.load(LABS / "seed.yaml"))
+    for director in ("server3", "server4"):
+        conf = fast[f"{director}/{render.KEEPALIVED_CONF}"]
+        assert re.search(r"^   lvs_sync_daemon eth0 VI_1$", conf, re.M)  # global_defs: interface, instance
+        assert "--dont-release-ipvs" in fast[f"{director}/{render.KEEPALIVED_OPTIONS}"]
+        assert "lvs_sync_daemon" not in seed[f"{director}/{render.KEEPALIVED_CONF}"]
+        assert f"{director}/{render.KEEPALIVED_OPTIONS}" not in seed  # the build's own options stay

@@ -126,7 +126,7 @@ def test_non_mapping_and_unreadable_files_are_clear(tmp_path):
         spec.load(tmp_path / "missing.yaml")
 
 
-@pytest.mark.parametrize("name", ["seed", "dual", "unicast"])
+@pytest.mark.parametrize("name", ["seed", "dual", "unicast", "fast"])
 def test_example_labs_are_valid(name):
     assert spec.load(LABS / f"{name}.yaml").nodes
 

@@ -144,3 +144,13 @@ def test_a_task_is_interruptible_even_when_started_with_sigint_ignored(signum):
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )
     assert result.stdout.split() == ["True", "interrupted"], result.stderr
+
+
+def test_list_scenarios_shows_bounds_and_what_each_lab_expects_of_established_connections(tmp_path):
+    fast = invoke("test.failover", "--lab", str(paths.LABS / "fast.yaml"), "--list-scenarios", home=tmp_path)
+    assert fast.returncode == 0, fast.stdout + fast.stderr
+    assert "crash server3: bound 361 ms (3 x advert_int 0.1 + skew 0.061 s)" in fast.stdout
+    assert "established connections kept (lvs_sync_daemon), stall bound 923 ms" in fast.stdout
+    assert "idle: no fault for 60 s" in fast.stdout and "(on request: --scenario idle)" in fast.stdout
+    seed = invoke("test.failover", "--list-scenarios", home=tmp_path)
+    assert "established connections lost (no lvs_sync_daemon" in seed.stdout, seed.stdout + seed.stderr

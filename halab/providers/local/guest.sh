@@ -15,7 +15,10 @@ start_service() {
     case "$1" in
     keepalived)
         # -l: log to the console stream we redirect; -D: detailed; -n: stay in the foreground.
-        setsid keepalived -n -l -D -f "$RENDERED/etc/keepalived/keepalived.conf" \
+        # A lab with connection sync renders more options, as systemd's unit would read them.
+        KEEPALIVED_OPTIONS=-D
+        [ -f "$RENDERED/etc/sysconfig/keepalived" ] && . "$RENDERED/etc/sysconfig/keepalived"
+        setsid keepalived -n -l $KEEPALIVED_OPTIONS -f "$RENDERED/etc/keepalived/keepalived.conf" \
             -p /run/keepalived.pid >>/var/log/keepalived.log 2>&1 < /dev/null &
         ;;
     nginx)
