@@ -18,6 +18,10 @@ from halab.prove.findings import Finding
 # would shorten the phase (the numbered findings under the table say which).
 # "conns survived": the probe's held keep-alive connections established when the phase began
 # that kept flowing through it; "stall ms": the longest wait for a reply on one of them.
+INTERRUPTED = (
+    "interrupted during {}: its phases were not recorded, and the lab may be left mid-fault "
+    "(`invoke lab.status`; `invoke fault.restart NODE` or `invoke lab.down`)"
+)
 COLUMNS = (
     "scenario",
     "phase",
@@ -71,9 +75,12 @@ def rows(runs: list[ScenarioRun], found: list[Finding] | None = None) -> list[tu
     return lines
 
 
-def table(runs: list[ScenarioRun], found: list[Finding] | None = None, not_run: list[str] | None = None) -> str:
+def table(
+    runs: list[ScenarioRun], found: list[Finding] | None = None, not_run: list[str] | None = None, interrupted: str = ""
+) -> str:
     """A plain-text table, one line per phase, then the reasons of every failed phase, the
-    error of a scenario that raised and the scenarios that were not run after it."""
+    error of a scenario that raised, the one an interruption cut short and the scenarios that
+    were not run after it."""
     lines = [COLUMNS, *rows(runs, found)]
     widths = [max(len(line[i]) for line in lines) for i in range(len(COLUMNS))]
     text = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=False)).rstrip() for line in lines]
@@ -83,6 +90,8 @@ def table(runs: list[ScenarioRun], found: list[Finding] | None = None, not_run: 
             text += [f"  {run.scenario} / {phase.phase}: {reason}" for reason in phase.reasons()]
         if run.error:
             text.append(f"  {run.scenario} / {run.failed_step}: error: {run.error}")
+    if interrupted:
+        text.append(f"  {INTERRUPTED.format(interrupted)}")
     if not_run:
         text.append(f"  not run (the run stopped before them): {', '.join(not_run)}")
     return "\n".join(text)
@@ -102,7 +111,9 @@ def write_json(
     """Every request and verdict, the findings, and the run's context (versions used, the lab's settings)."""
     data = {
         "lab": lab,
-        "passed": all(run.passed for run in runs) and not (context or {}).get("not_run"),
+        "passed": all(run.passed for run in runs)
+        and not (context or {}).get("not_run")
+        and not (context or {}).get("interrupted"),
         **(context or {}),
         "findings": [finding.as_dict() for finding in found or []],
         "scenarios": [run.as_dict() for run in runs],
@@ -120,14 +131,15 @@ def write_junit(
     phases = [(run, phase) for run in runs for phase in run.phases]
     errors = [run for run in runs if run.error]
     not_run = (context or {}).get("not_run", [])
+    interrupted = (context or {}).get("interrupted", "")
     suites = ET.Element("testsuites", name="halab")
     suite = ET.SubElement(
         suites,
         "testsuite",
         name=f"failover[{lab}]",
-        tests=str(len(phases) + len(errors) + len(not_run)),
+        tests=str(len(phases) + len(errors) + len(not_run) + bool(interrupted)),
         failures=str(sum(not phase.passed for _, phase in phases)),
-        errors=str(len(errors)),
+        errors=str(len(errors) + bool(interrupted)),
         skipped=str(len(not_run)),
     )
     properties = ET.SubElement(suite, "properties")
@@ -160,6 +172,9 @@ def write_junit(
     for run in errors:
         case = ET.SubElement(suite, "testcase", classname=f"failover.{run.scenario}", name=run.failed_step)
         ET.SubElement(case, "error", message=run.error).text = run.error
+    if interrupted:
+        case = ET.SubElement(suite, "testcase", classname=f"failover.{interrupted}", name="interrupted")
+        ET.SubElement(case, "error", message=INTERRUPTED.format(interrupted))
     for name in not_run:
         case = ET.SubElement(suite, "testcase", classname=f"failover.{name}", name="not run")
         ET.SubElement(case, "skipped", message="not run: the run stopped before it (an error or an interruption)")

@@ -140,25 +140,31 @@ def measure(
     """
     runs: list[failover.ScenarioRun] = []
     notes = substitutions or []
+    current = ""  # the scenario under way: a Ctrl-C there loses its phases, which must be said
     try:
         with Session(provider, "failover", destroy, progress=progress, substitutions=notes) as session:
             runner = failover.Runner(provider, progress)
             for scenario in chosen:
+                current = scenario.name
                 runs.append(runner.run(scenario))
+                current = ""
                 if runs[-1].requests:
                     report.plot(runs[-1], session.artifacts / f"failover-{scenario.name}.png")
                 if runs[-1].error:
                     break
             session.passed = len(runs) == len(chosen) and all(run.passed for run in runs)
     finally:
-        if runs:
-            _results(provider, runs, [s.name for s in chosen[len(runs) :]], notes)
+        if runs or current:
+            stopped = len(runs) + bool(current)
+            _results(provider, runs, [s.name for s in chosen[stopped:]], notes, current)
     return runs
 
 
-def _results(provider: Provider, runs: list[failover.ScenarioRun], not_run: list[str], notes: list[str]) -> None:
-    """Write failover.json and failover.xml, then print the table, the versions substituted and
-    the findings: the last thing a run shows."""
+def _results(
+    provider: Provider, runs: list[failover.ScenarioRun], not_run: list[str], notes: list[str], interrupted: str = ""
+) -> None:
+    """Write failover.json and failover.xml (replacing an earlier run's), then print the table,
+    the versions substituted and the findings: the last thing a run shows."""
     lab, out = provider.lab, provider.paths.artifacts
     found = findings.of(lab, runs)
     context = {
@@ -166,10 +172,11 @@ def _results(provider: Provider, runs: list[failover.ScenarioRun], not_run: list
         "substitutions": notes,
         "settings": findings.settings(lab),
         "not_run": not_run,
+        "interrupted": interrupted,
     }
     report.write_json(runs, lab.name, out / "failover.json", found, context)
     report.write_junit(runs, lab.name, out / "failover.xml", found, context)
-    print("\n" + report.table(runs, found, not_run))
+    print("\n" + report.table(runs, found, not_run, interrupted))
     for note in notes:
         print(f"versions: {note}")
     if found:

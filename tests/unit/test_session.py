@@ -172,10 +172,19 @@ def test_ctrl_c_mid_run_still_prints_and_writes_what_ran(memory_provider, fake_s
     chosen = [
         failover.Scenario("quiet", "nothing happens", (failover.Phase("wait", lambda p: None, 1.0, "a second", vip),)),
         failover.Scenario("stopped", "Ctrl-C", (failover.Phase("wait", interrupt, 1.0, "a second", vip),)),
+        failover.Scenario("later", "never reached", (failover.Phase("wait", lambda p: None, 1.0, "a second", vip),)),
     ]
     with pytest.raises(KeyboardInterrupt):
         session.measure(memory_provider, chosen, progress=lambda _: None)
-    assert ["quiet", "wait"] in [line.split()[:2] for line in capsys.readouterr().out.splitlines()]
+    out = capsys.readouterr().out
+    assert ["quiet", "wait"] in [line.split()[:2] for line in out.splitlines()]
+    assert "interrupted during stopped: its phases were not recorded" in out and "not run (the run" in out
     data = json.loads((paths.LabPaths("seed").artifacts / "failover.json").read_text())
-    assert [s["scenario"] for s in data["scenarios"]] == ["quiet"] and data["not_run"] == ["stopped"]
-    assert data["passed"] is False
+    assert [s["scenario"] for s in data["scenarios"]] == ["quiet"] and data["not_run"] == ["later"]
+    assert data["interrupted"] == "stopped" and data["passed"] is False
+    # Interrupted in its first scenario, a run still replaces the reports of the run before it.
+    with pytest.raises(KeyboardInterrupt):
+        session.measure(memory_provider, chosen[1:], progress=lambda _: None)
+    data = json.loads((paths.LabPaths("seed").artifacts / "failover.json").read_text())
+    assert data["scenarios"] == [] and data["interrupted"] == "stopped" and data["passed"] is False
+    assert 'name="interrupted"' in (paths.LabPaths("seed").artifacts / "failover.xml").read_text()
