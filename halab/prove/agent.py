@@ -219,7 +219,9 @@ def listen(args):
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
     sock.bind((args.iface, ETH_P_ALL))
     emit({"event": "listening", "iface": args.iface})
-    clients, wrapped, deadline = {}, {}, time.time() + args.wait
+    clients = {}  # type: dict[str, int]
+    wrapped = {}  # type: dict[str, int]
+    deadline = time.time() + args.wait
     while time.time() < deadline:
         ready, _, _ = select.select([sock], [], [], max(0.0, deadline - time.time()))
         if not ready:
