@@ -9,6 +9,10 @@ one. Each phase is judged against its protocol bound, from the lab file:
 - the MASTER crashed or cut off: the BACKUP waits 3 x advert_int + skew (master down);
 - the MASTER back: one advert settles who holds the VIP (preempt: the MASTER again,
   nopreempt: the BACKUP keeps it);
+- with NAT, the real servers' gateway moves with the VIP (one VRRP instance holds both): a
+  real server's replies reach the new MASTER once its ARP entry for the gateway follows the
+  gratuitous ARP. A real server's agent watches that entry, and each phase records when it
+  changed owner (`gateway_moves`), beside when the client saw the VIP move;
 - a real server's nginx stopped or its node crashed: the health checker notices within
   delay_loop + connect_timeout, then retries once (keepalived's default `retry 1`,
   `delay_before_retry 1`) before IPVS drops it; back, it rejoins at the next check.
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -110,6 +115,7 @@ class PhaseResult:
     window_end: float  # failures after this count against the phase
     end: float
     kind: str = ""
+    gateway_moves: list[dict] = field(default_factory=list)  # NAT: a real server's gateway changing owner
 
     def reasons(self) -> list[str]:
         """Why the phase failed; empty when it passed."""
@@ -330,6 +336,7 @@ class Runner:
         step, error = "restore the baseline", ""
         started, offset, macs = time.time(), 0.0, {}
         records: list[dict] = []
+        gateway: list[dict] = []
         marks: list[tuple[Phase, float, float, list[str]]] = []
         try:
             self.restore_baseline()
@@ -339,6 +346,7 @@ class Runner:
             self.progress(f"scenario {scenario.name}: {scenario.description}")
             step = "start the probe"
             started = time.time()
+            watch = self._watch_gateway()
             http = probe.HttpProbe(self.remote, self.client, self.targets, PROBE_RATE, PROBE_TIMEOUT).start()
             try:
                 time.sleep(BASELINE)
@@ -353,6 +361,7 @@ class Runner:
                 step = "stop the probe"
             finally:
                 records = http.stop()
+                gateway = self._gateway_changes(watch, started)
         except HalabError as exc:
             error = str(exc)
             self.progress(f"  {step}: {error}")
@@ -364,11 +373,11 @@ class Runner:
                 if index + 1 < len(marks)
                 else max((r["done"] for r in requests), default=0.0)
             )
-            results.append(
-                judge(
-                    scenario.name, phase, acted - started - CLOCK_SLACK, done - started, until, requests, macs, problems
-                )
+            result = judge(
+                scenario.name, phase, acted - started - CLOCK_SLACK, done - started, until, requests, macs, problems
             )
+            result.gateway_moves = owner_changes(gateway, result.start, until, macs)
+            results.append(result)
         return ScenarioRun(
             scenario.name, scenario.description, started, offset, macs, requests, results, step if error else "", error
         )
@@ -391,16 +400,39 @@ class Runner:
                 return
             time.sleep(0.25)
 
+    # --- NAT: the gateway as a real server sees it -----------------------------------
+
+    def _watch_gateway(self) -> tuple[str, float, subprocess.Popen[str]] | None:
+        """NAT: an agent on the first real server recording each change of its ARP entry for
+        the gateway (its clock offset read first); None for other methods."""
+        if self.lab.nat is None:
+            return None
+        server = next(iter(self.lab.virtual_services[0].real_servers))
+        offset = self.remote.clock_offset(server)
+        process = probe.spawn(self.remote, server, ["neigh", "--ip", str(self.lab.nat.gateway)])
+        return server, offset, process
+
+    @staticmethod
+    def _gateway_changes(watch: tuple[str, float, subprocess.Popen[str]] | None, started: float) -> list[dict]:
+        """The watcher's records, ended (finish closes its stdin), times relative to the probe's start."""
+        if watch is None:
+            return []
+        _, offset, process = watch
+        records = probe.finish(process, timeout=15)
+        return [{**r, "at": r["at"] - offset - started} for r in records if "mac" in r]
+
     # --- the lab's state, over ssh --------------------------------------------------
 
     def macs(self) -> dict[str, str]:
-        """MAC -> node, for naming the VIP's holder from the client's ARP table."""
-        interface = self.lab.vrrp.interface
+        """MAC -> node, for naming the VIP's holder from the client's ARP table (and, with NAT,
+        the gateway's from a real server's)."""
+        interfaces = [self.lab.vrrp.interface] + ([self.lab.nat.interface] if self.lab.nat else [])
         found = {}
         for node in self.lab.nodes:
-            result = self.remote.run(node, f"cat /sys/class/net/{interface}/address", timeout=10)
-            if result.returncode == 0:
-                found[result.stdout.strip()] = node
+            for interface in interfaces:
+                result = self.remote.run(node, f"cat /sys/class/net/{interface}/address", timeout=10)
+                if result.returncode == 0:
+                    found[result.stdout.strip()] = node
         return found
 
     def holders(self) -> dict[str, list[str]]:
@@ -560,3 +592,13 @@ def vip_moves(requests: list[dict], start: float, end: float, macs: dict[str, st
                 moves.append({"vip": target, "at": round(record["sent"], 3), "from": previous, "to": owner})
             previous = owner
     return moves
+
+
+def owner_changes(changes: list[dict], start: float, end: float, macs: dict[str, str]) -> list[dict]:
+    """The changes of a watched ARP entry (the NAT gateway's) within [start, end), each named
+    by the node whose MAC it now holds ("none" while unresolved)."""
+    return [
+        {"at": round(change["at"], 3), "to": macs.get(change["mac"], change["mac"] or "none")}
+        for change in changes
+        if start <= change["at"] < end
+    ]
