@@ -403,11 +403,12 @@ class Runner:
     # --- NAT: the gateway as a real server sees it -----------------------------------
 
     def _watch_gateway(self) -> tuple[str, float, subprocess.Popen[str]] | None:
-        """NAT: an agent on the first real server recording each change of its ARP entry for
-        the gateway (its clock offset read first); None for other methods."""
+        """NAT: an agent on the last real server (the real-server scenarios fault the first)
+        recording each change of its ARP entry for the gateway (its clock offset read first);
+        None for other methods."""
         if self.lab.nat is None:
             return None
-        server = next(iter(self.lab.virtual_services[0].real_servers))
+        server = list(self.lab.virtual_services[0].real_servers)[-1]
         offset = self.remote.clock_offset(server)
         process = probe.spawn(self.remote, server, ["neigh", "--ip", str(self.lab.nat.gateway)])
         return server, offset, process
