@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from halab.errors import BuildError
+from halab.spec import Lab
 
 
 @dataclass(frozen=True)
@@ -23,22 +25,31 @@ class Verdict:
     output: str
 
 
-def keepalived(conf: Path, binary: str | Path = "keepalived", interface: str = "eth0") -> Verdict:
+def keepalived(conf: Path, binary: str | Path = "keepalived", interfaces: Sequence[str] = ("eth0",)) -> Verdict:
     """`keepalived -t -f conf`, silent when the file is clean.
 
-    keepalived also checks that the VRRP interface exists, so the test runs in a
-    throwaway network namespace (unshare -n) holding just that interface: the result
-    does not depend on the host's NICs, and nothing is left behind.
+    keepalived also checks that every interface it names exists (the VRRP one, and with
+    NAT the gateway's), so the test runs in a throwaway network namespace (unshare -n)
+    holding just those: the result does not depend on the host's NICs, and nothing is
+    left behind.
     """
-    script = 'ip link add "$1" type veth peer name halab-peer && exec "$2" -t -f "$3"'
+    script = (
+        'binary=$1 conf=$2; shift 2; n=0; for nic in "$@"; do n=$((n + 1)); '
+        'ip link add "$nic" type veth peer name "halab-peer$n" || exit 1; done; exec "$binary" -t -f "$conf"'
+    )
     result = subprocess.run(
-        ["unshare", "-n", "sh", "-c", script, "sh", interface, _which(binary), str(conf.resolve())],
+        ["unshare", "-n", "sh", "-c", script, "sh", _which(binary), str(conf.resolve()), *interfaces],
         capture_output=True,
         text=True,
         timeout=60,
     )
     output = (result.stdout + result.stderr).strip()
     return Verdict(conf, result.returncode == 0 and not output, output)
+
+
+def interfaces(lab: Lab) -> tuple[str, ...]:
+    """The interfaces a lab's keepalived.conf names: VRRP's, and with NAT the gateway's."""
+    return (lab.vrrp.interface, *((lab.nat.interface,) if lab.nat else ()))
 
 
 def nginx(conf: Path, binary: str | Path = "nginx") -> Verdict:

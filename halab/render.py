@@ -90,7 +90,7 @@ def render(lab: Lab) -> dict[str, str]:
     files: dict[str, str] = {"lab.json": lab_json(lab)}
     for name, node in lab.nodes.items():
         if node.role == "director":
-            tree = {KEEPALIVED_CONF: keepalived_conf(lab, name), DIRECTOR_SYSCTL: director_sysctl()}
+            tree = {KEEPALIVED_CONF: keepalived_conf(lab, name), DIRECTOR_SYSCTL: director_sysctl(lab)}
             if lab.vrrp.lvs_sync_daemon:
                 tree[KEEPALIVED_OPTIONS] = keepalived_options()
         elif node.role == "realserver":
@@ -171,15 +171,20 @@ def keepalived_options() -> str:
     )
 
 
-def director_sysctl() -> str:
-    """IPVS settings for a director, applied once ip_vs is loaded (see DIRECTOR_SYSCTLS)."""
+def director_sysctl(lab: Lab) -> str:
+    """IPVS settings for a director, applied once ip_vs is loaded (see DIRECTOR_SYSCTLS); a NAT
+    director also routes, since the real servers' replies pass through it."""
     lines = [
         "# IPVS on an LVS director. Rendered by halab.",
         "# expire_nodest_conn: a packet for a connection whose real server was removed ends that",
         "# entry and is scheduled afresh, instead of being sent to the dead server for minutes.",
         "# expire_quiescent_template: the same for persistence templates.",
     ]
-    return "\n".join(lines + [f"{key} = {value}" for key, value in DIRECTOR_SYSCTLS.items()]) + "\n"
+    settings: dict[str, int] = dict(DIRECTOR_SYSCTLS)
+    if lab.method == "NAT":
+        lines.append("# LVS-NAT: the real servers' replies are forwarded (and de-NATed) by the MASTER.")
+        settings["net.ipv4.ip_forward"] = 1
+    return "\n".join(lines + [f"{key} = {value}" for key, value in settings.items()]) + "\n"
 
 
 def smtp_server(lab: Lab) -> str:
@@ -251,6 +256,8 @@ def lab_json(lab: Lab) -> str:
             }
             for name, node in lab.nodes.items()
         ],
+        "method": lab.method,
+        "nat": _nat_json(lab),
         "multicast": lab.multicast,
         "box": lab.box,
         "box_fallback": lab.box_fallback,
@@ -258,3 +265,16 @@ def lab_json(lab: Lab) -> str:
         "versions": lab.versions.model_dump(),
     }
     return json.dumps(data, indent=2) + "\n"
+
+
+def _nat_json(lab: Lab) -> dict | None:
+    """The NAT network as the Vagrantfile wires it: a second NIC on directors, real servers on it."""
+    if lab.nat is None:
+        return None
+    return {
+        "subnet": str(lab.nat.subnet),
+        "gateway": str(lab.nat.gateway),
+        "interface": lab.nat.interface,
+        "access_address": str(lab.nat.subnet[-2]),
+        "directors": {name: str(address) for name, address in lab.nat.directors.items()},
+    }

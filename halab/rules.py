@@ -52,9 +52,15 @@ def node_count(lab: Lab) -> Iterator[Problem]:
 
 
 def addresses_in_subnet(lab: Lab) -> Iterator[Problem]:
-    """Nodes and VIPs must sit on the lab's one L2 segment: DR forwards by MAC, not by route."""
+    """Nodes and VIPs sit on the lab's L2 segment (DR forwards by MAC, not by route); with NAT
+    the real servers sit on the NAT network behind the directors instead (nat_network checks)."""
     usable = f"{lab.subnet[1]}..{lab.subnet[-2]}"
-    owners = [(f"nodes.{name}.address", node.address) for name, node in lab.nodes.items()]
+    behind = lab.method == "NAT" and lab.nat is not None
+    owners = [
+        (f"nodes.{name}.address", node.address)
+        for name, node in lab.nodes.items()
+        if not (behind and node.role == "realserver")
+    ]
     owners += [(f"virtual_services.{i}.vip", s.vip) for i, s in enumerate(lab.virtual_services)]
     for path, address in owners:
         if address not in lab.subnet or address in (lab.subnet.network_address, lab.subnet.broadcast_address):
@@ -309,14 +315,79 @@ def service_ports_free(lab: Lab) -> Iterator[Problem]:
             )
 
 
-def forwarding_supported(lab: Lab) -> Iterator[Problem]:
-    """The lab wires real servers for direct routing (VIP on lo, ARP suppressed) only."""
+def one_method(lab: Lab) -> Iterator[Problem]:
+    """Real servers are wired for one forwarding method (a VIP on tunl0, or a route through the
+    directors), so every service of a lab uses the same lb_kind."""
     for i, service in enumerate(lab.virtual_services):
-        if service.lb_kind != "DR":
+        if service.lb_kind != lab.method:
             yield Problem(
                 f"virtual_services.{i}.lb_kind",
-                f"{service.lb_kind!r} is valid keepalived but this lab wires real servers for DR only; allowed: DR",
+                f"{service.lb_kind!r} differs from virtual_services.0's {lab.method!r}; "
+                "the real servers are wired for one method, so every service uses the same",
             )
+
+
+def nat_active_backup(lab: Lab) -> Iterator[Problem]:
+    """NAT replies must return through the director that holds the connection: with one gateway
+    and two MASTERs, half of the replies would reach the director that never saw the request."""
+    if lab.method == "NAT" and lab.mode == "active-active":
+        yield Problem(
+            "mode", "active-active cannot forward by NAT (the real servers have one gateway); allowed: active-backup"
+        )
+
+
+NAT_SHAPE = "nat: {subnet: a.b.c.d/prefix, gateway: an address in it, interface: eth1, directors: {name: address}}"
+
+
+def nat_present(lab: Lab) -> Iterator[Problem]:
+    """NAT needs the real servers' network behind the directors; other methods have none."""
+    if lab.method == "NAT" and lab.nat is None:
+        yield Problem(
+            "nat",
+            f"lb_kind NAT needs the real servers' network behind the directors, and it is missing; add {NAT_SHAPE}",
+        )
+    if lab.method != "NAT" and lab.nat is not None:
+        yield Problem("nat", f"only lb_kind NAT uses a NAT network; this lab forwards by {lab.method}: remove nat")
+
+
+def nat_network(lab: Lab) -> Iterator[Problem]:
+    """The NAT network: its own subnet, the gateway and every director on it, the real servers
+    in it, each address usable and free (its last usable address is the local lab's access point)."""
+    nat = lab.nat
+    if lab.method != "NAT" or nat is None:
+        return
+    if nat.subnet.overlaps(lab.subnet):
+        yield Problem(
+            "nat.subnet", f"{nat.subnet} overlaps the lab subnet {lab.subnet}; the NAT network is a second one"
+        )
+        return
+    if nat.interface == lab.vrrp.interface:
+        yield Problem("nat.interface", f"{nat.interface} is already vrrp.interface; the directors' second NIC differs")
+    reserved = nat.subnet[-2]
+    usable = f"{nat.subnet[1]}..{nat.subnet[-3]}"
+    owners = [("nat.gateway", nat.gateway)]
+    owners += [(f"nat.directors.{name}", address) for name, address in nat.directors.items()]
+    owners += [(f"nodes.{name}.address", node.address) for name, node in lab.role("realserver").items()]
+    holder: dict[object, str] = {}
+    for path, address in owners:
+        if address not in nat.subnet or address in (nat.subnet.network_address, nat.subnet.broadcast_address, reserved):
+            yield Problem(
+                path,
+                f"{address} is not a usable address of nat.subnet {nat.subnet} (allowed: {usable}; "
+                f"{reserved} is the lab switch's)",
+            )
+        elif address in holder:
+            yield Problem(path, f"{address} is already {holder[address]}")
+        holder.setdefault(address, path)
+    directors = lab.role("director")
+    for name in nat.directors:
+        if name not in directors:
+            yield Problem(f"nat.directors.{name}", f"not a director; allowed: {', '.join(directors)}")
+    missing = [name for name in directors if name not in nat.directors]
+    if missing:
+        yield Problem(
+            "nat.directors", f"every director needs an address on the NAT network; missing {', '.join(missing)}"
+        )
 
 
 def versions_pinned(lab: Lab) -> Iterator[Problem]:
@@ -361,6 +432,9 @@ RULES: tuple[Rule, ...] = (
     services_balance,
     unique_services,
     service_ports_free,
-    forwarding_supported,
+    one_method,
+    nat_present,
+    nat_network,
+    nat_active_backup,
     versions_pinned,
 )

@@ -332,6 +332,21 @@ class Versions(_Model):
     nginx: Version = "1.17.8"
 
 
+class Nat(_Model):
+    """LVS-NAT's second network: the real servers' own subnet behind the directors.
+
+    Two-armed NAT, as LVS deployments run it: clients reach the VIP on the lab subnet, real
+    servers live on this one and send every reply through `gateway`, an address the
+    directors hold by VRRP together with the VIPs, so replies always pass the MASTER, where
+    IPVS rewrites their source back to the VIP. Each director needs an address here too.
+    """
+
+    subnet: Annotated[IPv4Network, BeforeValidator(_subnet)]
+    gateway: Address
+    interface: Interface = "eth1"
+    directors: dict[Name, Address]
+
+
 class Lab(_Model):
     """The whole lab; defaults are the seed write-up's where it has one."""
 
@@ -342,6 +357,8 @@ class Lab(_Model):
     nodes: dict[Name, Node]
     virtual_services: tuple[VirtualService, ...]
     vrrp: Vrrp = Vrrp()
+    # Only with lb_kind NAT: the real servers' network and its VRRP-held gateway.
+    nat: Nat | None = None
     notification: Notification = Notification()
     arp_suppression: Literal["arptables", "sysctl"] = "arptables"
     # false: the lab switch drops multicast, as most clouds do; VRRP then needs unicast_peers.
@@ -359,6 +376,11 @@ class Lab(_Model):
     def vips(self) -> tuple[IPv4Address, ...]:
         """Distinct VIPs in file order; in active-active the first belongs to VRRP instance 1."""
         return tuple(dict.fromkeys(service.vip for service in self.virtual_services))
+
+    @property
+    def method(self) -> str:
+        """The lab's one forwarding method (rules make every service use the same)."""
+        return self.virtual_services[0].lb_kind if self.virtual_services else "DR"
 
     def masters(self) -> dict[str, str]:
         """VIP -> the director that holds it when all is well: the highest priority (in

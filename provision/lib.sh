@@ -71,13 +71,18 @@ configure_make_install() {
     make install DESTDIR="${destdir%/}" >/dev/null
 }
 
-# open_firewall: firewalld (when present) lets VRRP (IP protocol 112) and HTTP in, running or not.
+# open_firewall: firewalld (when present) lets VRRP (IP protocol 112), LVS-TUN's IP-in-IP
+# (protocol 4, by number: /etc/protocols names 94 "ipip") and HTTP in, running or not, and
+# forwards within its zone where firewalld can (1.0 and later): a NAT director forwards the
+# real servers' replies from one of its NICs to the other.
 open_firewall() {
     command -v firewall-offline-cmd >/dev/null 2>&1 || return 0
-    step "firewalld: allow VRRP (IP protocol 112) and HTTP"
+    step "firewalld: allow VRRP (IP protocol 112), IP-in-IP (4), HTTP, and forwarding in the zone"
     firewall=firewall-offline-cmd
     systemctl is-active -q firewalld 2>/dev/null && firewall="firewall-cmd --permanent"
     $firewall --add-service=http >/dev/null
     $firewall --add-rich-rule='rule protocol value="vrrp" accept' >/dev/null
+    $firewall --add-rich-rule='rule protocol value="4" accept' >/dev/null
+    $firewall --add-forward >/dev/null 2>&1 || echo "firewalld before 1.0: no intra-zone forwarding (NAT directors need it)"
     if systemctl is-active -q firewalld 2>/dev/null; then firewall-cmd --reload >/dev/null; fi
 }

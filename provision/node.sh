@@ -42,14 +42,16 @@ director)
     systemctl enable keepalived >/dev/null && systemctl restart keepalived
     ;;
 realserver)
-    step "real server: VIP on lo with ARP suppressed (a unit before nginx), nginx files, nginx enabled"
+    # lvs-realserver is rendered for the lab's method: DR, the VIP on lo; TUN, ipip loaded
+    # and the VIP on tunl0 with rp_filter off; NAT, the default route via the gateway.
+    step "real server: the forwarding method's setup (a unit before nginx), nginx files, nginx enabled"
     install_packages "arptables" "arptables" || install_packages "" "iptables-arptables"
     install -m 0755 "$FILES/usr/local/sbin/lvs-realserver" /usr/local/sbin/lvs-realserver
     install -m 0644 "$FILES/usr/local/nginx/conf/nginx.conf" /usr/local/nginx/conf/nginx.conf
     install -m 0644 "$FILES/usr/local/nginx/html/index.html" /usr/local/nginx/html/index.html
     command -v restorecon >/dev/null 2>&1 && restorecon -R /usr/local/nginx /usr/local/sbin
     unit lvs-realserver "[Unit]
-Description=LVS-DR real server: VIPs on lo, ARP suppressed (halab)
+Description=LVS real server: the lab's forwarding method (VIP on lo or tunl0, or the NAT route) (halab)
 Before=nginx.service
 [Service]
 Type=oneshot

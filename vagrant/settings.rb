@@ -43,12 +43,31 @@ module Halab
   # The lab subnet on its own isolated network: no DHCP, no forwarding. vagrant-libvirt adds
   # its management NIC first, so the lab NIC is eth1 on both hypervisors; the host side of the
   # libvirt network takes the subnet's reserved access address, never a node's.
+  #
+  # LVS-NAT (lab["nat"]): the real servers' own subnet is a second isolated network; real
+  # servers sit on it alone (their lab NIC, eth1), directors get a second NIC on it (eth2).
   def self.lab_network(machine, lab, node)
-    machine.vm.network "private_network",
-                       ip: node["address"], netmask: netmask(lab),
-                       libvirt__network_name: "halab-#{lab['name']}", libvirt__dhcp_enabled: false,
-                       libvirt__forward_mode: "none", libvirt__host_ip: lab["access_address"],
-                       virtualbox__intnet: "halab-#{lab['name']}"
+    networks(lab, node).each do |network|
+      machine.vm.network "private_network",
+                         ip: network[:address], netmask: network[:netmask],
+                         libvirt__network_name: network[:name], libvirt__dhcp_enabled: false,
+                         libvirt__forward_mode: "none", libvirt__host_ip: network[:access],
+                         virtualbox__intnet: network[:name]
+    end
+  end
+
+  # The networks of one node, in NIC order: the lab subnet's, and with NAT the NAT network's.
+  def self.networks(lab, node)
+    front = { name: "halab-#{lab['name']}", address: node["address"], netmask: netmask(lab["subnet"]),
+              access: lab["access_address"] }
+    nat = lab["nat"]
+    return [front] if nat.nil?
+
+    back = { name: "halab-#{lab['name']}-nat", netmask: netmask(nat["subnet"]), access: nat["access_address"] }
+    return [back.merge(address: node["address"])] if node["role"] == "realserver"
+    return [front, back.merge(address: nat["directors"][node["name"]])] if nat["directors"].key?(node["name"])
+
+    [front]
   end
 
   def self.memory(role)
@@ -60,8 +79,8 @@ module Halab
   # qemu for TCG where /dev/kvm runs no guest; TCG boots slowly, so the boot timeout grows).
   # Dotted, as libvirt's network definition needs it (a prefix length such as "24" makes
   # libvirt refuse the bridge: "invalid netmask or IP address").
-  def self.netmask(lab)
-    IPAddr.new("255.255.255.255").mask(lab["subnet"].split("/").last.to_i).to_s
+  def self.netmask(subnet)
+    IPAddr.new("255.255.255.255").mask(subnet.split("/").last.to_i).to_s
   end
 
   def self.resources(machine, lab, role)
@@ -102,7 +121,7 @@ module Halab
   def self.dump(lab)
     machines = lab["nodes"].map do |node|
       { "name" => node["name"], "address" => node["address"], "role" => node["role"],
-        "box" => box(lab), "network" => "halab-#{lab['name']}", "netmask" => netmask(lab),
+        "box" => box(lab), "networks" => networks(lab, node).map { |n| [n[:name], n[:address], n[:netmask]] },
         "cpus" => RESOURCES.fetch(node["role"])[:cpus], "memory" => memory(node["role"]),
         "provision" => provision_commands(lab, node) }
     end

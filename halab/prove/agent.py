@@ -17,6 +17,11 @@ so nothing has to be installed there first. It prints JSON, one object per line.
            the requests went to and the MACs the replies came from (DR evidence).
   mcast    send datagrams to a multicast group, or count those that arrive: does the
            lab switch carry multicast (VRRP's 224.0.0.18) between two nodes?
+  listen   on a real server, for a few seconds: the connection openings (SYNs) to a port
+           that arrive, plain or wrapped in IP-in-IP, with their client's address, and for
+           the wrapped ones the MAC and address of the node that wrapped them (NAT/TUN evidence).
+  neigh    watch this node's ARP entry for an address and print each change of MAC, with
+           its time, until stdin closes (a NAT real server following its gateway).
 """
 
 import argparse
@@ -315,6 +320,63 @@ def capture(args):
     emit({"target": args.target, "pages": pages, "requests_to": sent_to, "replies_from": replied_from})
 
 
+IPPROTO_IPIP = 4
+IPPROTO_TCP = 6
+TCP_SYN = 0x02
+
+
+def listen(args):
+    """Count SYNs to --port arriving on --iface for --wait seconds: by client address, and for
+    IP-in-IP (protocol 4) frames also by the wrapper's MAC and outer source address."""
+    sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    sock.bind((args.iface, ETH_P_ALL))
+    emit({"event": "listening", "iface": args.iface})
+    clients = {}  # type: dict[str, int]
+    wrapped = {}  # type: dict[str, int]
+    deadline = time.time() + args.wait
+    while time.time() < deadline:
+        ready, _, _ = select.select([sock], [], [], max(0.0, deadline - time.time()))
+        if not ready:
+            continue
+        frame, meta = sock.recvfrom(65535)
+        if meta[2] == socket.PACKET_OUTGOING or len(frame) < 34 or struct.unpack("!H", frame[12:14])[0] != ETH_P_IP:
+            continue
+        outer = frame[14:]
+        packet, wrapper = outer, None
+        if outer[9] == IPPROTO_IPIP:
+            packet = outer[(outer[0] & 0x0F) * 4 :]
+            wrapper = "%s %s" % (mac_text(frame[6:12]), socket.inet_ntoa(outer[12:16]))
+        if len(packet) < 20 or packet[9] != IPPROTO_TCP:
+            continue
+        header = (packet[0] & 0x0F) * 4
+        if len(packet) < header + 14:
+            continue
+        dst_port, flags = struct.unpack("!H", packet[header + 2 : header + 4])[0], packet[header + 13]
+        if dst_port != args.port or not flags & TCP_SYN:
+            continue
+        client = socket.inet_ntoa(packet[12:16])
+        clients[client] = clients.get(client, 0) + 1
+        if wrapper:
+            wrapped[wrapper] = wrapped.get(wrapper, 0) + 1
+    emit({"iface": args.iface, "port": args.port, "syn_from": clients, "ipip_from": wrapped})
+
+
+def neigh(args):
+    """Each change of this node's ARP entry for --ip, with the time it was seen (polled every
+    --interval s), until stdin closes or --duration passes."""
+    stop = threading.Event()
+    threading.Thread(target=stdin_closed, args=(stop,), daemon=True).start()
+    emit({"event": "start", "at": time.time()})
+    seen, deadline = None, time.time() + args.duration
+    while not stop.is_set() and time.time() < deadline:
+        mac = neighbor(args.ip)
+        if mac != seen:
+            emit({"ip": args.ip, "mac": mac, "at": time.time()})
+            seen = mac
+        stop.wait(args.interval)
+
+
 def mcast(args):
     """--listen: join the group on the interface's address and count datagrams for --wait s;
     otherwise send --count datagrams to it (TTL 1: link-local, as VRRP's adverts are)."""
@@ -371,8 +433,16 @@ def main(argv=None):
     group.add_argument("--listen", action="store_true")
     group.add_argument("--wait", type=float, default=4.0)
     group.add_argument("--count", type=int, default=10)
+    heard = commands.add_parser("listen", help="SYNs to a port arriving here, plain or IP-in-IP, for a while")
+    heard.add_argument("--iface", required=True)
+    heard.add_argument("--port", type=int, required=True)
+    heard.add_argument("--wait", type=float, default=5.0)
+    watch = commands.add_parser("neigh", help="each change of this node's ARP entry for an address")
+    watch.add_argument("--ip", required=True)
+    watch.add_argument("--interval", type=float, default=0.05)
+    watch.add_argument("--duration", type=float, default=600.0)
     args = parser.parse_args(argv)
-    handlers = {"http": http, "arp": arp, "capture": capture, "mcast": mcast}
+    handlers = {"http": http, "arp": arp, "capture": capture, "mcast": mcast, "listen": listen, "neigh": neigh}
     if args.command not in handlers:
         parser.error("a command is required: " + ", ".join(handlers))
     handlers[args.command](args)

@@ -9,6 +9,10 @@ one. Each phase is judged against its protocol bound, from the lab file:
 - the MASTER crashed or cut off: the BACKUP waits 3 x advert_int + skew (master down);
 - the MASTER back: one advert settles who holds the VIP (preempt: the MASTER again,
   nopreempt: the BACKUP keeps it);
+- with NAT, the real servers' gateway moves with the VIP (one VRRP instance holds both): a
+  real server's replies reach the new MASTER once its ARP entry for the gateway follows the
+  gratuitous ARP. A real server's agent watches that entry, and each phase records when it
+  changed owner (`gateway_moves`), beside when the client saw the VIP move;
 - a real server's nginx stopped or its node crashed: the health checker notices within
   delay_loop + connect_timeout, then retries once (keepalived's default `retry 1`,
   `delay_before_retry 1`) before IPVS drops it; back, it rejoins at the next check.
@@ -28,6 +32,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -137,6 +142,8 @@ class PhaseResult:
     def connections(self) -> str:
         """ "survived/held", or "-" when no connection was held."""
         return f"{self.survived}/{self.held}" if self.held else "-"
+
+    gateway_moves: list[dict] = field(default_factory=list)  # NAT: a real server's gateway changing owner
 
     def reasons(self) -> list[str]:
         """Why the phase failed; empty when it passed."""
@@ -396,6 +403,18 @@ def real_server_scenario(name: str, description: str, fault: Action, repair: Act
 # --- running one -----------------------------------------------------------------------
 
 
+@dataclass
+class Seen:
+    """What one scenario's run observed, relative to its start: the probe's requests and held
+    connections, the nodes' MACs, VRRP transitions per idle phase, a NAT gateway's moves."""
+
+    requests: list[dict]
+    connections: list[dict]
+    macs: dict[str, str]
+    transitions: dict[str, int]
+    gateway: list[dict]
+
+
 class Runner:
     """Runs scenarios on a lab that is up, through the provider's fault verbs and remote commands.
 
@@ -418,6 +437,7 @@ class Runner:
         records: list[dict] = []
         held: list[dict] = []
         transitions: dict[str, int] = {}
+        gateway: list[dict] = []
         marks: list[tuple[Phase, float, float, list[str]]] = []
         try:
             self.restore_baseline()
@@ -427,6 +447,7 @@ class Runner:
             self.progress(f"scenario {scenario.name}: {scenario.description}")
             step = "start the probe"
             started = time.time()
+            watch = self._watch_gateway()
             http = probe.HttpProbe(
                 self.remote,
                 self.client,
@@ -457,26 +478,14 @@ class Runner:
             finally:
                 records = http.stop()
                 held = http.connections()
+                gateway = self._gateway_changes(watch, started)
         except HalabError as exc:
             error = str(exc)
             self.progress(f"  {step}: {error}")
         requests = [{**r, "sent": r["sent"] - offset - started, "done": r["done"] - offset - started} for r in records]
         connections = [relative(c, offset + started) for c in held]
-        results = []
-        for index, (phase, acted, done, problems) in enumerate(marks):
-            until = (
-                marks[index + 1][1] - started - CLOCK_SLACK
-                if index + 1 < len(marks)
-                else max((r["done"] for r in requests), default=0.0)
-            )
-            result = judge(
-                scenario.name, phase, acted - started - CLOCK_SLACK, done - started, until, requests, macs, problems
-            )
-            judge_connections(result, phase, connections)
-            result.transitions = transitions.get(phase.name)
-            if phase.kind == "idle" and result.failed:
-                result.problems.append(f"{result.failed} requests failed while idle, expected 0")
-            results.append(result)
+        seen = Seen(requests, connections, macs, transitions, gateway)
+        results = self._judged(scenario.name, marks, started, seen)
         return ScenarioRun(
             scenario.name,
             scenario.description,
@@ -489,6 +498,36 @@ class Runner:
             step if error else "",
             error,
         )
+
+    @staticmethod
+    def _judged(
+        scenario: str, marks: list[tuple[Phase, float, float, list[str]]], started: float, seen: Seen
+    ) -> list[PhaseResult]:
+        """Each phase judged on what the probe saw from its action until the next phase's."""
+        results = []
+        for index, (phase, acted, done, problems) in enumerate(marks):
+            until = (
+                marks[index + 1][1] - started - CLOCK_SLACK
+                if index + 1 < len(marks)
+                else max((r["done"] for r in seen.requests), default=0.0)
+            )
+            result = judge(
+                scenario,
+                phase,
+                acted - started - CLOCK_SLACK,
+                done - started,
+                until,
+                seen.requests,
+                seen.macs,
+                problems,
+            )
+            judge_connections(result, phase, seen.connections)
+            result.transitions = seen.transitions.get(phase.name)
+            if phase.kind == "idle" and result.failed:
+                result.problems.append(f"{result.failed} requests failed while idle, expected 0")
+            result.gateway_moves = owner_changes(seen.gateway, result.start, until, seen.macs)
+            results.append(result)
+        return results
 
     def _observe(self, http: probe.HttpProbe, done: float, phase: Phase, offset: float) -> None:
         """Watch the probe after an action: at least settle + TAIL seconds, then until the
@@ -508,16 +547,40 @@ class Runner:
                 return
             time.sleep(0.25)
 
+    # --- NAT: the gateway as a real server sees it -----------------------------------
+
+    def _watch_gateway(self) -> tuple[str, float, subprocess.Popen[str]] | None:
+        """NAT: an agent on the last real server (the real-server scenarios fault the first)
+        recording each change of its ARP entry for the gateway (its clock offset read first);
+        None for other methods."""
+        if self.lab.nat is None:
+            return None
+        server = list(self.lab.virtual_services[0].real_servers)[-1]
+        offset = self.remote.clock_offset(server)
+        process = probe.spawn(self.remote, server, ["neigh", "--ip", str(self.lab.nat.gateway)])
+        return server, offset, process
+
+    @staticmethod
+    def _gateway_changes(watch: tuple[str, float, subprocess.Popen[str]] | None, started: float) -> list[dict]:
+        """The watcher's records, ended (finish closes its stdin), times relative to the probe's start."""
+        if watch is None:
+            return []
+        _, offset, process = watch
+        records = probe.finish(process, timeout=15)
+        return [{**r, "at": r["at"] - offset - started} for r in records if "mac" in r]
+
     # --- the lab's state, over ssh --------------------------------------------------
 
     def macs(self) -> dict[str, str]:
-        """MAC -> node, for naming the VIP's holder from the client's ARP table."""
-        interface = self.lab.vrrp.interface
+        """MAC -> node, for naming the VIP's holder from the client's ARP table (and, with NAT,
+        the gateway's from a real server's)."""
+        interfaces = [self.lab.vrrp.interface] + ([self.lab.nat.interface] if self.lab.nat else [])
         found = {}
         for node in self.lab.nodes:
-            result = self.remote.run(node, f"cat /sys/class/net/{interface}/address", timeout=10)
-            if result.returncode == 0:
-                found[result.stdout.strip()] = node
+            for interface in interfaces:
+                result = self.remote.run(node, f"cat /sys/class/net/{interface}/address", timeout=10)
+                if result.returncode == 0:
+                    found[result.stdout.strip()] = node
         return found
 
     def transitions(self) -> dict[str, int]:
@@ -724,3 +787,13 @@ def vip_moves(requests: list[dict], start: float, end: float, macs: dict[str, st
                 moves.append({"vip": target, "at": round(record["sent"], 3), "from": previous, "to": owner})
             previous = owner
     return moves
+
+
+def owner_changes(changes: list[dict], start: float, end: float, macs: dict[str, str]) -> list[dict]:
+    """The changes of a watched ARP entry (the NAT gateway's) within [start, end), each named
+    by the node whose MAC it now holds ("none" while unresolved)."""
+    return [
+        {"at": round(change["at"], 3), "to": macs.get(change["mac"], change["mac"] or "none")}
+        for change in changes
+        if start <= change["at"] < end
+    ]

@@ -38,7 +38,10 @@ COLUMNS = (
 
 
 def _moved(phase: PhaseResult) -> str:
-    return ", ".join(f"{m['to']} at +{(m['at'] - phase.start) * 1000:.0f} ms" for m in phase.vip_moves) or "-"
+    """Where the VIP went as the client saw it, and with NAT the gateway as a real server saw it."""
+    moves = [f"{m['to']} at +{(m['at'] - phase.start) * 1000:.0f} ms" for m in phase.vip_moves]
+    moves += [f"gateway {m['to']} at +{(m['at'] - phase.start) * 1000:.0f} ms" for m in phase.gateway_moves]
+    return ", ".join(moves) or "-"
 
 
 def _marks(runs: list[ScenarioRun], found: list[Finding]) -> dict[tuple[str, str], str]:

@@ -29,6 +29,8 @@ from halab.remote import client_options
 from halab.spec import Lab
 
 LAB_NIC = "eth1"
+# A NAT director's NIC on the real servers' network: the third, after management and lab.
+NAT_NIC = "eth2"
 HYPERVISORS = ("libvirt", "virtualbox")
 UNITS = {"keepalived": "keepalived", "nginx": "nginx", "smtpd": "halab-smtpd"}
 
@@ -44,8 +46,12 @@ class VagrantProvider(Provider):
 
     @classmethod
     def as_run(cls, lab: Lab) -> Lab:
-        """The lab with its VRRP interface on the VMs' second NIC."""
-        return lab.model_copy(update={"vrrp": lab.vrrp.model_copy(update={"interface": LAB_NIC})})
+        """The lab with its VRRP interface on the VMs' second NIC (and a NAT director's
+        gateway on its third)."""
+        update: dict[str, object] = {"vrrp": lab.vrrp.model_copy(update={"interface": LAB_NIC})}
+        if lab.nat is not None:
+            update["nat"] = lab.nat.model_copy(update={"interface": NAT_NIC})
+        return lab.model_copy(update=update)
 
     # --- vagrant itself ---------------------------------------------------------------
 
@@ -162,7 +168,8 @@ class VagrantProvider(Provider):
                 _machine({**os.environ, **_vagrant_paths(paths)}, libvirt.prefix).destroy()
             except subprocess.CalledProcessError as exc:
                 failed = exc.returncode
-        libvirt.remove_domains(domain_prefix(paths.name), network(paths.name))
+        for lab_network in (network(paths.name), nat_network(paths.name)):
+            libvirt.remove_domains(domain_prefix(paths.name), lab_network)
         libvirt.stop()
         shutil.rmtree(paths.vagrant, ignore_errors=True)
         if failed is not None and libvirt.leftovers(domain_prefix(paths.name)):
@@ -241,6 +248,11 @@ def domain_prefix(lab: str) -> str:
 def network(lab: str) -> str:
     """The lab's libvirt network (vagrant/settings.rb names it)."""
     return f"halab-{lab}"
+
+
+def nat_network(lab: str) -> str:
+    """A NAT lab's second libvirt network, the real servers' (vagrant/settings.rb names it)."""
+    return f"halab-{lab}-nat"
 
 
 class _Namespaced(vagrant.Vagrant):

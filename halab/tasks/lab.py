@@ -53,7 +53,7 @@ def rendered(model: Lab, config_test: bool) -> None:
         return
     binary = {name: _built(name, version).binary for name, version in model.versions.model_dump().items()}
     verdicts = [
-        configtest.keepalived(p, binary["keepalived"], model.vrrp.interface)
+        configtest.keepalived(p, binary["keepalived"], configtest.interfaces(model))
         for p in written
         if p.name == "keepalived.conf"
     ]

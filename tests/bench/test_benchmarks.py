@@ -89,3 +89,30 @@ def test_the_failover_comparison_puts_each_labs_figures_in_its_column():
     assert "3650 ms (bound 400)" in crash and "400 ms (bound 400)" in crash
     assert "0/8" in next(line for line in lines if "survived stop" in line)
     assert "not measured" in next(line for line in lines if "idle 300 s" in line)
+
+
+@needs_root("the labs create network namespaces and user-mode Linux guests with taps")
+@pytest.mark.root
+def test_methods_quick_prints_a_rate_per_method(builds):
+    result = bench("methods.py", "--quick", "--prefix", "t-bench-", timeout=900)
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = [line.split() for line in result.stdout.splitlines() if line.split()[:1] in (["DR"], ["TUN"], ["NAT"])]
+    assert [row[0] for row in rows] == ["DR", "TUN", "NAT"], result.stdout
+    assert all(float(row[1]) > 0 and float(row[2]) > 0 for row in rows), result.stdout
+
+
+def test_a_method_whose_lab_fails_a_request_stops_the_benchmark(tmp_path, fake_ssh):
+    fake_ssh.answer("python3", stdout='{"done": 97, "failed": 3, "seconds": 1.5}\n')
+    with pytest.raises(SystemExit, match=r"not serving: 3 of 100 requests from client to 172.25.1.100 failed"):
+        module("methods").rate(Remote(tmp_path / "ssh_config"), "client", "172.25.1.100", 80, 100, 4)
+
+
+def test_a_method_whose_load_cannot_run_stops_the_benchmark(tmp_path, fake_ssh):
+    fake_ssh.answer("python3", rc=255)
+    with pytest.raises(SystemExit, match="not serving: client could not run the load"):
+        module("methods").rate(Remote(tmp_path / "ssh_config"), "client", "172.25.1.100", 80, 100, 4)
+
+
+def test_a_serving_method_gives_requests_per_second(tmp_path, fake_ssh):
+    fake_ssh.answer("python3", stdout='{"done": 100, "failed": 0, "seconds": 2.0}\n')
+    assert module("methods").rate(Remote(tmp_path / "ssh_config"), "client", "172.25.1.100", 80, 100, 4) == 50.0

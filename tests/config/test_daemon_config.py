@@ -31,7 +31,7 @@ def test_keepalived_conf_passes_keepalived_t_silently(rendered, builds):
     confs = [p for p in written if p.name == "keepalived.conf"]
     assert len(confs) == 2
     for conf in confs:
-        verdict = configtest.keepalived(conf, builds["keepalived"].binary, lab.vrrp.interface)
+        verdict = configtest.keepalived(conf, builds["keepalived"].binary, configtest.interfaces(lab))
         assert verdict.ok, verdict.output
 
 

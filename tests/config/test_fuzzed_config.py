@@ -52,7 +52,7 @@ def test_fuzzed_valid_labs_pass_keepalived_t_and_nginx_t(fuzzed_valid_labs, buil
         written = render.write(render.render(lab), tmp_path / str(index))
         for conf in written:
             if conf.name == "keepalived.conf":
-                verdict = configtest.keepalived(conf, builds["keepalived"].binary, lab.vrrp.interface)
+                verdict = configtest.keepalived(conf, builds["keepalived"].binary, configtest.interfaces(lab))
             elif conf.name == "nginx.conf":
                 verdict = configtest.nginx(conf, builds["nginx"].binary)
             else:

@@ -344,7 +344,8 @@ def keepalived_well_formed(text: str) -> None:
         if words == ["}"]:
             blocks.pop()
         elif blocks and blocks[-1] in VALUE_BLOCKS:
-            assert len(words) == 1, raw
+            # one value; a VIP may name its device (NAT's gateway: `address dev eth1`)
+            assert len(words) == 1 or (len(words) == 3 and words[1] == "dev"), raw
         else:
             assert words[0] in KEEPALIVED_KEYWORDS and "{" not in words[:-1] and "}" not in words, raw
             if words[-1] == "{":

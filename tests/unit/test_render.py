@@ -21,7 +21,7 @@ from halab.errors import SpecError
 
 GOLDEN = Path(__file__).parent / "golden"
 LABS = Path(__file__).resolve().parents[2] / "labs"
-EXAMPLES = ["seed", "dual", "unicast", "fast"]
+EXAMPLES = ["seed", "dual", "unicast", "fast", "nat", "tun"]
 
 
 @pytest.mark.parametrize("name", EXAMPLES)

@@ -18,7 +18,7 @@ from halab.paths import LabPaths
 from halab.providers.libvirt import Libvirt
 from halab.providers.vagrant import VagrantProvider, ssh_config_as_root
 
-LABS = ("seed.yaml", "dual.yaml", "unicast.yaml")
+LABS = ("seed.yaml", "dual.yaml", "unicast.yaml", "nat.yaml", "tun.yaml")
 
 
 @pytest.fixture
@@ -50,10 +50,22 @@ def test_vagrant_validates_the_vagrantfile_and_defines_the_lab_files_machines(ho
     assert [(m["name"], m["address"], m["role"]) for m in machines] == [
         (name, str(node.address), node.role) for name, node in lab.nodes.items()
     ]
-    assert {m["box"] for m in machines} == {lab.box} and {m["network"] for m in machines} == {f"halab-{lab.name}"}
+    assert {m["box"] for m in machines} == {lab.box}
     assert sum(m["memory"] for m in machines) <= 6 * 1024  # five VMs on an 8 GB laptop
     # Found by the first real `vagrant up`: libvirt refuses a network whose netmask is "24".
-    assert {m["netmask"] for m in machines} == {str(lab.subnet.netmask)}
+    # NAT: real servers on the NAT network alone, directors on both (their second NIC there).
+    front, back = [f"halab-{lab.name}", str(lab.subnet.netmask)], [f"halab-{lab.name}-nat"]
+    for machine, (name, node) in zip(machines, lab.nodes.items(), strict=True):
+        if lab.nat and node.role == "realserver":
+            expected = [[back[0], str(node.address), str(lab.nat.subnet.netmask)]]
+        elif lab.nat and name in lab.nat.directors:
+            expected = [
+                [front[0], str(node.address), front[1]],
+                [back[0], str(lab.nat.directors[name]), str(lab.nat.subnet.netmask)],
+            ]
+        else:
+            expected = [[front[0], str(node.address), front[1]]]
+        assert machine["networks"] == expected, (name, machine["networks"])
     # Found by reading the Vagrantfile for the real run: an uploaded script cannot source lib.sh beside it.
     assert all(m["provision"][-1].startswith(f"sh {paths.GUEST_PROJECT}/provision/node.sh ") for m in machines)
 
@@ -132,6 +144,13 @@ def test_the_lab_runs_on_the_second_nic_and_the_rendered_files_say_so(home):
     assert "interface eth1" in (made.paths.rendered / "server3/etc/keepalived/keepalived.conf").read_text()
 
 
+def test_a_nat_lab_puts_the_gateway_on_the_directors_third_nic(home):
+    made = VagrantProvider(spec.load(paths.ROOT / "labs" / "nat.yaml"), progress=lambda _: None, hypervisor="libvirt")
+    render.write(render.render(made.lab), made.paths.rendered)
+    assert json.loads((made.paths.rendered / "lab.json").read_text())["nat"]["interface"] == "eth2"
+    assert "172.25.2.100 dev eth2" in (made.paths.rendered / "server3/etc/keepalived/keepalived.conf").read_text()
+
+
 def test_the_baked_box_is_used_when_present_else_the_public_one_compiling(home, fake_vagrant, tmp_path):
     made = provider(home)
     assert made.box() == ("rockylinux/9", True)
@@ -206,6 +225,10 @@ def test_teardown_destroys_the_vms_then_what_libvirt_holds_then_the_private_libv
     monkeypatch.setattr(Libvirt, "leftovers", lambda self, prefix: [])
     VagrantProvider.teardown(made.paths)
     assert "destroy --force" in fake_vagrant.read_text()
-    assert calls == [("remove", "halab-seed_", "halab-seed"), ("stop", made.paths.libvirt_netns)]
+    assert calls == [
+        ("remove", "halab-seed_", "halab-seed"),
+        ("remove", "halab-seed_", "halab-seed-nat"),
+        ("stop", made.paths.libvirt_netns),
+    ]
     assert not made.paths.vagrant.exists()
     VagrantProvider.teardown(made.paths)  # idempotent: nothing left, nothing fails

@@ -27,7 +27,7 @@ from halab.providers import make
 from halab.providers.base import Provider
 from halab.spec import Lab, Versions
 
-SHIPPED = ("seed.yaml", "dual.yaml", "unicast.yaml")
+SHIPPED = ("seed.yaml", "dual.yaml", "unicast.yaml", "nat.yaml", "tun.yaml")
 
 
 @dataclass

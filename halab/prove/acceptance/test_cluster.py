@@ -2,7 +2,11 @@
 
 Every check asks the nodes themselves (testinfra, or the agent on the client), so the
 same checks run on any provider: VIP placement, the IPVS table, the real servers'
-DR setup, routing evidence, ARP ownership, multicast on the switch, and mail.
+setup for the lab's forwarding method, routing evidence, ARP ownership, multicast on
+the switch, and mail. The routing evidence is per method, from packets: DR and TUN
+replies bypass the director (TUN requests reach the real servers as IP-in-IP from the
+MASTER); NAT requests and replies both pass the MASTER, and the real servers see the
+client's own address.
 """
 
 from __future__ import annotations
@@ -18,6 +22,9 @@ from halab import paths
 from halab.prove import ipvs, probe
 
 pytestmark = pytest.mark.root
+# ipvsadm's name for each forwarding method, and where a real server holds the VIPs.
+IPVS_METHOD = {"DR": "Route", "NAT": "Masq", "TUN": "Tunnel"}
+VIP_DEVICE = {"DR": "lo", "TUN": "tunl0"}
 
 
 def _addresses(case, node: str, device: str) -> set[str]:
@@ -52,7 +59,7 @@ def test_the_masters_ipvs_table_matches_the_lab_file(lab_case):
         assert found, f"no IPVS service {service.protocol} {service.vip}:{service.port} on {master}: {table}"
         assert found.scheduler == service.lb_algo
         expected = {
-            (str(lab_case.lab.nodes[name].address), service.port, "Route", settings.weight)
+            (str(lab_case.lab.nodes[name].address), service.port, IPVS_METHOD[service.lb_kind], settings.weight)
             for name, settings in service.real_servers.items()
         }
         assert {(d.address, d.port, d.method, d.weight) for d in found.destinations} == expected
@@ -63,13 +70,42 @@ def real_servers(lab_case) -> list[str]:
     return list(lab_case.lab.role("realserver"))
 
 
-def test_real_servers_hold_every_vip_as_a_host_route_on_lo(lab_case, real_servers):
+def test_real_servers_hold_every_vip_as_a_host_route_on_lo_or_tunl0(lab_case, real_servers):
+    """DR: on lo; TUN: on tunl0, where the IP-in-IP packets are unwrapped (reverse-path
+    filtering off there, or the kernel drops a client's packet arriving on tunl0)."""
+    if lab_case.lab.method == "NAT":
+        pytest.skip("NAT real servers hold no VIP (the director rewrites the destination); see the gateway test")
+    device = VIP_DEVICE[lab_case.lab.method]
     for name in real_servers:
-        on_lo = _addresses(lab_case, name, "lo")
-        assert {f"{vip}/32" for vip in lab_case.lab.vips} <= on_lo, f"{name}: lo has {sorted(on_lo)}"
+        held = _addresses(lab_case, name, device)
+        assert {f"{vip}/32" for vip in lab_case.lab.vips} <= held, f"{name}: {device} has {sorted(held)}"
+        if device == "tunl0":
+            host = lab_case.host(name)
+            assert host.sysctl("net.ipv4.conf.tunl0.rp_filter") == 0 and host.sysctl("net.ipv4.conf.all.rp_filter") == 0
+
+
+def test_nat_real_servers_route_through_the_gateway_the_master_holds(lab_case, real_servers):
+    """NAT: every real server's default route is the gateway, and the gateway sits with the
+    VIP on the MASTER's NAT interface alone (the BACKUP takes both over together)."""
+    nat = lab_case.lab.nat
+    if nat is None:
+        pytest.skip(f"{lab_case.lab.method} has no gateway: real servers reply straight to the client")
+    for name in real_servers:
+        route = lab_case.host(name).check_output("ip -4 route show default")
+        assert f"via {nat.gateway} " in f"{route} ", f"{name}: default route {route!r}"
+        assert not any(f"{vip}/32" in _addresses(lab_case, name, "lo") for vip in lab_case.lab.vips)
+    master = lab_case.masters[str(lab_case.lab.vips[0])]
+    holders = [
+        name
+        for name in lab_case.lab.role("director")
+        if f"{nat.gateway}/32" in _addresses(lab_case, name, nat.interface)
+    ]
+    assert holders == [master], f"gateway {nat.gateway} on {holders or 'no director'}, expected {master} alone"
 
 
 def test_real_servers_never_answer_arp_for_a_vip(lab_case, real_servers):
+    if lab_case.lab.method == "NAT":
+        pytest.skip("NAT real servers hold no VIP, so they have none to keep quiet about")
     for name in real_servers:
         host = lab_case.host(name)
         if lab_case.lab.arp_suppression == "arptables":
@@ -118,29 +154,85 @@ def test_requests_through_each_vip_follow_the_scheduler(lab_case):
             assert Counter(pages) == {page: 4 * weight for page, weight in weights.items()}, pages
 
 
+def _capture(case, service, count: int = 6) -> dict:
+    """Requests from the client to the service while it records its own frames."""
+    target = f"{service.vip}:{service.port}"
+    args = ["capture", "--target", target, "--count", str(count), "--iface", case.lab.vrrp.interface]
+    return probe.run(case.provider.remote, case.client, args)[0]
+
+
+def _capture_heard_by_real_servers(case, service) -> tuple[dict, dict[str, dict]]:
+    """The client's capture, while each real server records the SYNs that reach it."""
+    remote = case.provider.remote
+    listeners = {
+        name: probe.spawn(remote, name, ["listen", "--iface", case.lab.vrrp.interface, "--port", str(service.port)])
+        for name in service.real_servers
+    }
+    time.sleep(1.5)
+    record = _capture(case, service)
+    return record, {name: probe.finish(process)[-1] for name, process in listeners.items()}
+
+
+def _checkers(case) -> set[str]:
+    """Where the directors' health checks come from on the real servers' network (their SYNs
+    reach the real servers too)."""
+    nat = case.lab.nat
+    directors = case.lab.role("director")
+    return {str(nat.directors[name]) if nat else str(node.address) for name, node in directors.items()}
+
+
+def _counters(case, service, master: str) -> dict:
+    stats = ipvs.parse(case.host(master).check_output("ipvsadm -Ln --stats"))
+    return stats[(service.protocol, str(service.vip), service.port)].stats
+
+
 def test_replies_bypass_the_director(lab_case):
-    """DR, shown twice: the client's own frames (requests to the director's MAC, replies
-    from the real servers' MACs) and the director's IPVS counters (nothing outbound)."""
+    """DR and TUN, shown twice: the client's own frames (requests to the director's MAC,
+    replies from the real servers' MACs) and the director's IPVS counters (nothing outbound)."""
+    if lab_case.lab.method == "NAT":
+        pytest.skip("NAT replies pass the director by design; see the NAT test")
     service = lab_case.lab.virtual_services[0]
     master = lab_case.masters[str(service.vip)]
-    record = probe.run(
-        lab_case.provider.remote,
-        lab_case.client,
-        [
-            "capture",
-            "--target",
-            f"{service.vip}:{service.port}",
-            "--count",
-            "6",
-            "--iface",
-            lab_case.lab.vrrp.interface,
-        ],
-    )[0]
+    record = _capture(lab_case, service)
     assert set(record["requests_to"]) == {lab_case.mac(master)}, record
     assert set(record["replies_from"]) == {lab_case.mac(name) for name in service.real_servers}, record
-    stats = ipvs.parse(lab_case.host(master).check_output("ipvsadm -Ln --stats"))
-    counters = stats[(service.protocol, str(service.vip), service.port)].stats
+    counters = _counters(lab_case, service, master)
     assert counters["inpkts"] > 0 and counters["outpkts"] == 0 and counters["outbytes"] == 0, counters
+
+
+def test_tun_real_servers_receive_ip_in_ip_from_the_master(lab_case):
+    """TUN: each real server's NIC sees the client's SYNs wrapped in protocol 4, wrapped by the
+    MASTER (its MAC and address outside), and unwrapped they still carry the client's address."""
+    if lab_case.lab.method != "TUN":
+        pytest.skip(f"{lab_case.lab.method} sends no IP-in-IP")
+    service = lab_case.lab.virtual_services[0]
+    master = lab_case.masters[str(service.vip)]
+    record, heard = _capture_heard_by_real_servers(lab_case, service)
+    assert not any(page.startswith("FAILED") for page in record["pages"]), record
+    wrapper = f"{lab_case.mac(master)} {lab_case.lab.nodes[master].address}"
+    client = str(lab_case.lab.nodes[lab_case.client].address)
+    for name, seen in heard.items():
+        assert set(seen["ipip_from"]) == {wrapper} and seen["ipip_from"][wrapper] > 0, (name, seen)
+        assert seen["syn_from"].get(client, 0) > 0 and set(seen["syn_from"]) <= {client} | _checkers(lab_case)
+
+
+def test_nat_requests_and_replies_both_pass_the_master(lab_case):
+    """NAT, shown three ways: the client's frames (requests to and replies from the MASTER's
+    MAC), the MASTER's IPVS counters (packets outbound), and the real servers' own capture
+    (the client's address as the source: NAT rewrites the destination only)."""
+    if lab_case.lab.method != "NAT":
+        pytest.skip(f"{lab_case.lab.method} replies bypass the director; see test_replies_bypass_the_director")
+    service = lab_case.lab.virtual_services[0]
+    master = lab_case.masters[str(service.vip)]
+    record, heard = _capture_heard_by_real_servers(lab_case, service)
+    assert set(record["requests_to"]) == {lab_case.mac(master)}, record
+    assert set(record["replies_from"]) == {lab_case.mac(master)}, record
+    counters = _counters(lab_case, service, master)
+    assert counters["inpkts"] > 0 and counters["outpkts"] > 0 and counters["outbytes"] > 0, counters
+    client = str(lab_case.lab.nodes[lab_case.client].address)
+    for name, seen in heard.items():
+        assert seen["syn_from"].get(client, 0) > 0 and not seen["ipip_from"], (name, seen)
+        assert set(seen["syn_from"]) <= {client} | _checkers(lab_case), (name, seen)
 
 
 def test_only_the_master_answers_arp_for_a_vip(lab_case):

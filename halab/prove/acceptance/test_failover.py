@@ -16,7 +16,14 @@ NAMES = [scenario.name for scenario in failover.scenarios(spec.load())]
 # The suite's own runs of the other shipped labs measure what each adds to the seed's:
 # active-active, a crashed director's VIP moving while the other keeps serving; unicast
 # (nopreempt, VRRPv3, multicast dropped), a crash and a clean stop. A --lab run gets all.
-FOCUS = {"t-dual": {"director-crash"}, "t-unicast": {"director-crash", "keepalived-stop"}}
+# NAT and TUN: a crashed MASTER, the scenario that moves everything the method needs (for
+# NAT the real servers' gateway too: measured from a real server, held to the same bound).
+FOCUS = {
+    "t-dual": {"director-crash"},
+    "t-unicast": {"director-crash", "keepalived-stop"},
+    "t-nat": {"director-crash"},
+    "t-tun": {"director-crash"},
+}
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -29,3 +36,22 @@ def test_scenario_stays_within_its_bound(lab_case, name):
     scenario = next(s for s in failover.scenarios(lab_case.lab) if s.name == name)
     run = failover.Runner(lab_case.provider, progress=lambda _: None).run(scenario)
     assert run.passed, "\n" + report.table([run])
+    if lab_case.lab.nat is not None:
+        _the_gateway_followed_the_vip(run, scenario)
+
+
+def _the_gateway_followed_the_vip(run: failover.ScenarioRun, scenario: failover.Scenario) -> None:
+    """NAT: in every phase that moved the VIP, a real server's ARP entry for the gateway ended
+    on the VIP's new holder, and moved with it: one VRRP instance holds both, so the same
+    gratuitous ARP burst announces both (allowed apart: the phase's margin)."""
+    for phase, result in zip(scenario.phases, run.phases, strict=True):
+        if not result.vip_moves:
+            continue
+        assert result.gateway_moves, f"{result.phase}: the VIP moved, the gateway never did\n{report.table([run])}"
+        vip, gateway = result.vip_moves[-1], result.gateway_moves[-1]
+        assert gateway["to"] == vip["to"] == phase.holders[vip["vip"].rsplit(":", 1)[0]], (vip, gateway)
+        apart = abs(gateway["at"] - vip["at"])
+        assert apart <= failover.margin(phase.bound), (
+            f"{result.phase}: the gateway moved {apart * 1000:.0f} ms apart from the VIP "
+            f"(allowed {failover.margin(phase.bound) * 1000:.0f} ms)\n{report.table([run])}"
+        )

@@ -100,9 +100,11 @@ keepalived_running() {
     pid=$(pgrep -x keepalived | head -n 1) && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "-f $RENDERED/etc/keepalived/keepalived.conf"
 }
 
-vips_on_lo() {
-    for vip in $VIPS; do ip -4 -o addr show dev lo | grep -q " $vip/32 " || { echo "$vip not on lo"; return 1; }; done
+vips_on() {
+    for vip in $VIPS; do ip -4 -o addr show dev "$1" | grep -q " $vip/32 " || { echo "$vip not on $1"; return 1; }; done
 }
+
+routes_via_gateway() { ip -4 route show default | grep -q "via $NAT_GATEWAY " || { echo "no default route via $NAT_GATEWAY"; return 1; }; }
 
 arp_suppressed() {
     if [ "$ARP_SUPPRESSION" = arptables ]; then
@@ -126,11 +128,32 @@ director_role() {
         step "keepalived running with the rendered file" within 50 keepalived_running
 }
 
-realserver_role() {
-    step modules load_modules arp_tables arptable_filter arpt_mangle &&
+# Per forwarding method, what lvs-realserver sets up and how to see that it did: DR, the VIP
+# on lo with ARP suppressed; TUN, the VIP on tunl0 (ipip loaded here: the guest's modules
+# live outside the default path) with ARP suppressed; NAT, a default route via the gateway.
+forwarding() {
+    case "$METHOD" in
+    DR)
+        step modules load_modules arp_tables arptable_filter arpt_mangle &&
+            step "lvs-realserver start" lvs-realserver start &&
+            step "VIP on lo" vips_on lo &&
+            step "ARP suppression" arp_suppressed
+        ;;
+    TUN)
+        step modules load_modules arp_tables arptable_filter arpt_mangle ipip &&
+            step "lvs-realserver start" lvs-realserver start &&
+            step "VIP on tunl0" vips_on tunl0 &&
+            step "ARP suppression" arp_suppressed
+        ;;
+    NAT)
         step "lvs-realserver start" lvs-realserver start &&
-        step "VIP on lo" vips_on_lo &&
-        step "ARP suppression" arp_suppressed &&
+            step "default route via the gateway" routes_via_gateway
+        ;;
+    esac
+}
+
+realserver_role() {
+    forwarding &&
         step "nginx started" start_service nginx &&
         step "nginx answering" within 50 nginx_answers
 }
@@ -191,6 +214,13 @@ boot() {
     ip link set eth0 address "$MAC"
     ip link set eth0 up
     ip addr add "$ADDRESS/$PREFIXLEN" dev eth0
+    # A NAT director's second NIC, on the real servers' network.
+    if [ -n "${NAT_ADDRESS:-}" ]; then
+        ip link set vec1 name "$NAT_INTERFACE"
+        ip link set "$NAT_INTERFACE" address "$NAT_MAC"
+        ip link set "$NAT_INTERFACE" up
+        ip addr add "$NAT_ADDRESS/$NAT_PREFIXLEN" dev "$NAT_INTERFACE"
+    fi
     # The provider attaches our tap to the lab switch once it exists; wait for that.
     tries=0
     while [ ! -e "$NODE_MNT/$LINKED" ] && [ "$tries" -lt 300 ]; do sleep 0.1; tries=$((tries + 1)); done

@@ -10,6 +10,9 @@ from __future__ import annotations
 import subprocess
 
 BRIDGE = "br0"
+# LVS-NAT's second network (the real servers' own subnet behind the directors), on a
+# second bridge in the same namespace; the namespace does not route between the two.
+NAT_BRIDGE = "br1"
 
 
 def run(*command: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -28,11 +31,16 @@ def exists(name: str) -> bool:
 def create(name: str, access: str) -> None:
     """The namespace with its bridge up and the access address on it."""
     run("ip", "netns", "add", name)
+    run("ip", "netns", "exec", name, "ip", "link", "set", "lo", "up")
+    add_bridge(name, BRIDGE, access)
+
+
+def add_bridge(name: str, bridge: str, access: str) -> None:
+    """A switch in the namespace, up, holding its network's access address (ssh reaches guests through it)."""
     inside = ("ip", "netns", "exec", name)
-    run(*inside, "ip", "link", "set", "lo", "up")
-    run(*inside, "ip", "link", "add", BRIDGE, "type", "bridge", "stp_state", "0", "forward_delay", "0")
-    run(*inside, "ip", "addr", "add", access, "dev", BRIDGE)
-    run(*inside, "ip", "link", "set", BRIDGE, "up")
+    run(*inside, "ip", "link", "add", bridge, "type", "bridge", "stp_state", "0", "forward_delay", "0")
+    run(*inside, "ip", "addr", "add", access, "dev", bridge)
+    run(*inside, "ip", "link", "set", bridge, "up")
 
 
 def delete(name: str) -> None:
@@ -45,10 +53,10 @@ def links(name: str) -> set[str]:
     return {line.split(":")[1].strip().split("@")[0] for line in result.stdout.splitlines() if ":" in line}
 
 
-def attach(name: str, tap: str, multicast: bool = True) -> None:
-    """Plug a guest into the switch. multicast=False: the switch floods no multicast to it,
+def attach(name: str, tap: str, multicast: bool = True, bridge: str = BRIDGE) -> None:
+    """Plug a guest into a switch. multicast=False: the switch floods no multicast to it,
     which drops VRRP's 224.0.0.18 adverts the way most clouds do (unicast still passes)."""
-    run("ip", "netns", "exec", name, "ip", "link", "set", tap, "master", BRIDGE, "up")
+    run("ip", "netns", "exec", name, "ip", "link", "set", tap, "master", bridge, "up")
     run("ip", "netns", "exec", name, "bridge", "link", "set", "dev", tap, "mcast_flood", "on" if multicast else "off")
 
 

@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import time
+from ipaddress import IPv4Network
 from pathlib import Path
 
 from halab import build, paths, pins, render, versions
@@ -34,7 +35,7 @@ BOOT_TIMEOUT = 60.0
 CONVERGE_ROOM = 30.0
 DEATH_GRACE = 1.0
 # What the guests' roles load (guest.sh): IPVS and its schedulers on directors, legacy
-# arptables on real servers.
+# arptables on real servers, and ipip on LVS-TUN real servers.
 GUEST_MODULES = (
     "ip_vs",
     "ip_vs_rr",
@@ -48,6 +49,7 @@ GUEST_MODULES = (
     "arp_tables",
     "arptable_filter",
     "arpt_mangle",
+    "ipip",
 )
 # Tools the guests run from the host's filesystem, and the Debian package of each.
 HOST_TOOLS = Path(__file__).with_name("host-tools")
@@ -63,6 +65,11 @@ def host_tools() -> dict[str, str]:
 def access_address(lab: Lab) -> str:
     """The bridge's address in the lab namespace: the subnet's last usable one, with prefix."""
     return f"{lab.subnet[-2]}/{lab.subnet.prefixlen}"
+
+
+def nat_access_address(lab: Lab) -> str | None:
+    """The NAT network's bridge address (its last usable one), or None: a lab without NAT has one switch."""
+    return f"{lab.nat.subnet[-2]}/{lab.nat.subnet.prefixlen}" if lab.nat else None
 
 
 class LocalProvider(Provider):
@@ -171,6 +178,9 @@ class LocalProvider(Provider):
         sshd.prepare(self.lab, self.paths)
         orphans.register()
         netns.create(self.paths.netns, access_address(self.lab))
+        nat_access = nat_access_address(self.lab)
+        if nat_access:
+            netns.add_bridge(self.paths.netns, netns.NAT_BRIDGE, nat_access)
         for name in self.nodes:
             self._boot(name)
         self._wait_ready(self.nodes)
@@ -195,7 +205,7 @@ class LocalProvider(Provider):
             "rootflags=/",
             "ro",
             f"init={paths.GUEST_INIT}",
-            f"vec0:transport=tap,ifname={self._tap(name)}",
+            *(f"vec{i}:transport=tap,ifname={tap}" for i, tap in enumerate(self._links(name))),
             "con=null",
             "con0=null,fd:1",
             f"umid={self._umid(name)}",
@@ -236,7 +246,8 @@ class LocalProvider(Provider):
             "NODE": name,
             "ROLE": node.role,
             "ADDRESS": str(node.address),
-            "PREFIXLEN": str(self.lab.subnet.prefixlen),
+            "PREFIXLEN": str(self._subnet_of(name).prefixlen),
+            "METHOD": self.lab.method,
             "MAC": self._mac(name),
             "RENDERED": str(self.paths.node_files(name)),
             "SSH_DIR": str(self.paths.ssh),
@@ -254,8 +265,24 @@ class LocalProvider(Provider):
             "HOST_TOOLS": str(HOST_TOOLS),
             "VIPS": " ".join(str(vip) for vip in self.lab.vips),
             "ARP_SUPPRESSION": self.lab.arp_suppression,
+            **self._nat_env(name),
         }
         return "".join(f"{key}='{value}'\n" for key, value in values.items())
+
+    def _nat_env(self, name: str) -> dict[str, str]:
+        """NAT: the gateway for real servers; a director's second NIC on the real servers' network."""
+        nat = self.lab.nat
+        if nat is None:
+            return {}
+        values = {"NAT_GATEWAY": str(nat.gateway)}
+        if name in nat.directors:
+            values |= {
+                "NAT_ADDRESS": str(nat.directors[name]),
+                "NAT_PREFIXLEN": str(nat.subnet.prefixlen),
+                "NAT_INTERFACE": nat.interface,
+                "NAT_MAC": self._mac(name, network=1),
+            }
+        return values
 
     def _wait_ready(self, names: list[str]) -> None:
         """Attach each guest's tap to the switch as it appears, then wait until its init says
@@ -268,8 +295,8 @@ class LocalProvider(Provider):
                 self._fail(sorted(pending_ready)[0], f"did not become ready within {BOOT_TIMEOUT:.0f} s")
             present = netns.links(self.paths.netns) if pending_link else set()
             for name in sorted(pending_link):
-                if self._tap(name) in present:
-                    netns.attach(self.paths.netns, self._tap(name), self.lab.multicast)
+                if set(self._links(name)) <= present:
+                    self._restore_link(name)
                     self.paths.node(name).linked.touch()
                     pending_link.discard(name)
             for name in sorted(pending_ready):
@@ -348,23 +375,43 @@ class LocalProvider(Provider):
         self._wait_ready([node])
 
     def _cut_link(self, node: str) -> None:
-        netns.detach(self.paths.netns, self._tap(node))
+        for tap in self._links(node):
+            netns.detach(self.paths.netns, tap)
 
     def _restore_link(self, node: str) -> None:
-        netns.attach(self.paths.netns, self._tap(node), self.lab.multicast)
+        for tap, bridge in self._links(node).items():
+            netns.attach(self.paths.netns, tap, self.lab.multicast, bridge)
 
     # --- names --------------------------------------------------------------------
 
     def _tap(self, name: str) -> str:
         return f"tap{self.nodes.index(name)}"
 
+    def _links(self, name: str) -> dict[str, str]:
+        """A guest's taps in NIC order (vec0, vec1) -> the bridge each plugs into. With NAT the
+        real servers sit on the NAT network alone and each director has a NIC on both."""
+        nat = self.lab.nat
+        if nat is None:
+            return {self._tap(name): netns.BRIDGE}
+        if self.lab.nodes[name].role == "realserver":
+            return {self._tap(name): netns.NAT_BRIDGE}
+        if name in nat.directors:
+            return {self._tap(name): netns.BRIDGE, f"{self._tap(name)}n": netns.NAT_BRIDGE}
+        return {self._tap(name): netns.BRIDGE}
+
+    def _subnet_of(self, name: str) -> IPv4Network:
+        """The subnet of a node's first NIC: a NAT lab's real servers are on the NAT network."""
+        if self.lab.nat and self.lab.nodes[name].role == "realserver":
+            return self.lab.nat.subnet
+        return self.lab.subnet
+
     def _umid(self, name: str) -> str:
         return self.paths.guest_tag(name)
 
-    def _mac(self, name: str) -> str:
-        """Stable per lab and node, locally administered: 02:<lab hash>:<node index>."""
+    def _mac(self, name: str, network: int = 0) -> str:
+        """Stable per lab, node and NIC, locally administered: 02:<lab hash>:<NIC>:<node index>."""
         digest = hashlib.sha256(self.lab.name.encode()).digest()
-        return "02:" + ":".join(f"{b:02x}" for b in digest[:3]) + f":00:{self.nodes.index(name) + 1:02x}"
+        return "02:" + ":".join(f"{b:02x}" for b in digest[:3]) + f":{network:02x}:{self.nodes.index(name) + 1:02x}"
 
 
 def _uml_version() -> str:
