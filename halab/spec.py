@@ -570,7 +570,8 @@ def parse(text: str | bytes, source: str = "<lab>") -> Lab:
     except _Unreadable as exc:
         raise SpecError(source, [Problem("", str(exc))]) from None
     if not isinstance(content, dict):
-        raise SpecError(source, [Problem("", f"a lab file is a YAML mapping, got {type(content).__name__}")])
+        found = "an empty file" if content is None else f"a YAML {type(content).__name__}"
+        raise SpecError(source, [Problem("", f"a lab file is a YAML mapping (see labs/seed.yaml), got {found}")])
     _apply_version_overrides(content)
     try:
         lab = Lab.model_validate(content)

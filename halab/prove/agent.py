@@ -52,13 +52,19 @@ class GaveUp(Exception):
 
 
 EMITTING = threading.Lock()
+ENDED = threading.Event()
 
 
-def emit(record):
-    """One JSON line, whole, even from several threads."""
+def emit(record, last=False):
+    """One JSON line, whole, even from several threads. Nothing after the last one: a daemon
+    thread still writing while the interpreter shuts down aborts it (_enter_buffered_busy)."""
     with EMITTING:
+        if ENDED.is_set():
+            return
         sys.stdout.write(json.dumps(record, sort_keys=True) + "\n")
         sys.stdout.flush()
+        if last:
+            ENDED.set()
 
 
 def neighbor(address):
@@ -243,7 +249,7 @@ def http(args):
         worker.join(args.timeout + 1)
     for holder in holders:
         holder.join(POLL + args.timeout + 1)
-    emit({"event": "end", "time": time.time(), "requests": seq})
+    emit({"event": "end", "time": time.time(), "requests": seq}, last=True)
 
 
 def mac_bytes(text):

@@ -63,8 +63,8 @@ class Flow:
 
 def live(provider: Provider) -> Live | None:
     """The running lab's state through the provider (status, then ipvsadm on each VIP's
-    holder); None when the lab is not up."""
-    if not provider.running():
+    holder); None when nothing of the lab runs (a crashed node is shown down, not the lab)."""
+    if not provider.present():
         return None
     nodes = {row.name: row for row in provider.status()}
     addresses = {str(node.address): name for name, node in provider.lab.nodes.items()}
@@ -167,7 +167,8 @@ def flows(lab: Lab, now: Live | None) -> list[Flow]:
 
 
 def title(lab: Lab, now: Live | None) -> str:
-    state = "running" if now else "not running: the lab file's view"
+    down = [row.name for row in now.nodes.values() if not row.up] if now else []
+    state = ("running" + (f"; down: {', '.join(down)}" if down else "")) if now else "not running: the lab file's view"
     return f"lab {lab.name!r}: {lab.mode}, lab switch {lab.subnet} ({state})"
 
 

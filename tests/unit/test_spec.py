@@ -120,8 +120,10 @@ def test_unquoted_numeric_password_is_read_as_text():
 
 
 def test_non_mapping_and_unreadable_files_are_clear(tmp_path):
-    with pytest.raises(SpecError, match="a lab file is a YAML mapping, got list"):
+    with pytest.raises(SpecError, match=r"a lab file is a YAML mapping \(see labs/seed.yaml\), got a YAML list"):
         spec.parse("- a\n- b\n")
+    with pytest.raises(SpecError, match="got an empty file"):
+        spec.parse("")
     with pytest.raises(SpecError, match="cannot read the lab file: No such file or directory"):
         spec.load(tmp_path / "missing.yaml")
 

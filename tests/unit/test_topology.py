@@ -95,6 +95,13 @@ def test_a_lab_that_is_not_up_is_drawn_from_its_file(memory_provider):
     assert topology.live(memory_provider) is None
 
 
+def test_a_lab_with_a_crashed_node_is_running_with_that_node_down(memory_provider, fake_ssh, monkeypatch):
+    memory_provider.up_now = True
+    monkeypatch.setattr(memory_provider, "alive_nodes", lambda: {"server1", "server2", "server4", "client"})
+    now = topology.live(memory_provider)
+    assert now is not None and "(running; down: server3)" in topology.title(memory_provider.lab, now)
+
+
 def test_lab_show_writes_into_the_lab_s_artifacts(tmp_path):
     result = invoke("lab.show", "--format", "svg", home=tmp_path)
     assert result.returncode == 0, result.stderr

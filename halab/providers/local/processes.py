@@ -29,6 +29,19 @@ def processes(marker: str) -> list[int]:
     return found
 
 
+def arguments(prefix: str) -> set[str]:
+    """The distinct command-line arguments starting with prefix (one per guest for its umid=)."""
+    found: set[str] = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                words = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            found.update(word.decode(errors="replace") for word in words if word.startswith(prefix.encode()))
+    return found
+
+
 def kill_all(marker: str, timeout: float = 5.0) -> None:
     """SIGKILL every process carrying marker, and wait until they have left /proc (bounded)."""
     deadline = time.monotonic() + timeout

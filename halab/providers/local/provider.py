@@ -26,7 +26,7 @@ from halab.errors import ProviderError
 from halab.paths import LabPaths, NodeFiles
 from halab.providers.base import Progress, Provider, Requirement
 from halab.providers.local import netns, orphans, sshd
-from halab.providers.local.processes import kill_all, processes
+from halab.providers.local.processes import arguments, kill_all, processes
 from halab.spec import Lab
 
 UML = "linux.uml"
@@ -339,8 +339,8 @@ class LocalProvider(Provider):
 
     @classmethod
     def footprint(cls, paths: LabPaths) -> str:
-        guests = len(processes(f"umid={paths.guest_tag()}"))
-        parts = [f"{guests} guest processes"] if guests else []
+        guests = len(arguments(f"umid={paths.guest_tag()}"))
+        parts = [f"{guests} guest(s)"] if guests else []
         return ", ".join(parts + ([f"namespace {paths.netns}"] if netns.exists(paths.netns) else []))
 
     def alive(self, node: str) -> bool:

@@ -1,0 +1,23 @@
+"""Host processes found by a marker on their command line (halab.providers.local.processes)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from halab.providers.local.processes import arguments, processes
+
+
+def test_a_lab_s_guests_are_counted_by_their_tags_not_their_processes():
+    sleepers = [
+        subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", f"umid=halab_t_lab_{node}"])
+        for node in ("server1", "server1", "client")
+    ]
+    try:
+        assert arguments("umid=halab_t_lab_") == {"umid=halab_t_lab_server1", "umid=halab_t_lab_client"}
+        assert len(processes("umid=halab_t_lab_")) == 3
+        assert arguments("umid=halab_t_other_") == set()
+    finally:
+        for sleeper in sleepers:
+            sleeper.kill()
+            sleeper.wait()
