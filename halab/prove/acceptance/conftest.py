@@ -126,6 +126,7 @@ class JsonReport:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         entry = self.tests.setdefault(report.nodeid, {"test": report.nodeid, "outcome": "passed", "seconds": 0.0})
         entry["seconds"] = round(entry["seconds"] + report.duration, 3)
+        entry.update({name: value for name, value in report.user_properties if report.when == "call"})
         if report.failed or (report.skipped and entry["outcome"] == "passed"):
             entry["outcome"] = "failed" if report.failed else "skipped"
             entry["message"] = str(report.longrepr)[-2000:]
@@ -134,7 +135,7 @@ class JsonReport:
         tests = list(self.tests.values())
         passed = exitstatus == 0 and bool(tests) and all(t["outcome"] != "failed" for t in tests)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.write_text(json.dumps({"passed": passed, "tests": tests}, indent=1) + "\n")
+        self.path.write_text(json.dumps({"passed": passed, "tests": tests}, indent=1, default=str) + "\n")
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int) -> None:

@@ -154,6 +154,9 @@ def test_requests_through_each_vip_follow_the_scheduler(lab_case):
             assert Counter(pages) == {page: 4 * weight for page, weight in weights.items()}, pages
 
 
+IPVS_SUM_INTERVAL = 2.5  # seconds: the kernel's 2 s, and a margin
+
+
 def _capture(case, service, count: int = 6) -> dict:
     """Requests from the client to the service while it records its own frames."""
     target = f"{service.vip}:{service.port}"
@@ -182,11 +185,15 @@ def _checkers(case) -> set[str]:
 
 
 def _counters(case, service, master: str) -> dict:
+    """The MASTER's IPVS counters for the service, once they include the traffic just sent:
+    the kernel sums its per-CPU counters every 2 s (its rate estimator's timer), so a read
+    right after a capture can miss it (a freshly booted TUN lab read all zeros)."""
+    time.sleep(IPVS_SUM_INTERVAL)
     stats = ipvs.parse(case.host(master).check_output("ipvsadm -Ln --stats"))
     return stats[(service.protocol, str(service.vip), service.port)].stats
 
 
-def test_replies_bypass_the_director(lab_case):
+def test_replies_bypass_the_director(lab_case, request):
     """DR and TUN, shown twice: the client's own frames (requests to the director's MAC,
     replies from the real servers' MACs) and the director's IPVS counters (nothing outbound)."""
     if lab_case.lab.method == "NAT":
@@ -194,13 +201,14 @@ def test_replies_bypass_the_director(lab_case):
     service = lab_case.lab.virtual_services[0]
     master = lab_case.masters[str(service.vip)]
     record = _capture(lab_case, service)
+    counters = _counters(lab_case, service, master)
+    request.node.user_properties.append(("packets", _evidence(lab_case, record, counters)))
     assert set(record["requests_to"]) == {lab_case.mac(master)}, record
     assert set(record["replies_from"]) == {lab_case.mac(name) for name in service.real_servers}, record
-    counters = _counters(lab_case, service, master)
     assert counters["inpkts"] > 0 and counters["outpkts"] == 0 and counters["outbytes"] == 0, counters
 
 
-def test_tun_real_servers_receive_ip_in_ip_from_the_master(lab_case):
+def test_tun_real_servers_receive_ip_in_ip_from_the_master(lab_case, request):
     """TUN: each real server's NIC sees the client's SYNs wrapped in protocol 4, wrapped by the
     MASTER (its MAC and address outside), and unwrapped they still carry the client's address."""
     if lab_case.lab.method != "TUN":
@@ -208,6 +216,9 @@ def test_tun_real_servers_receive_ip_in_ip_from_the_master(lab_case):
     service = lab_case.lab.virtual_services[0]
     master = lab_case.masters[str(service.vip)]
     record, heard = _capture_heard_by_real_servers(lab_case, service)
+    request.node.user_properties.append(
+        ("packets", {**_evidence(lab_case, record, {}), "heard_by_real_servers": heard})
+    )
     assert not any(page.startswith("FAILED") for page in record["pages"]), record
     wrapper = f"{lab_case.mac(master)} {lab_case.lab.nodes[master].address}"
     client = str(lab_case.lab.nodes[lab_case.client].address)
@@ -216,7 +227,7 @@ def test_tun_real_servers_receive_ip_in_ip_from_the_master(lab_case):
         assert seen["syn_from"].get(client, 0) > 0 and set(seen["syn_from"]) <= {client} | _checkers(lab_case)
 
 
-def test_nat_requests_and_replies_both_pass_the_master(lab_case):
+def test_nat_requests_and_replies_both_pass_the_master(lab_case, request):
     """NAT, shown three ways: the client's frames (requests to and replies from the MASTER's
     MAC), the MASTER's IPVS counters (packets outbound), and the real servers' own capture
     (the client's address as the source: NAT rewrites the destination only)."""
@@ -225,14 +236,33 @@ def test_nat_requests_and_replies_both_pass_the_master(lab_case):
     service = lab_case.lab.virtual_services[0]
     master = lab_case.masters[str(service.vip)]
     record, heard = _capture_heard_by_real_servers(lab_case, service)
+    counters = _counters(lab_case, service, master)
+    request.node.user_properties.append(
+        ("packets", {**_evidence(lab_case, record, counters), "heard_by_real_servers": heard})
+    )
     assert set(record["requests_to"]) == {lab_case.mac(master)}, record
     assert set(record["replies_from"]) == {lab_case.mac(master)}, record
-    counters = _counters(lab_case, service, master)
     assert counters["inpkts"] > 0 and counters["outpkts"] > 0 and counters["outbytes"] > 0, counters
     client = str(lab_case.lab.nodes[lab_case.client].address)
     for name, seen in heard.items():
         assert seen["syn_from"].get(client, 0) > 0 and not seen["ipip_from"], (name, seen)
         assert set(seen["syn_from"]) <= {client} | _checkers(lab_case), (name, seen)
+
+
+def _evidence(lab_case, record: dict, counters: dict) -> dict:
+    """The packets a routing check judged, for the reports (a property in acceptance.xml, a
+    key in acceptance.json; recorded before the asserts, so a failure carries them too): whose
+    MACs the client's requests went to and replies came from (named: the directors, and the
+    real servers where they share the client's switch), and the MASTER's IPVS counters."""
+    service = lab_case.lab.virtual_services[0]
+    shown = [*lab_case.lab.role("director"), *([] if lab_case.lab.method == "NAT" else service.real_servers)]
+    names = {lab_case.mac(node): node for node in shown}
+    return {
+        "method": lab_case.lab.method,
+        "requests_to": {names.get(mac, mac): count for mac, count in record["requests_to"].items()},
+        "replies_from": {names.get(mac, mac): count for mac, count in record["replies_from"].items()},
+        "master_ipvs": counters,
+    }
 
 
 def test_only_the_master_answers_arp_for_a_vip(lab_case):
