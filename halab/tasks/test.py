@@ -92,9 +92,11 @@ def pipeline(c, os="debian-12", lab=None):
     from halab.pipeline import Pipeline
 
     run = Pipeline(os, Path(lab or paths.DEFAULT_LAB))
-    run.run()
-    print(run.table())
-    print(f"stage table: {run.provider.paths.pipeline / 'stages.txt'}")
+    try:
+        run.run()
+    finally:  # interrupted too (Ctrl-C, CI's timeout): what ran, and the lab's destruction
+        print(run.table())
+        print(f"stage table: {run.provider.paths.pipeline / 'stages.txt'}")
     if not run.passed:
         raise HalabError(f"pipeline failed for {os}: see the table above")
 
