@@ -43,7 +43,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from halab import paths, pins, rules
-from halab.errors import Problem, SpecError
+from halab.errors import Problem, SpecError, UsageError
 
 # The seed lab is 2 KiB; 256 KiB leaves room for any real lab and bounds what a hostile
 # file can make the parser and the validator hold.
@@ -367,6 +367,12 @@ class Lab(_Model):
     # Vagrant: the box `invoke image.build` makes; when absent, the public box, compiling at `vagrant up`.
     box: BoxName = "halab/rocky-9"
     box_fallback: BoxName = "rockylinux/9"
+
+    def known(self, name: str) -> str:
+        """name, if the lab has such a node; UsageError naming the known ones otherwise."""
+        if name not in self.nodes:
+            raise UsageError(f"lab {self.name!r} has no node {name!r}; nodes: {', '.join(self.nodes)}")
+        return name
 
     def role(self, role: Role) -> dict[str, Node]:
         """The nodes of one role, in file order."""

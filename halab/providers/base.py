@@ -22,9 +22,9 @@ from halab.remote import Remote
 from halab.spec import Lab
 
 Progress = Callable[[str], None]
-SERVICES = ("keepalived", "nginx", "smtpd")
 # The one service each role runs (what a fault verb may stop or start there).
 ROLE_SERVICE = {"director": "keepalived", "realserver": "nginx", "client": "smtpd"}
+SERVICES = tuple(ROLE_SERVICE.values())
 
 
 @dataclass(frozen=True)
@@ -200,16 +200,10 @@ class Provider(ABC):
         """Something of the lab runs on this host (its nodes may be crashed or cut)."""
         return bool(self.footprint(self.paths))
 
-    def known(self, name: str) -> str:
-        """name, if the lab has such a node; UsageError naming the known ones otherwise."""
-        if name not in self.lab.nodes:
-            raise UsageError(f"lab {self.lab.name!r} has no node {name!r}; nodes: {', '.join(self.lab.nodes)}")
-        return name
-
     def node(self, name: str) -> str:
         """name, if the lab has such a node and the lab is on this host: ProviderError saying
         the lab is not up, rather than a fault verb's false success or the machinery's error."""
-        self.known(name)
+        self.lab.known(name)
         if not self.present():
             raise ProviderError(f"lab {self.lab.name!r} is not up on this host: `invoke lab.up` first")
         return name
@@ -240,7 +234,7 @@ class Provider(ABC):
         """service, if it is one of SERVICES and the one node's role runs."""
         if service not in SERVICES:
             raise UsageError(f"unknown service {service!r}; known: {', '.join(SERVICES)}")
-        role = self.lab.nodes[self.known(node)].role
+        role = self.lab.nodes[self.lab.known(node)].role
         if ROLE_SERVICE[role] != service:
             raise UsageError(f"{node} is a {role}: it runs {ROLE_SERVICE[role]}, not {service}")
         return service

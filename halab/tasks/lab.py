@@ -231,8 +231,7 @@ def inventory_(c, lab=None, format_="ini", output=None):
 def logs(c, node, lab=None, lines=40):
     """Show a local-lab node's logs: console, boot, keepalived and nginx."""
     model = load(lab)
-    if node not in model.nodes:
-        raise UsageError(f"lab {model.name!r} has no node {node!r}; nodes: {', '.join(model.nodes)}")
+    model.known(node)
     files = LabPaths(model.name).node(node)
     if not files.directory.exists():
         raise UsageError(f"no logs for node {node!r}: was lab {model.name!r} ever up?")
@@ -249,8 +248,7 @@ def ssh(c, node, lab=None):
     invoke lab.ssh server3 -- ipvsadm -Ln
     """
     model = load(lab)
-    if node not in model.nodes:
-        raise UsageError(f"lab {model.name!r} has no node {node!r}; nodes: {', '.join(model.nodes)}")
+    model.known(node)
     config = LabPaths(model.name).ssh_config
     if not config.exists() or not providers.footprint(model.name):
         raise ProviderError(f"lab {model.name!r} is not up on this host: `invoke lab.up` first")
