@@ -631,7 +631,8 @@ def _apply_version_overrides(data: dict) -> None:
 def _problem(error: Any) -> Problem:
     """Turn one pydantic error into a Problem naming the field, the value and what is allowed."""
     loc = tuple(error["loc"])
-    path = ".".join(_cut(str(part), 40) for part in loc)
+    # A key is the file's text: a newline or control character in it would break the message.
+    path = ".".join(_cut(str(part).encode("unicode_escape").decode(), 40) for part in loc)
     if error["type"] == "extra_forbidden":
         allowed = ", ".join(sorted(_fields_at(loc[:-1])))
         return Problem(path, f"unknown key; allowed here: {allowed}")
