@@ -87,6 +87,11 @@ def publish_record() -> Path:
     return images() / "publish.json"
 
 
+def uml_preloads() -> Path:
+    """Libraries the local lab preloads into linux.uml, compiled here (one per source hash)."""
+    return home() / "cache" / "uml"
+
+
 def base_images() -> Path:
     """Bootable base disk images (Debian's, made from the host's archive), one per input hash,
     each with the kernel it boots beside it (what the KVM probe boots)."""
@@ -152,7 +157,7 @@ def project_sync_excludes() -> list[str]:
 # host builds, apt state, base images, images, evidence, and each lab's guests' logs, ssh
 # keys and sockets, Vagrant and libvirt state and reports.
 STATE_SYNC_EXCLUDES = [
-    "cache/builds/", "cache/apt/", "cache/base/", "cache/packer/", "images/", "evidence/",
+    "cache/builds/", "cache/apt/", "cache/base/", "cache/packer/", "cache/uml/", "images/", "evidence/",
     "labs/*/nodes/", "labs/*/ssh/", "labs/*/vagrant/", "labs/*/libvirt/", "labs/*/artifacts/",
 ]  # fmt: skip
 

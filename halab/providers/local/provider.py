@@ -1,7 +1,8 @@
 """The embedded local provider: every node a user-mode Linux guest, no hypervisor.
 
 Each guest is `linux.uml` booting the host's / read-only over hostfs, with guest.sh as
-init; the lab's switch is a bridge in a private network namespace (netns.py). A guest
+init and xstate.c preloaded (its FPU state must fit the host CPU's); the lab's switch is
+a bridge in a private network namespace (netns.py). A guest
 is several host processes: each is started in its own session and tagged
 `umid=halab_<checkout>_<lab>_<node>` on its command line (paths.LabPaths.guest_tag), so
 teardown finds all of them from /proc even when the process that started the lab died
@@ -25,7 +26,7 @@ from halab import build, paths, pins, render, versions
 from halab.errors import ProviderError
 from halab.paths import LabPaths, NodeFiles
 from halab.providers.base import Progress, Provider, Requirement
-from halab.providers.local import netns, orphans, sshd
+from halab.providers.local import netns, orphans, sshd, xstate
 from halab.providers.local.processes import arguments, kill_all, processes
 from halab.spec import Lab
 
@@ -101,6 +102,13 @@ class LocalProvider(Provider):
         items.append(self._arptables_variant())
         items.append(self._memory())
         items.append(self._not_stale())
+        items.append(
+            Requirement(
+                f"a C compiler ({xstate.COMPILER}) for linux.uml's FPU-state preload",
+                bool(shutil.which(xstate.COMPILER)),
+                "apt-get install gcc libc6-dev",
+            )
+        )
         items.append(Requirement("/dev/net/tun (tap devices)", Path("/dev/net/tun").exists(), "modprobe tun"))
         items.append(self._namespaces())
         items.append(
@@ -199,6 +207,8 @@ class LocalProvider(Provider):
             "netns",
             "exec",
             self.paths.netns,
+            "env",
+            f"LD_PRELOAD={xstate.preload()}",
             UML,
             f"mem={GUEST_MEMORY}",
             "rootfstype=hostfs",
