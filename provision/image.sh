@@ -26,6 +26,9 @@ step "LVS tools: ipvsadm, arptables"
 install_packages "ipvsadm arptables" "ipvsadm"
 command -v arptables >/dev/null 2>&1 || install_packages "" "arptables" || install_packages "" "iptables-arptables"
 
+step "kernel modules of every forwarding method: ip_vs and its schedulers (directors), ipip (TUN)"
+kernel_modules ip_vs ip_vs_rr ip_vs_wrr ip_vs_lc ip_vs_wlc ip_vs_sh ipip
+
 step "every role's packages, so a VM from this image needs no network: curl, the SMTP sink"
 install_packages "curl" "curl"
 install_smtp_sink

@@ -48,6 +48,20 @@ install_smtp_sink() {
     install_packages "python3-aiosmtpd" "python3-aiosmtpd"
 }
 
+# kernel_modules MODULE...: each one loadable by the running kernel (or built in). The roles
+# load them at every boot (a director ip_vs, a TUN real server ipip); an image without one
+# would fail only once a lab needed it, so the bake fails instead. Rocky/RHEL ship some in
+# kernel-modules, apart from kernel-core.
+kernel_modules() {
+    missing=""
+    for module in "$@"; do modprobe -n -q "$module" || missing="$missing $module"; done
+    [ -z "$missing" ] && return 0
+    install_packages "" "kernel-modules-$(uname -r)"
+    for module in $missing; do
+        modprobe -n -q "$module" || { echo "kernel $(uname -r) has no module $module" >&2; return 1; }
+    done
+}
+
 # already_built STAMP TEXT: true when a previous run left the same stamp (idempotency).
 already_built() { [ -f "$1" ] && [ "$(cat "$1")" = "$2" ]; }
 

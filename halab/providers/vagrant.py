@@ -199,10 +199,16 @@ class VagrantProvider(Provider):
         _vagrant_call(f"vagrant up {node}", lambda: machine.up(vm_name=node, no_provision=True))
 
     def _cut_link(self, node: str) -> None:
-        self.remote.check(node, f"ip link set {LAB_NIC} down")
+        self.remote.check(node, "; ".join(f"ip link set {nic} down" for nic in self.lab_nics(node)))
 
     def _restore_link(self, node: str) -> None:
-        self.remote.check(node, f"ip link set {LAB_NIC} up")
+        self.remote.check(node, "; ".join(f"ip link set {nic} up" for nic in self.lab_nics(node)))
+
+    def lab_nics(self, node: str) -> list[str]:
+        """A node's NICs on the lab's networks, the management NIC (ssh) never among them: as
+        on the local lab, a cut link cuts every one (a NAT director's second too)."""
+        director = self.lab.nodes[node].role == "director"
+        return [LAB_NIC, NAT_NIC] if self.lab.nat is not None and director else [LAB_NIC]
 
     # --- helpers ------------------------------------------------------------------------
 

@@ -71,6 +71,19 @@ def test_each_real_server_mangles_arp_to_its_own_address():
         assert "user  nginx nginx;" in files[f"{name}/usr/local/nginx/conf/nginx.conf"]
 
 
+def test_a_nat_real_server_routes_its_replies_by_source_and_keeps_other_default_routes():
+    """The reply route is a policy rule on the server's own address, so a VM's management
+    default route (or a cloud's) stays for the host's own traffic; the main table gets the
+    gateway only at a metric any other default outranks."""
+    script = render.render(spec.load(LABS / "nat.yaml"))["server1/usr/local/sbin/lvs-realserver"]
+    assert 'SELF="172.25.2.101"' in script and 'GATEWAY="172.25.2.100"' in script
+    assert 'ip rule "$1" from "$SELF" lookup main suppress_prefixlength 0' in script
+    assert 'ip rule "$1" from "$SELF" lookup "$TABLE"' in script
+    assert 'ip route replace default via "$GATEWAY" table "$TABLE"' in script
+    assert 'ip route replace default via "$GATEWAY" metric "$FALLBACK_METRIC"' in script
+    assert 'ip route replace default via "$GATEWAY"\n' not in script  # never the main default itself
+
+
 def test_active_active_makes_each_director_master_of_one_vip():
     lab = spec.load(LABS / "dual.yaml")
     three, four = render.instances(lab, "server3"), render.instances(lab, "server4")

@@ -151,6 +151,13 @@ def test_a_nat_lab_puts_the_gateway_on_the_directors_third_nic(home):
     assert "172.25.2.100 dev eth2" in (made.paths.rendered / "server3/etc/keepalived/keepalived.conf").read_text()
 
 
+def test_a_cut_link_cuts_every_lab_nic_and_never_the_management_one(home):
+    nat = VagrantProvider(spec.load(paths.ROOT / "labs" / "nat.yaml"), progress=lambda _: None, hypervisor="libvirt")
+    assert nat.lab_nics("server3") == ["eth1", "eth2"]  # a NAT director: the lab and the real servers' network
+    assert nat.lab_nics("server1") == ["eth1"]  # a NAT real server sits on the NAT network alone
+    assert provider(home).lab_nics("server3") == ["eth1"]
+
+
 def test_the_baked_box_is_used_when_present_else_the_public_one_compiling(home, fake_vagrant, tmp_path):
     made = provider(home)
     assert made.box() == ("rockylinux/9", True)

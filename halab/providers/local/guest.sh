@@ -104,7 +104,15 @@ vips_on() {
     for vip in $VIPS; do ip -4 -o addr show dev "$1" | grep -q " $vip/32 " || { echo "$vip not on $1"; return 1; }; done
 }
 
-routes_via_gateway() { ip -4 route show default | grep -q "via $NAT_GATEWAY " || { echo "no default route via $NAT_GATEWAY"; return 1; }; }
+# The kernel's own answer to "which way does a reply from this server to a client go?"
+# (a lookup, nothing is sent; the first VIP stands for any address off the NAT subnet).
+routes_via_gateway() {
+    vip=${VIPS%% *}
+    ip -4 route get "$vip" from "$ADDRESS" | grep -q "via $NAT_GATEWAY " || {
+        echo "a reply from $ADDRESS to $vip does not go via $NAT_GATEWAY: $(ip -4 route get "$vip" from "$ADDRESS" 2>&1)"
+        return 1
+    }
+}
 
 arp_suppressed() {
     if [ "$ARP_SUPPRESSION" = arptables ]; then
@@ -130,7 +138,7 @@ director_role() {
 
 # Per forwarding method, what lvs-realserver sets up and how to see that it did: DR, the VIP
 # on lo with ARP suppressed; TUN, the VIP on tunl0 (ipip loaded here: the guest's modules
-# live outside the default path) with ARP suppressed; NAT, a default route via the gateway.
+# live outside the default path) with ARP suppressed; NAT, replies routed via the gateway.
 forwarding() {
     case "$METHOD" in
     DR)
@@ -147,7 +155,7 @@ forwarding() {
         ;;
     NAT)
         step "lvs-realserver start" lvs-realserver start &&
-            step "default route via the gateway" routes_via_gateway
+            step "replies routed via the gateway" routes_via_gateway
         ;;
     esac
 }
