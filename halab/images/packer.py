@@ -270,9 +270,15 @@ def bake(plan: Plan, force: bool = False, progress: sources.Progress = print) ->
     for name, version in plan.versions.items():
         sources.fetch(pins.pin(name, version), progress=progress)
     progress(f"$ {plan.shell()}")
+    started = plan.input_hash
     env = {**os.environ, "PACKER_CACHE_DIR": str(paths.packer_cache())}
     if subprocess.run(plan.command(), cwd=paths.ROOT, env=env).returncode != 0:
         raise ImageError(f"packer build failed for {plan.os_name} {plan.target}; its output is above")
+    if plan.input_hash != started:
+        raise ImageError(
+            f"the image's inputs (packer/, provision/, the pins) changed while Packer ran (input hash "
+            f"{started[:12]} at the start, {plan.input_hash[:12]} now): the image may hold either; bake again"
+        )
     entry = existing(plan)
     if entry is None:
         raise ImageError(

@@ -176,3 +176,22 @@ def test_the_manifest_records_what_the_vagrant_post_processor_made():
     text = (paths.PACKER / "build.pkr.hcl").read_text()
     chain = text[text.index("post-processors {") :]
     assert chain.index('post-processor "vagrant"') < chain.index('post-processor "manifest"')
+
+
+def test_a_bake_whose_inputs_changed_while_packer_ran_says_so(project, monkeypatch, tmp_path):
+    """Found by editing provision/ during a real bake: the manifest then had no build with
+    the new hash, and the error blamed Packer's manifest instead of the edit."""
+    monkeypatch.setenv("HALAB_HOME", str(tmp_path / "state"))
+    monkeypatch.setattr(packer.shutil, "which", lambda _: "/usr/bin/packer")
+    monkeypatch.setattr(packer.sources, "fetch", lambda *_, **__: None)
+    script = project / "provision" / "image.sh"
+
+    def packer_run(command, **_):
+        if command[:2] == ["packer", "build"]:
+            script.write_text(script.read_text() + "\n# edited during the bake\n")
+        return packer.subprocess.CompletedProcess(command, 0, stdout="", stderr="")
+
+    monkeypatch.setattr(packer.subprocess, "run", packer_run)
+    plan = packer.Plan("rocky-9", "libvirt", VERSIONS)
+    with pytest.raises(packer.ImageError, match="changed while Packer ran"):
+        packer.bake(plan, progress=lambda _: None)
