@@ -69,16 +69,16 @@ def test_the_lab_subnet_never_reaches_the_root_namespace(seed_lab):
 
 
 def test_threads_of_a_guest_process_keep_their_own_avx512_registers(seed_lab):
-    """The FPU state beyond the 832 bytes user-mode Linux saves itself (xstate.c makes the
-    host accept it) must still follow each guest task: two threads of one guest process hold
-    different patterns in zmm16/zmm31 and yield to each other thousands of times."""
+    """UML's own save and restore of each guest task's FPU state (AVX-512 included) comes
+    through xstate.c intact: two threads of one guest process hold different patterns in
+    zmm16/zmm31 and hand a token back and forth 4000 times, each turn a switch between them."""
     if "avx512f" not in Path("/proc/cpuinfo").read_text():
-        pytest.skip("this CPU has no AVX-512: its XSAVE area holds nothing beyond what UML saves itself")
+        pytest.skip("this CPU has no AVX-512 registers to hold the patterns in")
     source = Path(__file__).with_name("fpu_threads.c")  # the guests see the host's files read-only
     out = seed_lab.remote.check(
         "client", f"cc -O2 -mavx512f -pthread -o /tmp/fpu_threads {source} && /tmp/fpu_threads", timeout=180
     )
-    assert out.startswith("ok:") and int(out.split()[-2]) > 100, out  # they did interleave
+    assert out.startswith("ok: 4000 switches"), out
 
 
 def test_a_lab_killed_mid_boot_is_cleaned_by_lab_down(builds, tmp_path):

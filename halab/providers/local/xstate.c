@@ -1,21 +1,20 @@
 /*
- * xstate.so: lets Debian 12's user-mode Linux (6.1) run on hosts whose CPUs have a large
- * XSAVE area (AVX-512, PKRU, AMX: 11008 bytes on a Sapphire Rapids host, against the 832
- * bytes of an AVX2 one).
+ * xstate.so: lets Debian 12's user-mode Linux (6.1) run on hosts whose CPUs have AMX
+ * (Sapphire Rapids and later), whose XSAVE area is 11008 bytes.
  *
  * Why: UML saves and restores each guest task's FPU state with ptrace(PTRACE_GETREGSET /
- * PTRACE_SETREGSET, NT_X86_XSTATE) and a buffer of sizeof(struct _xstate), 832 bytes. The
- * host kernel truncates a short GETREGSET, but refuses a SETREGSET shorter than its whole
- * XSAVE area with EFAULT, so every guest's init dies at its first return to user space
- * ("userspace - ptrace set fp regs failed, errno = 14").
+ * PTRACE_SETREGSET, NT_X86_XSTATE) and a buffer of sizeof(struct _xstate): 2696 bytes, x87
+ * through AVX-512 and PKRU. The host kernel truncates a short GETREGSET, but refuses a
+ * SETREGSET shorter than its whole XSAVE area with EFAULT, so every guest's init died at its
+ * first return to user space ("userspace - ptrace set fp regs failed, errno = 14").
  *
  * How: preloaded into linux.uml (LD_PRELOAD), this wraps ptrace() and changes one call: a
  * SETREGSET of NT_X86_XSTATE shorter than the host's area reads the target's whole area,
- * lays UML's bytes over its start and writes the whole area back. The rest (ZMM registers,
- * PKRU, AMX tiles) stays what the host process holds: that of the guest task that ran there
- * last, the one being resumed (tests/lab/fpu_threads.c checks it with two threads of one
- * guest process switching thousands of times). Every other call passes through unchanged,
- * and on a host whose area fits UML's buffer, this one too.
+ * lays UML's bytes over its start and writes the whole area back. What lies beyond UML's
+ * bytes is AMX's tile state, which is always in its initial state in UML's processes: the
+ * host lets a process use AMX only after it asks (arch_prctl ARCH_REQ_XCOMP_PERM), and UML
+ * never does. Every other call passes through unchanged, and on a host whose area fits
+ * UML's buffer, this one too.
  *
  * UML makes its ptrace calls from one thread, so the scratch buffer needs no lock.
  */

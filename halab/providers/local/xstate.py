@@ -1,10 +1,11 @@
 """The preload that lets user-mode Linux save guests' FPU state on any x86 host (xstate.c).
 
-Debian 12's linux.uml saves each guest task's FPU state in 832 bytes; a host whose CPU has a
-larger XSAVE area (AVX-512, PKRU, AMX) refuses that, and every guest dies as its init starts
-("userspace - ptrace set fp regs failed, errno = 14"). xstate.c wraps ptrace() in linux.uml
-to read and write the whole area. It is compiled on first use and cached by its source's
-hash; every guest gets it, and on a host whose area fits it changes nothing.
+Debian 12's linux.uml saves each guest task's FPU state in 2696 bytes (x87 through AVX-512
+and PKRU); a host whose CPU has AMX has an 11008-byte XSAVE area and refuses that short
+write, so every guest died as its init started ("userspace - ptrace set fp regs failed,
+errno = 14"). xstate.c wraps ptrace() in linux.uml to write the whole area. It is compiled on
+first use and cached by its source's hash; every guest gets it, and on a host whose area
+fits it changes nothing.
 """
 
 from __future__ import annotations
