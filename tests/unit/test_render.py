@@ -82,6 +82,7 @@ def test_a_nat_real_server_routes_its_replies_by_source_and_keeps_other_default_
     assert 'ip route replace default via "$GATEWAY" table "$TABLE"' in script
     assert 'ip route replace default via "$GATEWAY" metric "$FALLBACK_METRIC"' in script
     assert 'ip route replace default via "$GATEWAY"\n' not in script  # never the main default itself
+    assert script.index("    wait_for_address\n") < script.index('ip route replace default via "$GATEWAY" table')
 
 
 def test_active_active_makes_each_director_master_of_one_vip():
