@@ -53,6 +53,21 @@ def test_a_failure_after_the_window_fails_the_phase_and_is_named():
     assert not result.passed and result.failed_outside == 1 and "+3.40 s to vip" in result.reasons()[0]
 
 
+def test_the_window_follows_a_takeover_late_in_the_phase():
+    """Found by CI on VMs: keepalived started on the MASTER, which took the VIP back 4.1 s
+    later; the request in flight on the BACKUP at that moment was reset."""
+    phase = failover.Phase("start x", lambda p: None, bound=1.0, basis="test", holders={})
+    macs = {"m3": "server3", "m4": "server4"}
+    before = [record(t / 10, True, mac="m4") for t in range(46)] + [record(4.6, False, mac="m4")]
+    back = [*before, *(record(4.7 + t / 10, True, mac="m3") for t in range(10))]
+    result = failover.judge("s", phase, 0.5, 0.5, 6.0, back, macs, [])
+    assert result.passed and result.failed == 1 and result.failed_outside == 0
+    stayed = [{**r, "mac": "m4"} for r in back]  # the same late failure with no takeover counts
+    assert failover.judge("s", phase, 0.5, 0.5, 6.0, stayed, macs, []).failed_outside == 1
+    unknown = [*before, record(4.7, False, mac=""), *(record(4.8 + t / 10, True, mac="m4") for t in range(10))]
+    assert failover.takeovers(unknown, 0, 6.0, macs) == []  # an outage alone is no takeover
+
+
 def test_vip_moves_are_named_by_mac():
     requests = [record(t / 10, True, mac="m3" if t < 5 else "m4") for t in range(10)]
     moves = failover.vip_moves(requests, 0, 2, {"m3": "server3", "m4": "server4"})
