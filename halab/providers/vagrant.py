@@ -199,10 +199,13 @@ class VagrantProvider(Provider):
         _vagrant_call(f"vagrant up {node}", lambda: machine.up(vm_name=node, no_provision=True))
 
     def _cut_link(self, node: str) -> None:
-        self.remote.check(node, "; ".join(f"ip link set {nic} down" for nic in self.lab_nics(node)))
+        self._set_links(node, "down")
 
     def _restore_link(self, node: str) -> None:
-        self.remote.check(node, "; ".join(f"ip link set {nic} up" for nic in self.lab_nics(node)))
+        self._set_links(node, "up")
+
+    def _set_links(self, node: str, state: str) -> None:
+        self.remote.check(node, "; ".join(f"ip link set {nic} {state}" for nic in self.lab_nics(node)))
 
     def lab_nics(self, node: str) -> list[str]:
         """A node's NICs on the lab's networks, the management NIC (ssh) never among them: as

@@ -106,7 +106,7 @@ class LocalProvider(Provider):
             Requirement(
                 f"a C compiler ({xstate.COMPILER}) for linux.uml's FPU-state preload",
                 bool(shutil.which(xstate.COMPILER)),
-                "apt-get install gcc libc6-dev",
+                xstate.INSTALL,
             )
         )
         items.append(Requirement("/dev/net/tun (tap devices)", Path("/dev/net/tun").exists(), "modprobe tun"))

@@ -21,6 +21,7 @@ from halab.errors import ProviderError
 
 SOURCE = Path(__file__).with_name("xstate.c")
 COMPILER = "cc"
+INSTALL = "apt-get install gcc libc6-dev"  # what gives a host the compiler
 
 
 def preload() -> Path:
@@ -30,7 +31,7 @@ def preload() -> Path:
     if library.exists():
         return library
     if not shutil.which(COMPILER):
-        raise ProviderError(f"no C compiler ({COMPILER}) to build {SOURCE.name}: apt-get install gcc libc6-dev")
+        raise ProviderError(f"no C compiler ({COMPILER}) to build {SOURCE.name}: {INSTALL}")
     library.parent.mkdir(parents=True, exist_ok=True)
     partial = library.with_suffix(f".{os.getpid()}.partial")
     built = subprocess.run(
