@@ -19,7 +19,8 @@ import os
 
 from halab import build, paths, spec
 from halab.errors import HalabError
-from halab.prove import failover, session
+from halab.prove import scenarios, session
+from halab.prove.results import PhaseResult, ScenarioRun
 from halab.providers.local.provider import LocalProvider
 
 LABS = [paths.LABS / "seed.yaml", paths.LABS / "fast.yaml"]
@@ -27,7 +28,7 @@ FAULTS = ("keepalived-stop", "director-crash")
 QUICK_IDLE = 10.0
 
 
-def measure(lab_file: str, idle: float) -> tuple[str, list[failover.ScenarioRun]]:
+def measure(lab_file: str, idle: float) -> tuple[str, list[ScenarioRun]]:
     """One lab booted, its stop, crash and soak measured, torn down whatever happened."""
     lab = spec.load(lab_file)
     provider = LocalProvider(lab, progress=lambda _: None)
@@ -37,24 +38,24 @@ def measure(lab_file: str, idle: float) -> tuple[str, list[failover.ScenarioRun]
         build.ensure_all(lab.versions.model_dump(), progress=lambda _: None)
     except HalabError as exc:
         raise SystemExit(f"cannot build for lab {lab.name!r}: {exc}") from None
-    chosen = [s for s in failover.scenarios(lab) if s.name in FAULTS] + [failover.soak(lab, idle)]
+    chosen = [s for s in scenarios.scenarios(lab) if s.name in FAULTS] + [scenarios.soak(lab, idle)]
     return lab.name, session.measure(provider, chosen, "always", progress=lambda _: None)
 
 
-def first(runs: list[failover.ScenarioRun], scenario: str) -> failover.PhaseResult | None:
+def first(runs: list[ScenarioRun], scenario: str) -> PhaseResult | None:
     """The fault phase of a scenario (its first), if it was measured."""
     run = next((r for r in runs if r.scenario == scenario), None)
     return run.phases[0] if run and run.phases else None
 
 
-def cells(runs: list[failover.ScenarioRun]) -> list[str]:
+def cells(runs: list[ScenarioRun]) -> list[str]:
     """One lab's column of the comparison."""
     stop, crash, idle = first(runs, "keepalived-stop"), first(runs, "director-crash"), first(runs, "idle")
 
-    def outage(phase: failover.PhaseResult | None) -> str:
+    def outage(phase: PhaseResult | None) -> str:
         return f"{phase.outage_ms} ms (bound {phase.bound_ms})" if phase else "not measured"
 
-    def held(phase: failover.PhaseResult | None) -> str:
+    def held(phase: PhaseResult | None) -> str:
         return f"{phase.connections}, stall {phase.longest_stall_ms} ms" if phase else "not measured"
 
     soak = f"{idle.transitions} transitions, {idle.failed} failed" if idle else "not measured"
@@ -62,7 +63,7 @@ def cells(runs: list[failover.ScenarioRun]) -> list[str]:
     return [outage(crash), outage(stop), held(crash), held(stop), soak, verdicts]
 
 
-def comparison(measured: list[tuple[str, list[failover.ScenarioRun]]], idle: float) -> list[str]:
+def comparison(measured: list[tuple[str, list[ScenarioRun]]], idle: float) -> list[str]:
     """The labs side by side: one column per lab, one row per figure."""
     labels = [
         "crash outage",

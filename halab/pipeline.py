@@ -21,7 +21,7 @@ from pathlib import Path
 from halab import paths, spec
 from halab.errors import HalabError, ImageError
 from halab.images import base, packer
-from halab.prove import failover, session
+from halab.prove import scenarios, session
 from halab.providers import accelerator
 from halab.providers.vagrant import VagrantProvider
 
@@ -125,11 +125,11 @@ class Pipeline:
         return "ok", f"{len(self.provider.lab.nodes)} VMs, driver {accelerator.choose().libvirt_driver}"
 
     def _acceptance(self) -> tuple[str, str]:
-        passed = session.acceptance(self.provider, self.lab_file, destroy="never")
+        passed = session.acceptance(self.provider, destroy="never")
         return ("ok" if passed else "FAILED"), str(self.provider.paths.artifacts / "acceptance.xml")
 
     def _failover(self) -> tuple[str, str]:
-        runs = session.measure(self.provider, failover.scenarios(self.provider.lab), "never", self.progress)
+        runs = session.measure(self.provider, scenarios.scenarios(self.provider.lab), "never", self.progress)
         failed = [run.scenario for run in runs if not run.passed]
         return ("FAILED", "failed: " + ", ".join(failed)) if failed else ("ok", f"{len(runs)} scenarios passed")
 

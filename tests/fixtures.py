@@ -7,12 +7,17 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from halab import paths
 from halab.paths import LabPaths
+from halab.prove import verdicts
 from halab.prove.acceptance import SUITE_VERSIONS
+from halab.prove.results import Margin, PhaseResult
+from halab.prove.scenarios import Phase
+from halab.providers.faults import Fault
 from halab.providers.local import netns
 from halab.providers.local.processes import processes
 from halab.providers.local.provider import LocalProvider
@@ -120,3 +125,22 @@ def requests_through_vip(provider: LocalProvider, count: int) -> list[str]:
     command = f"for i in $(seq {count}); do curl -s -m 2 http://172.25.1.100/ || echo FAILED; done"
     result = provider.remote.run("client", command, timeout=count * 3 + 10)
     return result.stdout.splitlines()
+
+
+def phase_of(name: str = "crash x", bound: float = 1.0, **expect: Any) -> Phase:
+    """A phase with a test bound and no end state to check: what the verdicts read of one."""
+    return Phase(name, Fault("wait"), False, bound, "test", {}, **expect)
+
+
+def judged(
+    phase: Phase,
+    acted: float,
+    until: float,
+    requests: list[dict],
+    problems: list[str] | None = None,
+    connections: list[dict] | None = None,
+    macs: dict[str, str] | None = None,
+) -> PhaseResult:
+    """One phase judged on synthetic records, its action done the moment it started."""
+    mark = verdicts.Mark(phase, acted, acted, until, list(problems or []))
+    return verdicts.judge("s", mark, verdicts.Seen(requests, connections or [], macs or {}), Margin())

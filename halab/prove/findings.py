@@ -2,7 +2,7 @@
 
 A verdict says whether a phase stayed within its protocol bound; a finding says that the
 bound itself is a choice. Each is computed with the same bound formulas the verdicts use
-(halab.prove.failover), for the lab as it is and as it would be with the fix: the measured
+(halab.prove.bounds), for the lab as it is and as it would be with the fix: the measured
 figure, the knob, and the bound the fix gives. The rules:
 
 - a healed split brain without `garp_master_refresh`: the client waits for its ARP entry
@@ -25,8 +25,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from halab import paths
-from halab.prove import established, failover
-from halab.prove.failover import PhaseResult, ScenarioRun
+from halab.prove import bounds, established
+from halab.prove.results import DEFAULT_MARGIN, PhaseResult, ScenarioRun
 from halab.spec import Lab
 
 # The fixes proposed, and what they give.
@@ -92,8 +92,8 @@ def _unsynced(lab: Lab, run: ScenarioRun, phase: PhaseResult) -> Iterator[Findin
 def _split_brain(lab: Lab, run: ScenarioRun, phase: PhaseResult, artifacts: Path) -> Iterator[Finding]:
     if lab.vrrp.garp_master_refresh:
         return
-    fixed, _ = failover.heal_bound(lab, GARP_REFRESH)
-    if phase.outage_ms <= (fixed + failover.margin(fixed)) * 1000:
+    fixed = bounds.heal(lab, GARP_REFRESH).seconds
+    if phase.outage_ms <= (fixed + DEFAULT_MARGIN.of(fixed)) * 1000:
         return
     yield Finding(
         run.scenario,
@@ -126,7 +126,7 @@ def _measured_elsewhere(name: str, artifacts: Path) -> str:
 
 def _slow_checks(lab: Lab, run: ScenarioRun, phase: PhaseResult, artifacts: Path) -> Iterator[Finding]:
     check = lab.virtual_services[0].health_check
-    fixed, _ = failover.detect_bound(*FAST_CHECK)
+    fixed = bounds.detect(*FAST_CHECK).seconds
     failing = _failing_for(run, phase)
     if phase.bound_ms <= fixed * 1000 or failing <= fixed:
         return
@@ -150,9 +150,7 @@ def _failing_for(run: ScenarioRun, phase: PhaseResult) -> float:
 def _nopreempt(lab: Lab, run: ScenarioRun, phase: PhaseResult, artifacts: Path) -> Iterator[Finding]:
     if lab.vrrp.preempt:
         return
-    normal = lab.masters()
-    master = normal[str(lab.vips[0])]
-    backup = next(name for name in lab.role("director") if name != master)
+    master, backup = bounds.pair(lab)
     yield Finding(
         run.scenario,
         phase.phase,
@@ -166,11 +164,9 @@ def _nopreempt(lab: Lab, run: ScenarioRun, phase: PhaseResult, artifacts: Path) 
 
 
 def _low_backup(lab: Lab, run: ScenarioRun, phase: PhaseResult, artifacts: Path) -> Iterator[Finding]:
-    normal = lab.masters()
-    master = normal[str(lab.vips[0])]
-    backup = next(name for name in lab.role("director") if name != master)
+    master, backup = bounds.pair(lab)
     priority, ceiling = lab.nodes[backup].priority or 0, (lab.nodes[master].priority or 0) - 1
-    now, fixed = failover.skew(lab, priority), failover.skew(lab, ceiling)
+    now, fixed = bounds.skew(lab, priority), bounds.skew(lab, ceiling)
     if priority >= ceiling or now - fixed < SKEW_WORTH or phase.outage_ms <= fixed * 1000:
         return
     yield Finding(

@@ -11,10 +11,11 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from halab.prove import established
-from halab.prove.failover import PhaseResult, ScenarioRun
 from halab.prove.findings import Finding
+from halab.prove.results import NOISE, WITHIN, PhaseResult, ScenarioRun
 
-# "verdict": within the protocol bound or not; "finding": [n] when a configuration change
+# "verdict": "within" the protocol bound (to the probe's resolution), "noise +N ms" over it
+# but inside the noise margin (a pass, said as such), or FAIL; "finding": [n] when a configuration change
 # would shorten the phase (the numbered findings under the table say which).
 # "conns survived": the probe's held keep-alive connections established when the phase began
 # that kept flowing through it; "stall ms": the longest wait for a reply on one of them.
@@ -52,6 +53,13 @@ def _marks(runs: list[ScenarioRun], found: list[Finding]) -> dict[tuple[str, str
     return {key: f"[{','.join(value)}]" for key, value in numbers.items()}
 
 
+def _verdict(phase: PhaseResult) -> str:
+    """The verdict column: "within" the bound, "noise +N ms" (over it, inside the margin), "FAIL"."""
+    if phase.verdict == NOISE:
+        return f"noise +{phase.over_ms} ms"
+    return "within" if phase.verdict == WITHIN else "FAIL"
+
+
 def rows(runs: list[ScenarioRun], found: list[Finding] | None = None) -> list[tuple[str, ...]]:
     """One row per phase measured; a scenario that raised adds a row for the step that did (ERROR)."""
     marks = _marks(runs, found or [])
@@ -68,7 +76,7 @@ def rows(runs: list[ScenarioRun], found: list[Finding] | None = None) -> list[tu
                 phase.connections,
                 str(phase.longest_stall_ms) if phase.held else "-",
                 _moved(phase),
-                "pass" if phase.passed else "FAIL",
+                _verdict(phase),
                 marks.get((run.scenario, phase.phase), ""),
             )
             for phase in run.phases
@@ -91,6 +99,11 @@ def table(
     for run in runs:
         for phase in run.phases:
             text += [f"  {run.scenario} / {phase.phase}: {reason}" for reason in phase.reasons()]
+            if phase.verdict == NOISE:
+                text.append(
+                    f"  {run.scenario} / {phase.phase}: {phase.verdict_text} "
+                    f"(outage {phase.outage_ms} ms, bound {phase.bound_ms} ms, margin {phase.margin_ms} ms)"
+                )
         if run.error:
             text.append(f"  {run.scenario} / {run.failed_step}: error: {run.error}")
     if interrupted:
@@ -162,7 +175,7 @@ def write_junit(
             f"outage {phase.outage_ms} ms, {phase.failed} failed requests, bound {phase.bound_ms} ms "
             f"({phase.basis}), margin {phase.margin_ms} ms, connections survived {phase.connections}, "
             f"longest stall {phase.longest_stall_ms} ms (stall bound {phase.stall_bound_ms} ms), "
-            f"VIP moved: {_moved(phase)}"
+            f"VIP moved: {_moved(phase)}; verdict: {phase.verdict_text}"
         )
         if phase.transitions is not None:
             summary += f", VRRP transitions {phase.transitions}"

@@ -9,15 +9,16 @@ fixture all go through here.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
 from halab import paths
 from halab.errors import HalabError, UsageError
-from halab.prove import artifacts, evidence, failover, findings, report
+from halab.prove import artifacts, evidence, findings, report
+from halab.prove.results import DEFAULT_MARGIN, Margin, ScenarioRun
+from halab.prove.runner import Runner
+from halab.prove.scenarios import Scenario
 from halab.providers.base import Provider
 
 # When to tear the lab down at the end: what each policy says, given (passed, booted here).
@@ -100,37 +101,38 @@ class Session:
             )
 
 
-def acceptance(provider: Provider, lab_file: Path, destroy: str = "passing", args: list[str] | None = None) -> bool:
-    """The acceptance suite (pytest + testinfra, shipped in halab.prove.acceptance) on the lab;
-    JUnit XML and JSON land in its artifacts."""
+def acceptance(provider: Provider, destroy: str = "passing", args: list[str] | None = None) -> bool:
+    """The acceptance suite (pytest + testinfra, shipped in halab.prove.acceptance) on the lab
+    as the provider runs it, in this process: one preflight, one log collection (this
+    session's), and the suite sees the provider's own model (its NIC names, its box), never a
+    file to re-read. JUnit XML and JSON land in the lab's artifacts."""
+    import pytest
+
+    from halab.prove.acceptance.conftest import AsRun
+
     with Session(provider, "acceptance", destroy) as session:
         out = session.artifacts
         command = [
-            sys.executable,
-            "-m",
-            "pytest",
             str(paths.ACCEPTANCE / "test_cluster.py"),
-            "--lab",
-            str(lab_file),
-            "--provider",
-            provider.name,
+            f"--rootdir={paths.ROOT}",
             "-p",
             "no:cacheprovider",
             f"--junitxml={out / 'acceptance.xml'}",
             f"--report-json={out / 'acceptance.json'}",
             *(args or []),
         ]
-        session.passed = subprocess.run(command, cwd=paths.ROOT).returncode == 0
+        session.passed = pytest.main(command, plugins=[AsRun(provider)]) == 0
     return session.passed
 
 
 def measure(
     provider: Provider,
-    chosen: list[failover.Scenario],
+    chosen: list[Scenario],
     destroy: str = "passing",
     progress: Callable[[str], None] = print,
     substitutions: list[str] | None = None,
-) -> list[failover.ScenarioRun]:
+    margin: Margin = DEFAULT_MARGIN,
+) -> list[ScenarioRun]:
     """Run the failover scenarios, write JSON, JUnit and a PNG per scenario; once the lab is
     dealt with, print the table, the versions substituted (if any) and the findings.
 
@@ -138,12 +140,12 @@ def measure(
     with its error, the ones after it as not run. Whatever stops the run (Ctrl-C too), the
     scenarios that ran are still written and printed.
     """
-    runs: list[failover.ScenarioRun] = []
+    runs: list[ScenarioRun] = []
     notes = substitutions or []
     current = ""  # the scenario under way: a Ctrl-C there loses its phases, which must be said
     try:
         with Session(provider, "failover", destroy, progress=progress, substitutions=notes) as session:
-            runner = failover.Runner(provider, progress)
+            runner = Runner(provider, progress, margin)
             for scenario in chosen:
                 current = scenario.name
                 runs.append(runner.run(scenario))
@@ -156,12 +158,17 @@ def measure(
     finally:
         if runs or current:
             stopped = len(runs) + bool(current)
-            _results(provider, runs, [s.name for s in chosen[stopped:]], notes, current)
+            _results(provider, runs, [s.name for s in chosen[stopped:]], notes, current, margin)
     return runs
 
 
 def _results(
-    provider: Provider, runs: list[failover.ScenarioRun], not_run: list[str], notes: list[str], interrupted: str = ""
+    provider: Provider,
+    runs: list[ScenarioRun],
+    not_run: list[str],
+    notes: list[str],
+    interrupted: str = "",
+    margin: Margin = DEFAULT_MARGIN,
 ) -> None:
     """Write failover.json and failover.xml (replacing an earlier run's), then print the table,
     the versions substituted and the findings: the last thing a run shows."""
@@ -173,10 +180,12 @@ def _results(
         "settings": findings.settings(lab),
         "not_run": not_run,
         "interrupted": interrupted,
+        "margin": str(margin),
     }
     report.write_json(runs, lab.name, out / "failover.json", found, context)
     report.write_junit(runs, lab.name, out / "failover.xml", found, context)
     print("\n" + report.table(runs, found, not_run, interrupted))
+    print(f"margin: {margin} (a phase over its bound by less passes as noise; --margin sets it)")
     for note in notes:
         print(f"versions: {note}")
     if found:

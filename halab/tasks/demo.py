@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from halab import build, pins, stopwatch, versions
 from halab.errors import HalabError
-from halab.prove import failover, session
+from halab.prove import scenarios, session
 from halab.providers import make
 from halab.tasks import LAB_HELP, load, task
 from halab.tasks import lab as lab_tasks
@@ -38,7 +38,7 @@ def demo(c, lab=None, destroy="passing", strict_versions=False):
     build.ensure_all(model.versions.model_dump(), say)
     lab_tasks.rendered(model, config_test=True)
     running = make(model, "local", say)
-    runs = session.measure(running, failover.scenarios(model), destroy, say, notes)
+    runs = session.measure(running, scenarios.scenarios(model), destroy, say, notes)
     _day_two(choices)
     if not all(run.passed for run in runs):
         raise HalabError(f"failover failed on lab {model.name!r}")

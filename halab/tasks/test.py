@@ -7,8 +7,10 @@ import sys
 from pathlib import Path
 
 from halab import paths, stopwatch
-from halab.errors import HalabError, UsageError
-from halab.prove import failover, session
+from halab.errors import HalabError
+from halab.prove import scenarios, session
+from halab.prove.results import Margin
+from halab.spec import Lab
 from halab.tasks import LAB_HELP, PROVIDER_HELP, provider_for, task
 
 RUN_HELP = {**LAB_HELP, **PROVIDER_HELP, "destroy": session.DESTROY_HELP}
@@ -42,7 +44,7 @@ def acceptance(c, lab=None, provider="local", destroy="passing", args=""):
     """
     session.checked_destroy(destroy)
     running = provider_for(lab, provider, stopwatch.timed())
-    if not session.acceptance(running, Path(lab or paths.DEFAULT_LAB), destroy, args.split()):
+    if not session.acceptance(running, destroy, args.split()):
         raise HalabError(f"acceptance failed on lab {running.lab.name!r}")
 
 
@@ -50,31 +52,42 @@ def acceptance(c, lab=None, provider="local", destroy="passing", args=""):
     name="failover",
     help={
         **RUN_HELP,
-        "scenario": "comma-separated scenario names (default: all); see --list-scenarios",
+        "scenario": "comma-separated scenario names (default: all but idle); see --list-scenarios",
         "list_scenarios": "print the lab's scenarios and their bounds, run nothing",
+        "margin": Margin.HELP,
     },
 )
-def failover_(c, lab=None, provider="local", destroy="passing", scenario="", list_scenarios=False):
+def failover_(c, lab=None, provider="local", destroy="passing", scenario="", list_scenarios=False, margin="2s+20%"):
     """Run failover scenarios with a probe on the client and print what the VIP's users saw.
 
     A table (scenario, outage, failed requests, bound, verdict, findings), then the
-    findings; JSON, JUnit XML and a PNG timeline per scenario in the lab's artifacts.
+    findings; JSON, JUnit XML and a PNG timeline per scenario in the lab's artifacts. A
+    phase's verdict is "within" its protocol bound, "noise +N ms" when over it by less than
+    the margin (a pass, said as such), or FAIL.
     """
     session.checked_destroy(destroy)
+    slack = Margin.parse(margin)
     say = stopwatch.timed()
     running = provider_for(lab, provider, say)
-    chosen = _chosen(failover.scenarios(running.lab), [failover.soak(running.lab)], scenario)
+    chosen = scenarios.chosen(running.lab, scenario)
     if list_scenarios:
-        for item in chosen if scenario else [*chosen, failover.soak(running.lab)]:
-            print(f"{item.name}: {item.description}" + ("" if item in chosen else " (on request: --scenario idle)"))
-            for phase in item.phases:
-                print(f"    {phase.name}: bound {phase.bound * 1000:.0f} ms ({phase.basis})")
-                if failover.expectation(phase):
-                    print(f"        {failover.expectation(phase)}")
+        _list(running.lab, chosen if scenario else [*chosen, scenarios.soak(running.lab)], bool(scenario), slack)
         return
-    runs = session.measure(running, chosen, destroy, say)
+    runs = session.measure(running, chosen, destroy, say, margin=slack)
     if not all(run.passed for run in runs):
         raise HalabError(f"failover failed on lab {running.lab.name!r}")
+
+
+def _list(lab: Lab, listed: list[scenarios.Scenario], named: bool, margin: Margin) -> None:
+    """Each scenario, its phases, their bounds (and the margin over them) and expectations."""
+    print(f"margin over every bound: {margin}")
+    for item in listed:
+        on_request = "" if named or item.name != "idle" else " (on request: --scenario idle)"
+        print(f"{item.name}: {item.description}{on_request}")
+        for phase in item.phases:
+            print(f"    {phase.name}: bound {phase.bound * 1000:.0f} ms ({phase.basis})")
+            if scenarios.expectation(phase):
+                print(f"        {scenarios.expectation(phase)}")
 
 
 @task(
@@ -99,13 +112,3 @@ def pipeline(c, os="debian-12", lab=None):
         print(f"stage table: {run.provider.paths.pipeline / 'stages.txt'}")
     if not run.passed:
         raise HalabError(f"pipeline failed for {os}: see the table above")
-
-
-def _chosen(known: list[failover.Scenario], on_request: list[failover.Scenario], names: str) -> list[failover.Scenario]:
-    """The scenarios named (any of known + on_request), or every one of known when none is."""
-    wanted = [name.strip() for name in names.split(",") if name.strip()]
-    every = known + on_request
-    unknown = [name for name in wanted if name not in {s.name for s in every}]
-    if unknown:
-        raise UsageError(f"unknown scenario {', '.join(unknown)}; known: {', '.join(s.name for s in every)}")
-    return [s for s in every if s.name in wanted] if wanted else known

@@ -11,7 +11,7 @@ import pytest
 
 from halab import paths
 from halab.remote import Remote
-from tests.fixtures import lab_file, needs_root, probe_record, task_environment
+from tests.fixtures import judged, lab_file, needs_root, phase_of, probe_record, task_environment
 
 BENCH = paths.ROOT / "bench"
 
@@ -72,14 +72,13 @@ def test_a_serving_lab_gives_requests_per_second(tmp_path, fake_ssh):
 
 
 def test_the_failover_comparison_puts_each_labs_figures_in_its_column():
-    from halab.prove import failover
+    from halab.prove.results import ScenarioRun
 
-    def run(scenario: str, outage_until: float, held: tuple[int, int]) -> failover.ScenarioRun:
-        phase = failover.Phase("fault", lambda p: None, bound=0.4, basis="test", holders={}, kind="down")
+    def run(scenario: str, outage_until: float, held: tuple[int, int]) -> ScenarioRun:
         requests = [probe_record(t / 20, not 1.0 <= t / 20 < outage_until) for t in range(100)]
-        result = failover.judge(scenario, phase, 1.0, 1.0, 5.0, requests, {}, [])
+        result = judged(phase_of("fault", 0.4, kind="down"), 1.0, 5.0, requests)
         result.survived, result.held = held
-        return failover.ScenarioRun(scenario, "", 0.0, 0.0, {}, requests, [result])
+        return ScenarioRun(scenario, "", 0.0, 0.0, {}, requests, [result])
 
     seed = [run("keepalived-stop", 1.9, (0, 8)), run("director-crash", 4.6, (0, 8))]
     fast = [run("keepalived-stop", 1.1, (8, 8)), run("director-crash", 1.35, (8, 8))]

@@ -7,21 +7,25 @@ import json
 import pytest
 
 from halab import paths, spec
-from halab.prove import failover, findings, report
+from halab.prove import bounds, findings, report, scenarios, verdicts
+from halab.prove.results import Margin, ScenarioRun
 from tests.fixtures import probe_record as record
 
 
-def run_of(lab: spec.Lab, scenario: str, down: tuple[float, float]) -> failover.ScenarioRun:
+def run_of(
+    lab: spec.Lab, scenario: str, down: tuple[float, float], connections: list[dict] | None = None
+) -> ScenarioRun:
     """A scenario whose phases act at 10 s and 50 s (the probe runs 150 s at 20 requests/s)
     and whose VIP fails from down[0] to down[1] s."""
-    chosen = next(s for s in failover.scenarios(lab) if s.name == scenario)
+    chosen = next(s for s in scenarios.scenarios(lab) if s.name == scenario)
     requests = [record(t / 20, not (down[0] <= t / 20 < down[1])) for t in range(20 * 150)]
     spans = [(10.0, 50.0), (50.0, 145.0)]
+    seen = verdicts.Seen(requests, connections or [])
     results = [
-        failover.judge(scenario, phase, start, start, until, requests, {}, [])
+        verdicts.judge(scenario, verdicts.Mark(phase, start, start, until), seen, Margin())
         for phase, (start, until) in zip(chosen.phases, spans, strict=True)
     ]
-    return failover.ScenarioRun(scenario, chosen.description, 0.0, 0.0, {}, requests, results)
+    return ScenarioRun(scenario, chosen.description, 0.0, 0.0, {}, requests, results)
 
 
 @pytest.fixture
@@ -35,7 +39,7 @@ def test_a_healed_split_brain_without_garp_refresh_is_a_finding_with_the_fixed_b
     heal = [f for f in found if f.phase == "restore server3's link"]
     assert len(heal) == 1
     # max(garp 2, recheck 3 + 3) + advert 1, from the same formula as the verdict's bound
-    assert heal[0].fixed_bound_ms == round(failover.heal_bound(seed, 2)[0] * 1000) == 7000
+    assert heal[0].fixed_bound_ms == round(bounds.heal(seed, 2).seconds * 1000) == 7000
     assert heal[0].bound_ms == 54000 and "garp_master_refresh: 2" in heal[0].fix
     assert "51" in heal[0].measured
 
@@ -94,11 +98,9 @@ def test_findings_reach_the_table_json_and_junit_and_leave_the_verdict_alone(see
 
 
 def test_established_connections_lost_without_sync_name_lvs_sync_daemon_as_the_fix(seed, tmp_path):
-    run = run_of(seed, "director-crash", (10.0, 14.0))
     reset = {"opened": 1.0, "last_ok": 10.0, "ended": 18.0, "outcome": "reset", "stalls": []}
     survivor = {"opened": 1.0, "last_ok": 149.0, "ended": 149.05, "outcome": "open", "stalls": [[10.0, 11.0]]}
-    for result, phase in zip(run.phases, failover.scenarios(seed)[1].phases, strict=True):
-        failover.judge_connections(result, phase, [reset, survivor])
+    run = run_of(seed, "director-crash", (10.0, 14.0), [reset, survivor])
     assert run.phases[0].connections == "1/2" and run.phases[0].passed  # lost, as expected without sync
     found = findings.of(seed, [run], tmp_path)
     assert [f.fix.split(" (")[0] for f in found] == ["vrrp.lvs_sync_daemon: true"]

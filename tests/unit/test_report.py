@@ -5,14 +5,15 @@ from __future__ import annotations
 import json
 import xml.etree.ElementTree as ET
 
-from halab.prove import failover, report
+from halab.prove import report
+from halab.prove.results import ScenarioRun
+from tests.fixtures import judged, phase_of
 from tests.fixtures import probe_record as record
 
 
 def test_reports_table_json_and_junit(tmp_path):
-    phase = failover.Phase("crash x", lambda p: None, bound=1.0, basis="test", holders={})
-    result = failover.judge("s", phase, 0.0, 0.0, 4.0, [record(3.9, False)], {}, ["VIP v held by nobody"])
-    run = failover.ScenarioRun("s", "a test", 0.0, 0.0, {}, [record(3.9, False)], [result])
+    result = judged(phase_of(), 0.0, 4.0, [record(3.9, False)], ["VIP v held by nobody"])
+    run = ScenarioRun("s", "a test", 0.0, 0.0, {}, [record(3.9, False)], [result])
     text = report.table([run])
     assert "FAIL" in text and "VIP v held by nobody" in text
     data = json.loads(report.write_json([run], "lab", tmp_path / "f.json").read_text())

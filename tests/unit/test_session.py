@@ -9,8 +9,12 @@ import pytest
 
 from halab import paths, spec
 from halab.errors import ProviderError, UsageError
-from halab.prove import failover, session
+from halab.prove import runner, session
+from halab.prove.results import Margin
+from halab.prove.runner import Runner
+from halab.prove.scenarios import Phase, Scenario
 from halab.prove.session import DESTROY, Session
+from halab.providers import faults
 from halab.providers.vagrant import VagrantProvider
 from tests.conftest import MemoryProvider
 
@@ -71,12 +75,26 @@ def test_the_failover_runner_reads_the_lab_as_the_provider_runs_it(home, fake_ss
     """Vagrant runs the lab on eth1 (eth0 is the management NIC): MACs and ARP flushes must
     go there, whatever the lab file says."""
     provider = VagrantProvider(spec.load(), progress=lambda _: None, hypervisor="libvirt")
-    runner = failover.Runner(provider, progress=lambda _: None)
+    measuring = Runner(provider, progress=lambda _: None)
     fake_ssh.answer("capture", stdout=json.dumps({"pages": ["FAILED: timeout"]}) + "\n")
-    runner.macs()
-    runner._client_reaches_every_vip()
+    measuring.state.read(("macs",))
+    measuring._client_reaches_every_vip()
     network = [command for _, command in fake_ssh.calls() if "/sys/class/net/" in command or "ip neigh" in command]
     assert network and all("eth1" in command and "eth0" not in command for command in network), network
+
+
+WAIT = faults.Fault("wait")
+
+
+def _phase(name: str, fault: faults.Fault, heals: bool = False) -> Phase:
+    """A phase with a one-second bound that leaves the VIP on server3."""
+    return Phase(name, fault, heals, 1.0, "a second", {"172.25.1.100": "server3"})
+
+
+def _quick(monkeypatch) -> None:
+    """No baseline or tail around the phases: the fake probe's records are all there is."""
+    for name in ("BASELINE", "TAIL"):
+        monkeypatch.setattr(runner, name, 0.0)
 
 
 def _probe_answers(fake_ssh) -> None:
@@ -107,27 +125,24 @@ def _probe_answers(fake_ssh) -> None:
 def test_a_scenario_that_raises_still_gets_the_table_and_the_reports(memory_provider, fake_ssh, monkeypatch, capsys):
     """A node that does not come back ends the run, but the scenarios that ran, the one that
     raised (with its error) and the ones never run are printed and written, JSON and JUnit."""
-    for name in ("BASELINE", "TAIL", "MARGIN"):
-        monkeypatch.setattr(failover, name, 0.0)
+    _quick(monkeypatch)
     _probe_answers(fake_ssh)
 
-    def no_boot(provider):
+    def no_boot(provider, fault):
         raise ProviderError("server3 did not answer over ssh within 60 s of its restart")
 
-    vip = {"172.25.1.100": "server3"}
+    crash = faults.Fault("crash", "server3")
+    monkeypatch.setattr(memory_provider, "restart", lambda node: no_boot(memory_provider, crash))
     chosen = [
-        failover.Scenario("quiet", "nothing happens", (failover.Phase("wait", lambda p: None, 1.0, "a second", vip),)),
-        failover.Scenario(
+        Scenario("quiet", "nothing happens", (_phase("wait", WAIT),)),
+        Scenario(
             "restart-fails",
             "server3 crashes and does not come back",
-            (
-                failover.Phase("crash server3", lambda p: p.crash("server3"), 1.0, "a second", vip),
-                failover.Phase("restart server3", no_boot, 1.0, "a second", vip),
-            ),
+            (_phase("crash server3", crash), _phase("restart server3", crash, heals=True)),
         ),
-        failover.Scenario("never", "not reached", (failover.Phase("wait", lambda p: None, 1.0, "a second", vip),)),
+        Scenario("never", "not reached", (_phase("wait", WAIT),)),
     ]
-    runs = session.measure(memory_provider, chosen, progress=lambda _: None)
+    runs = session.measure(memory_provider, chosen, progress=lambda _: None, margin=Margin(0, 0))
 
     assert [(run.scenario, run.passed, run.failed_step) for run in runs] == [
         ("quiet", True, ""),
@@ -161,21 +176,20 @@ def test_a_scenario_that_raises_still_gets_the_table_and_the_reports(memory_prov
 
 
 def test_ctrl_c_mid_run_still_prints_and_writes_what_ran(memory_provider, fake_ssh, monkeypatch, capsys):
-    for name in ("BASELINE", "TAIL", "MARGIN"):
-        monkeypatch.setattr(failover, name, 0.0)
+    _quick(monkeypatch)
     _probe_answers(fake_ssh)
 
-    def interrupt(provider):
+    def interrupt(node):
         raise KeyboardInterrupt
 
-    vip = {"172.25.1.100": "server3"}
+    monkeypatch.setattr(memory_provider, "crash", interrupt)
     chosen = [
-        failover.Scenario("quiet", "nothing happens", (failover.Phase("wait", lambda p: None, 1.0, "a second", vip),)),
-        failover.Scenario("stopped", "Ctrl-C", (failover.Phase("wait", interrupt, 1.0, "a second", vip),)),
-        failover.Scenario("later", "never reached", (failover.Phase("wait", lambda p: None, 1.0, "a second", vip),)),
+        Scenario("quiet", "nothing happens", (_phase("wait", WAIT),)),
+        Scenario("stopped", "Ctrl-C", (_phase("wait", faults.Fault("crash", "server3")),)),
+        Scenario("later", "never reached", (_phase("wait", WAIT),)),
     ]
     with pytest.raises(KeyboardInterrupt):
-        session.measure(memory_provider, chosen, progress=lambda _: None)
+        session.measure(memory_provider, chosen, progress=lambda _: None, margin=Margin(0, 0))
     out = capsys.readouterr().out
     assert ["quiet", "wait"] in [line.split()[:2] for line in out.splitlines()]
     assert "interrupted during stopped: its phases were not recorded" in out and "not run (the run" in out

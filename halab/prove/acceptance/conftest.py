@@ -1,10 +1,11 @@
 """The lab the acceptance suite checks, reached only through its provider (ssh_config).
 
-With `--lab FILE` (what `invoke test.acceptance` passes) the lab is the file's, as it is,
-on `--provider`. Without it the suite proves every shipped lab in turn, renamed t-<name>
-(so it never touches a lab of the user's) with SUITE_VERSIONS, which any Debian host can
-fetch. Boot-if-needed, logs and tear-down are halab.prove.session's: a lab that was
-already up is used and left up; a lab the suite boots, it tears down, whatever happened.
+Run by `invoke test.acceptance` (halab.prove.session.acceptance), the suite is handed the
+provider itself (the AsRun plugin): the lab as that provider runs it, already booted,
+with its logs and tear-down the caller's session's. Run by plain pytest, it proves every
+shipped lab in turn, renamed t-<name> (so it never touches a lab of the user's) with
+SUITE_VERSIONS, which any Debian host can fetch, each in a session of its own: booted and
+torn down by the suite, whatever happened.
 """
 
 from __future__ import annotations
@@ -20,14 +21,26 @@ import pytest
 import testinfra
 
 from halab import build, paths, pins, spec
-from halab.prove import failover
 from halab.prove.acceptance import KEEP_LABS, SUITE_VERSIONS
+from halab.prove.runner import Runner
 from halab.prove.session import Session
 from halab.providers import make
 from halab.providers.base import Provider
 from halab.spec import Lab, Versions
 
 SHIPPED = ("seed.yaml", "dual.yaml", "unicast.yaml", "nat.yaml", "tun.yaml")
+
+
+class AsRun:
+    """A pytest plugin holding the provider of a lab that is up: the lab the suite checks."""
+
+    def __init__(self, provider: Provider) -> None:
+        self.as_run = provider
+
+
+def _as_run(config: pytest.Config) -> Provider | None:
+    """The provider handed in by the caller (pytest.main(plugins=[AsRun(...)])), if any."""
+    return next((p.as_run for p in config.pluginmanager.get_plugins() if isinstance(p, AsRun)), None)
 
 
 @dataclass
@@ -61,16 +74,7 @@ class LabCase:
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("halab", "the acceptance suite's lab (used by `invoke test.acceptance`)")
-    group.addoption(
-        "--lab",
-        action="append",
-        default=[],
-        metavar="FILE",
-        help="lab file to check, as it is (repeatable); default: the shipped labs, renamed "
-        "t-<name> and with the suite's versions, each booted and torn down by the suite",
-    )
-    group.addoption("--provider", default="local", help="provider running the lab (default: local)")
+    group = parser.getgroup("halab", "the acceptance suite's reports (used by `invoke test.acceptance`)")
     group.addoption("--report-json", metavar="PATH", help="also write each test's outcome as JSON to PATH")
 
 
@@ -83,37 +87,39 @@ def shipped_labs() -> list[Lab]:
     return labs
 
 
-def _labs(config: pytest.Config) -> list[Lab]:
-    files = config.getoption("lab")
-    return [spec.load(path) for path in files] if files else shipped_labs()
-
-
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "lab_case" in metafunc.fixturenames:
-        labs = _labs(metafunc.config)
+        given = _as_run(metafunc.config)
+        labs = [given.lab] if given else shipped_labs()
         metafunc.parametrize("lab_case", labs, ids=[lab.name for lab in labs], indirect=True, scope="session")
 
 
 @pytest.fixture(scope="session")
 def lab_case(request: pytest.FixtureRequest) -> Iterator[LabCase]:
+    given = _as_run(request.config)
+    if given is not None:
+        _baseline(given)
+        yield LabCase(given)
+        return
     lab: Lab = request.param
-    provider_name = request.config.getoption("provider")
-    if provider_name == "local" and os.geteuid() != 0:
+    if os.geteuid() != 0:
         pytest.skip("needs root: the local provider creates network namespaces and user-mode Linux guests")
-    if not request.config.getoption("lab"):
-        for name, version in SUITE_VERSIONS.items():
-            build.ensure(pins.pin(name, version), progress=lambda _: None)
-    provider = make(lab, provider_name, progress=lambda _: None)
+    for name, version in SUITE_VERSIONS.items():
+        build.ensure(pins.pin(name, version), progress=lambda _: None)
+    provider = make(lab, "local", progress=lambda _: None)
     failed_before = request.session.testsfailed
-    keep = bool(os.environ.get(KEEP_LABS))
-    destroy = "never" if keep else "booted"
+    destroy = "never" if os.environ.get(KEEP_LABS) else "booted"
     with Session(provider, "acceptance-suite", destroy=destroy, record=False, progress=lambda _: None) as session:
-        # The checks expect each VIP on its highest-priority director. With nopreempt the first
-        # election goes to whichever director's timer runs out first (boot order decides), and
-        # the VIP stays there: move it as the failover runs do before each scenario.
-        failover.Runner(provider, progress=lambda _: None).restore_baseline()
+        _baseline(provider)
         yield LabCase(provider)
         session.passed = request.session.testsfailed == failed_before
+
+
+def _baseline(provider: Provider) -> None:
+    """The checks expect each VIP on its highest-priority director. With nopreempt the first
+    election goes to whichever director's timer runs out first (boot order decides), and the
+    VIP stays there: move it as the failover runs do before each scenario."""
+    Runner(provider, progress=lambda _: None).restore_baseline()
 
 
 class JsonReport:
@@ -148,5 +154,6 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatu
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "root: needs root (namespaces, user-mode Linux); CI runs as root")
     if config.getoption("report_json", None):
         config.pluginmanager.register(JsonReport(config.getoption("report_json")), "halab-json-report")

@@ -1,18 +1,20 @@
 """Every failover scenario of the lab, measured from the client and held to its protocol bound.
 
-The scenarios, their bounds and the margin are halab.prove.failover's (the same code behind
-`invoke test.failover`); a failure message carries the scenario's table.
+The scenarios and their bounds are halab.prove.scenarios', the runner and the margin
+halab.prove.runner's and results' (the same code behind `invoke test.failover`); a failure
+message carries the scenario's table.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from halab import spec
-from halab.prove import failover, report
+from halab.prove import report, scenarios
+from halab.prove.results import DEFAULT_MARGIN, ScenarioRun
+from halab.prove.runner import Runner
 
 pytestmark = pytest.mark.root
-NAMES = [scenario.name for scenario in failover.scenarios(spec.load())]
+NAMES = [entry.name for entry in scenarios.CATALOGUE]
 # The suite's own runs of the other shipped labs measure what each adds to the seed's:
 # active-active, a crashed director's VIP moving while the other keeps serving; unicast
 # (nopreempt, VRRPv3, multicast dropped), a crash and a clean stop. A --lab run gets all.
@@ -33,14 +35,14 @@ def test_scenario_stays_within_its_bound(lab_case, name):
             f"{lab_case.lab.name} runs {', '.join(sorted(FOCUS[lab_case.lab.name]))} only; "
             f"the seed lab runs every scenario (invoke test.failover runs all on any lab)"
         )
-    scenario = next(s for s in failover.scenarios(lab_case.lab) if s.name == name)
-    run = failover.Runner(lab_case.provider, progress=lambda _: None).run(scenario)
+    scenario = next(s for s in scenarios.scenarios(lab_case.lab) if s.name == name)
+    run = Runner(lab_case.provider, progress=lambda _: None).run(scenario)
     assert run.passed, "\n" + report.table([run])
     if lab_case.lab.nat is not None:
         _the_gateway_followed_the_vip(run, scenario)
 
 
-def _the_gateway_followed_the_vip(run: failover.ScenarioRun, scenario: failover.Scenario) -> None:
+def _the_gateway_followed_the_vip(run: ScenarioRun, scenario: scenarios.Scenario) -> None:
     """NAT: in every phase that moved the VIP, a real server's ARP entry for the gateway ended
     on the VIP's new holder, and moved with it: one VRRP instance holds both, so the same
     gratuitous ARP burst announces both (allowed apart: the phase's margin)."""
@@ -51,7 +53,7 @@ def _the_gateway_followed_the_vip(run: failover.ScenarioRun, scenario: failover.
         vip, gateway = result.vip_moves[-1], result.gateway_moves[-1]
         assert gateway["to"] == vip["to"] == phase.holders[vip["vip"].rsplit(":", 1)[0]], (vip, gateway)
         apart = abs(gateway["at"] - vip["at"])
-        assert apart <= failover.margin(phase.bound), (
+        assert apart <= DEFAULT_MARGIN.of(phase.bound), (
             f"{result.phase}: the gateway moved {apart * 1000:.0f} ms apart from the VIP "
-            f"(allowed {failover.margin(phase.bound) * 1000:.0f} ms)\n{report.table([run])}"
+            f"(allowed {DEFAULT_MARGIN.of(phase.bound) * 1000:.0f} ms)\n{report.table([run])}"
         )

@@ -1,17 +1,32 @@
-"""The failover arithmetic without a lab: bounds from lab files, and judging probe records."""
+"""The failover arithmetic without a lab: the catalogue's bounds from lab files, and the
+verdicts on synthetic timelines of probe records."""
 
 from __future__ import annotations
 
 import pytest
 
 from halab import paths, spec
-from halab.prove import failover
+from halab.prove import scenarios, verdicts
+from halab.prove.results import DEFAULT_MARGIN, FAIL, NOISE, WITHIN, Margin
+from halab.prove.scenarios import Phase
+from halab.providers.faults import Fault
 from tests.fixtures import probe_record as record
 
+WAIT = Fault("wait")
 
-def phases(lab_file: str) -> dict[str, failover.Phase]:
+
+def phases(lab_file: str) -> dict[str, Phase]:
     lab = spec.load(paths.LABS / lab_file)
-    return {phase.name: phase for scenario in failover.scenarios(lab) for phase in scenario.phases}
+    return {phase.name: phase for scenario in scenarios.scenarios(lab) for phase in scenario.phases}
+
+
+def phase(name: str = "crash x", bound: float = 1.0, **expect) -> Phase:
+    """A phase with a test bound and no end state: what the verdicts read of one."""
+    return Phase(name, WAIT, False, bound, "test", {}, **expect)
+
+
+def judge(p: Phase, acted: float, done: float, until: float, requests: list[dict], macs=None, margin=DEFAULT_MARGIN):
+    return verdicts.judge("s", verdicts.Mark(p, acted, done, until), verdicts.Seen(requests, macs=macs or {}), margin)
 
 
 def test_seed_bounds_follow_vrrp_and_the_checker():
@@ -39,38 +54,37 @@ def test_active_active_masters_and_failover_targets():
 def test_outage_is_the_longest_gap_between_successes_including_the_probes_end():
     requests = [record(t / 10, True) for t in range(10)] + [record(1.0 + t / 10, False) for t in range(30)]
     requests += [record(4.0 + t / 10, True) for t in range(10)]
-    assert failover.outage(requests, 0.95, 6) == pytest.approx(4.0 - 0.9, abs=1e-6)
+    assert verdicts.outage(requests, 0.95, 6) == pytest.approx(4.0 - 0.9, abs=1e-6)
     stuck = [record(t / 10, True) for t in range(10)] + [record(1.0 + t / 10, False, latency=1.0) for t in range(30)]
-    assert failover.outage(stuck, 0.95, 10) == pytest.approx(3.9 + 1.0 - 0.91, abs=1e-6)
+    assert verdicts.outage(stuck, 0.95, 10) == pytest.approx(3.9 + 1.0 - 0.91, abs=1e-6)
 
 
 def test_a_failure_after_the_window_fails_the_phase_and_is_named():
-    phase = failover.Phase("crash x", lambda p: None, bound=1.0, basis="test", holders={})
     fine = [record(t / 10, t < 5 or t > 15) for t in range(40)]
-    assert failover.judge("s", phase, 0.5, 0.5, 4.0, fine, {}, []).passed
+    assert judge(phase(), 0.5, 0.5, 4.0, fine).passed
     late = [*fine, record(3.9, False)]
-    result = failover.judge("s", phase, 0.5, 0.5, 4.0, late, {}, [])
+    result = judge(phase(), 0.5, 0.5, 4.0, late)
     assert not result.passed and result.failed_outside == 1 and "+3.40 s to vip" in result.reasons()[0]
 
 
 def test_the_window_follows_a_takeover_late_in_the_phase():
     """Found by CI on VMs: keepalived started on the MASTER, which took the VIP back 4.1 s
     later; the request in flight on the BACKUP at that moment was reset."""
-    phase = failover.Phase("start x", lambda p: None, bound=1.0, basis="test", holders={})
+    start = phase("start x")
     macs = {"m3": "server3", "m4": "server4"}
     before = [record(t / 10, True, mac="m4") for t in range(46)] + [record(4.6, False, mac="m4")]
     back = [*before, *(record(4.7 + t / 10, True, mac="m3") for t in range(10))]
-    result = failover.judge("s", phase, 0.5, 0.5, 6.0, back, macs, [])
+    result = judge(start, 0.5, 0.5, 6.0, back, macs)
     assert result.passed and result.failed == 1 and result.failed_outside == 0
     stayed = [{**r, "mac": "m4"} for r in back]  # the same late failure with no takeover counts
-    assert failover.judge("s", phase, 0.5, 0.5, 6.0, stayed, macs, []).failed_outside == 1
+    assert judge(start, 0.5, 0.5, 6.0, stayed, macs).failed_outside == 1
     unknown = [*before, record(4.7, False, mac=""), *(record(4.8 + t / 10, True, mac="m4") for t in range(10))]
-    assert failover.takeovers(unknown, 0, 6.0, macs) == []  # an outage alone is no takeover
+    assert verdicts.takeovers(unknown, 0, 6.0, macs) == []  # an outage alone is no takeover
 
 
 def test_vip_moves_are_named_by_mac():
     requests = [record(t / 10, True, mac="m3" if t < 5 else "m4") for t in range(10)]
-    moves = failover.vip_moves(requests, 0, 2, {"m3": "server3", "m4": "server4"})
+    moves = verdicts.vip_moves(requests, 0, 2, {"m3": "server3", "m4": "server4"})
     assert moves == [{"vip": "vip", "at": 0.5, "from": "server3", "to": "server4"}]
 
 
@@ -79,36 +93,36 @@ def test_fast_bounds_use_vrrpv3_centisecond_adverts_and_sync_keeps_connections()
     assert fast["crash server3"].bound == pytest.approx(3 * 0.1 + 157 * 0.1 / 256)
     assert fast["stop keepalived on server3"].bound == pytest.approx(157 * 0.1 / 256)
     assert fast["crash server3"].established == fast["stop keepalived on server3"].established == "kept"
-    assert "stall bound 923 ms" in failover.expectation(fast["crash server3"])  # 2 x 0.3613 + 0.2 s
+    assert "stall bound 923 ms" in scenarios.expectation(fast["crash server3"])  # 2 x 0.3613 + 0.2 s
 
 
 def test_without_sync_a_director_failure_must_lose_established_connections():
     seed = phases("seed.yaml")
     assert seed["crash server3"].established == seed["stop keepalived on server3"].established == "lost"
-    assert "lvs_sync_daemon" in failover.expectation(seed["crash server3"])
+    assert "lvs_sync_daemon" in scenarios.expectation(seed["crash server3"])
     assert seed["restart server3"].established == seed["cut server3's link"].established == ""
 
 
 def test_judging_held_connections_adds_their_figures_and_the_contradicted_expectation():
-    phase = failover.Phase("crash x", lambda p: None, bound=1.0, basis="test", holders={}, established="lost")
-    result = failover.judge("s", phase, 10.0, 10.0, 30.0, [record(t / 10, True) for t in range(300)], {}, [])
     survivor = {"opened": 1.0, "last_ok": 29.9, "ended": 30.0, "outcome": "open", "stalls": [[10.0, 10.4]]}
-    failover.judge_connections(result, phase, [survivor])
+    seen = verdicts.Seen([record(t / 10, True) for t in range(300)], [survivor])
+    result = verdicts.judge("s", verdicts.Mark(phase(established="lost"), 10.0, 10.0, 30.0), seen, Margin())
     assert (result.connections, result.longest_stall_ms, result.stall_bound_ms) == ("1/1", 400, 2200)
     assert not result.passed and "expected them lost" in result.reasons()[0]
 
 
 def test_held_connection_times_are_made_relative_to_the_probe_start():
     raw = {"opened": 101.0, "last_ok": 150.0, "ended": 151.0, "outcome": "open", "stalls": [[110.0, 111.0]]}
-    moved = failover.relative(raw, 100.0)
+    moved = verdicts.relative(raw, 100.0)
     assert (moved["opened"], moved["ended"], moved["stalls"]) == (1.0, 51.0, [[10.0, 11.0]])
 
 
 def test_the_idle_soak_is_a_no_fault_phase_run_on_request():
     lab = spec.load(paths.LABS / "fast.yaml")
-    idle = failover.soak(lab, 60)
+    idle = scenarios.soak(lab, 60)
     assert idle.name == "idle" and idle.phases[0].kind == "idle" and idle.phases[0].bound == 0
-    assert "idle" not in {s.name for s in failover.scenarios(lab)}
+    assert "idle" not in {s.name for s in scenarios.scenarios(lab)}
+    assert [s.name for s in scenarios.chosen(lab, "idle")] == ["idle"]
 
 
 def with_persistence(lab_file: str) -> spec.Lab:
@@ -121,20 +135,68 @@ def with_persistence(lab_file: str) -> spec.Lab:
 
 
 def test_persistence_must_stick_across_a_takeover_only_with_sync():
-    def named(lab: spec.Lab) -> dict[str, failover.Phase]:
-        return {p.name: p for s in [*failover.scenarios(lab), failover.soak(lab)] for p in s.phases}
+    def named(lab: spec.Lab) -> dict[str, Phase]:
+        return {p.name: p for s in [*scenarios.scenarios(lab), scenarios.soak(lab)] for p in s.phases}
 
     fast, seed = named(with_persistence("fast.yaml")), named(with_persistence("seed.yaml"))
     assert fast["crash server3"].sticky and fast["stop keepalived on server3"].sticky and fast["idle"].sticky
-    assert "one real server" in failover.expectation(fast["crash server3"])
+    assert "one real server" in scenarios.expectation(fast["crash server3"])
     assert not seed["crash server3"].sticky and seed["idle"].sticky  # no sync: the new MASTER reschedules
     assert not phases("fast.yaml")["crash server3"].sticky  # no persistence_timeout: round robin
 
 
 def test_a_sticky_phase_fails_when_another_real_server_answers():
-    phase = failover.Phase("crash x", lambda p: None, bound=1.0, basis="test", holders={}, sticky=True)
+    sticky = phase(sticky=True)
     one = [record(t / 10, True) for t in range(40)]
-    assert failover.judge("s", phase, 1.0, 1.0, 4.0, one, {}, []).passed
+    assert judge(sticky, 1.0, 1.0, 4.0, one).passed
     moved = [*one, {**record(3.0, True), "page": "<h1>server2's page</h1>"}]
-    result = failover.judge("s", phase, 1.0, 1.0, 4.0, moved, {}, [])
+    result = judge(sticky, 1.0, 1.0, 4.0, moved)
     assert "answered by <h1>server1's page</h1> and <h1>server2's page</h1>" in result.reasons()[0]
+
+
+def outage_of(seconds: float, resolution: float = 0.05) -> list[dict]:
+    """Requests every 50 ms with one gap of `seconds` between answers, from t = 1 s."""
+    before = [record(t * resolution, True, latency=0.0) for t in range(int(1 / resolution) + 1)]
+    after = [record(1 + seconds + t * resolution, True, latency=0.0) for t in range(int(2 / resolution))]
+    return before + after
+
+
+@pytest.mark.parametrize(
+    ("gap", "verdict", "words"),
+    [
+        (0.8, WITHIN, "within the bound"),
+        (1.04, WITHIN, "within the bound"),  # over by less than the probe's 50 ms resolution
+        (1.5, NOISE, "over the bound by 450 ms, within the noise margin"),
+        (3.5, FAIL, "fail"),
+    ],
+)
+def test_a_verdict_says_how_much_of_its_slack_it_used(gap, verdict, words):
+    """A 1 s bound with the default margin (2 s + 20 %): within, over it inside the noise
+    margin (a pass, but said as such), or over the margin (a failure)."""
+    mark = verdicts.Mark(phase(), 0.9, 1.0, 6.0)
+    result = verdicts.judge("s", mark, verdicts.Seen(outage_of(gap)), Margin(), resolution=0.05)
+    assert (result.verdict, result.verdict_text, result.passed) == (verdict, words, verdict != FAIL)
+
+
+def test_the_margin_is_an_option_and_a_tight_one_fails_what_the_default_lets_pass():
+    mark = verdicts.Mark(phase(), 0.9, 1.0, 6.0)
+    seen = verdicts.Seen(outage_of(1.5))
+    assert verdicts.judge("s", mark, seen, Margin()).passed
+    tight = verdicts.judge("s", mark, seen, Margin.parse("0.2s"))
+    assert not tight.passed and "outage 1500 ms > bound 1000 + margin 200 ms" in tight.reasons()[0]
+
+
+@pytest.mark.parametrize(
+    ("text", "fixed", "share"),
+    [("2s+20%", 2.0, 0.2), ("0.5s", 0.5, 0.0), ("10%", 0.0, 0.1), ("0", 0.0, 0.0), ("1.5", 1.5, 0.0)],
+)
+def test_margins_parse(text, fixed, share):
+    assert Margin.parse(text) == Margin(fixed, share)
+
+
+@pytest.mark.parametrize("text", ["", "fast", "2s+", "-1s", "2 s; rm -rf /", "20%+2s"])
+def test_a_margin_that_is_not_one_says_the_format(text):
+    from halab.errors import UsageError
+
+    with pytest.raises(UsageError, match="is not SECONDS"):
+        Margin.parse(text)

@@ -1,0 +1,149 @@
+"""Protocol bounds: how long a fault may cost the VIP's users, as formulas over the lab file.
+
+Each bound is a number of seconds and its basis in words (what `--list-scenarios` and the
+reports print), derived only from the lab's own settings:
+
+- keepalived stopped cleanly on the MASTER: it sends a priority-0 advert and the BACKUP
+  takes over after its skew time alone, (256 - priority) / 256 s (VRRPv3: times advert_int);
+- the MASTER crashed or cut off: the BACKUP waits 3 x advert_int + skew (master down);
+- the MASTER back: one advert settles who holds the VIP;
+- a healed split brain: gratuitous ARP (garp_master_refresh) or the client's ARP ageing;
+- a real server's nginx stopped or its node crashed: the health checker notices within
+  delay_loop + connect_timeout, then retries once (keepalived's default `retry 1`,
+  `delay_before_retry 1`) before IPVS drops it; back, it rejoins at the next check.
+
+`FORMULAS` names every bound, and a scenario entry refers to its bounds by those names
+(halab.prove.scenarios); the findings read which one a phase had (its `kind`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from halab.spec import Lab
+
+# keepalived's checker defaults (keepalived.conf(5)): one retry, one second apart.
+CHECK_RETRY = 1
+CHECK_DELAY_BEFORE_RETRY = 1
+# A client that gets no gratuitous ARP keeps a VIP's old MAC until its neighbour entry
+# ages out. Linux defaults: reachable for up to 1.5 x base_reachable_time (30 s), then
+# delay_first_probe_time (5 s), then ucast_solicit (3) unicast probes 1 s apart.
+ARP_CACHE_BOUND = 1.5 * 30 + 5 + 3
+
+
+@dataclass(frozen=True)
+class Bound:
+    """A protocol bound: seconds, and the formula it came from in words."""
+
+    seconds: float
+    basis: str
+
+
+def skew(lab: Lab, priority: int) -> float:
+    """VRRP skew time: (256 - priority) / 256 s; in VRRPv3 scaled by the advert interval."""
+    scale = lab.vrrp.advert_int if lab.vrrp.version == 3 else 1.0
+    return (256 - priority) * scale / 256
+
+
+def pair(lab: Lab) -> tuple[str, str]:
+    """(MASTER, BACKUP) of the first VIP: the directors every director fault is about."""
+    master = lab.masters()[str(lab.vips[0])]
+    return master, next(name for name in lab.role("director") if name != master)
+
+
+def backup_priority(lab: Lab) -> int:
+    """The priority of the director that takes the first VIP over from its MASTER."""
+    return lab.nodes[pair(lab)[1]].priority or 0
+
+
+def stop(lab: Lab) -> Bound:
+    """A clean stop: the MASTER's priority-0 advert, then the BACKUP's skew alone."""
+    priority = backup_priority(lab)
+    scaled = f" x {lab.vrrp.advert_int:g}" if lab.vrrp.version == 3 else ""
+    return Bound(skew(lab, priority), f"skew (256 - {priority}) / 256{scaled}")
+
+
+def down(lab: Lab) -> Bound:
+    """The MASTER gone without a word (crashed, cut off): the BACKUP's master-down timer."""
+    advert, lag = lab.vrrp.advert_int, skew(lab, backup_priority(lab))
+    return Bound(3 * advert + lag, f"3 x advert_int {advert:g} + skew {lag:.3f} s")
+
+
+def back(lab: Lab) -> Bound:
+    """The MASTER back: one advert settles who holds the VIP."""
+    returns = "preempt: the MASTER takes the VIP back" if lab.vrrp.preempt else "nopreempt: the BACKUP keeps the VIP"
+    return Bound(lab.vrrp.advert_int, f"one advert ({lab.vrrp.advert_int:g} s); {returns}")
+
+
+def heal(lab: Lab, refresh: float | None = None) -> Bound:
+    """A healed split brain, given garp_master_refresh (default: the lab's; None: unset).
+
+    The director that stayed MASTER sends no gratuitous ARP unless told to refresh, so
+    clients still holding the other director's MAC wait for their ARP entry to age; and its
+    IPVS table may be empty at first, since its checks failed while it was cut off.
+    """
+    refresh = lab.vrrp.garp_master_refresh if refresh is None else refresh
+    check = lab.virtual_services[0].health_check
+    arp, arp_basis = (
+        (refresh, f"garp_master_refresh {refresh} s")
+        if refresh
+        else (ARP_CACHE_BOUND, "no garp_master_refresh: client ARP entry ages out (1.5 x 30 + 5 + 3 s)")
+    )
+    advert = lab.vrrp.advert_int
+    return Bound(
+        max(arp, check.delay_loop + check.connect_timeout) + advert,
+        f"max({arp_basis}, recheck {check.delay_loop} + {check.connect_timeout} s) + one advert {advert:g} s",
+    )
+
+
+def detect(delay_loop: float, connect_timeout: float) -> Bound:
+    """How long a dead real server stays in IPVS: the checker notices within delay_loop +
+    connect_timeout, then retries (keepalived's defaults) before dropping it."""
+    return Bound(
+        delay_loop + connect_timeout + CHECK_RETRY * (CHECK_DELAY_BEFORE_RETRY + connect_timeout),
+        f"delay_loop {delay_loop} + connect_timeout {connect_timeout} "
+        f"+ {CHECK_RETRY} retry x ({CHECK_DELAY_BEFORE_RETRY} + {connect_timeout}) s",
+    )
+
+
+def check(lab: Lab) -> Bound:
+    """A real server down: the first service's health check's detection time."""
+    health = lab.virtual_services[0].health_check
+    return detect(health.delay_loop, health.connect_timeout)
+
+
+def recheck(lab: Lab) -> Bound:
+    """A real server back: its next check (delay_loop + connect_timeout)."""
+    health = lab.virtual_services[0].health_check
+    return Bound(
+        health.delay_loop + health.connect_timeout, f"next check {health.delay_loop} + {health.connect_timeout} s"
+    )
+
+
+def rejoin(lab: Lab) -> Bound:
+    """A real server back costs nothing: it rejoins only once its check passes."""
+    return Bound(0.0, "none: it rejoins only once its check passes")
+
+
+def idle(lab: Lab) -> Bound:
+    """No fault costs nothing."""
+    return Bound(0.0, "none: nothing happens")
+
+
+# Every bound a scenario entry may name, and what each one is, for the findings and docs.
+FORMULAS: dict[str, Callable[[Lab], Bound]] = {
+    "stop": stop,
+    "down": down,
+    "return": back,
+    "heal": heal,
+    "check": check,
+    "recheck": recheck,
+    "rejoin": rejoin,
+    "idle": idle,
+}
+
+
+def of(lab: Lab, name: str) -> Bound:
+    """The bound called name (a key of FORMULAS) for this lab; 0 s for ""."""
+    return FORMULAS[name](lab) if name else Bound(0.0, "")

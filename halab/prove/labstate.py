@@ -1,0 +1,157 @@
+"""The live state of a running lab, as the nodes themselves report it: the one reader.
+
+Who holds each VIP, which real servers each VIP's IPVS service forwards to, each node's
+MACs, the client's ARP entries, and how many VRRP transitions each keepalived has logged:
+read with one ssh round trip per node per poll, all nodes at once, so a poll takes about
+one round trip (~0.1 s with the lab's ControlMaster) and sub-second labs can be watched.
+"""
+
+from __future__ import annotations
+
+import shlex
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from halab.prove import ipvs
+from halab.providers.base import Provider
+
+# Separates the sections of one node's answer; cannot occur in any command's output.
+MARK = "@@halab-section "
+PARTS = ("addresses", "keepalived", "macs", "ipvs", "neigh", "transitions")
+# What a VRRP instance logs on every state change (keepalived 2.x).
+TRANSITION = "Entering [A-Z]* STATE"
+
+
+@dataclass(frozen=True)
+class NodeState:
+    """One node's answer: `reachable` False when ssh failed (then everything else is empty)."""
+
+    reachable: bool
+    addresses: frozenset[str] = frozenset()  # IPv4 addresses on the lab NIC, without prefix
+    keepalived: bool = False
+    macs: frozenset[str] = frozenset()  # of the lab NIC (and the NAT NIC)
+    ipvs: dict[tuple[str, str, int], ipvs.Service] = field(default_factory=dict)
+    neigh: dict[str, str] = field(default_factory=dict)  # address -> MAC ("" while unresolved)
+    transitions: int = -1  # VRRP state changes logged so far; -1 when unreadable
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Every node's state at one poll, and what the measuring code asks of it."""
+
+    nodes: dict[str, NodeState]
+
+    def holders(self, vip: str) -> list[str]:
+        """The nodes that hold vip now (exactly one director in a healthy lab)."""
+        return sorted(name for name, state in self.nodes.items() if vip in state.addresses)
+
+    def members(self, holder: str, key: tuple[str, str, int]) -> set[str] | None:
+        """The addresses holder's IPVS service key forwards to; None when it has no such service."""
+        service = self.nodes[holder].ipvs.get(key) if holder in self.nodes else None
+        return {d.address for d in service.destinations} if service else None
+
+    def macs(self) -> dict[str, str]:
+        """MAC -> node, for naming a VIP's (or a gateway's) owner from an ARP entry."""
+        return {mac: name for name, state in self.nodes.items() for mac in state.macs}
+
+
+class LabState:
+    """Reads the lab as its provider runs it (the NIC names of the lab as run)."""
+
+    def __init__(self, provider: Provider) -> None:
+        self.provider = provider
+        self.lab = provider.lab
+
+    def read(self, parts: tuple[str, ...] = ("addresses", "keepalived", "ipvs"), timeout: float = 10) -> Snapshot:
+        """Every node's state, the parts asked for, one round trip per node, in parallel."""
+        nodes = list(self.lab.nodes)
+        with ThreadPoolExecutor(max_workers=len(nodes)) as pool:
+            states = pool.map(lambda node: self._node(node, parts, timeout), nodes)
+            return Snapshot(dict(zip(nodes, states, strict=True)))
+
+    def holders(self) -> dict[str, list[str]]:
+        """VIP -> the directors holding it now."""
+        snapshot = self.read(("addresses",))
+        return {str(vip): snapshot.holders(str(vip)) for vip in self.lab.vips}
+
+    def members(self, snapshot: Snapshot | None = None) -> set[str] | None:
+        """The real servers (by name) in the first service's IPVS table on the director that
+        holds its VIP; None when not exactly one director holds it."""
+        snapshot = snapshot or self.read()
+        service = self.lab.virtual_services[0]
+        holder = snapshot.holders(str(service.vip))
+        if len(holder) != 1:
+            return None
+        found = snapshot.members(holder[0], (service.protocol, str(service.vip), service.port)) or set()
+        return {name for name, node in self.lab.nodes.items() if str(node.address) in found}
+
+    def script(self, node: str, parts: tuple[str, ...]) -> str:
+        """One shell line printing every part asked for, each after its MARK."""
+        role = self.lab.nodes[node].role
+        interfaces = [self.lab.vrrp.interface] + ([self.lab.nat.interface] if self.lab.nat else [])
+        lab_nic = shlex.quote(self.lab.vrrp.interface)
+        commands = {
+            "addresses": f"ip -4 -o addr show dev {lab_nic}",
+            "keepalived": "pidof keepalived >/dev/null && echo running",
+            "macs": "; ".join(f"cat /sys/class/net/{shlex.quote(i)}/address 2>/dev/null" for i in interfaces),
+            "ipvs": "ipvsadm -Ln 2>/dev/null" if role == "director" else "",
+            "neigh": f"ip -4 neigh show dev {lab_nic}" if role == "client" else "",
+            "transitions": (
+                f"({self.provider.log_command('keepalived')}) 2>/dev/null | grep -c '{TRANSITION}'"
+                if role == "director"
+                else ""
+            ),
+        }
+        return (
+            "; ".join(
+                f"echo '{MARK}{part}'; {commands[part]}" if commands[part] else f"echo '{MARK}{part}'" for part in parts
+            )
+            + "; true"
+        )
+
+    def _node(self, node: str, parts: tuple[str, ...], timeout: float) -> NodeState:
+        result = self.provider.remote.run(node, self.script(node, parts), timeout=timeout)
+        if result.returncode != 0:
+            return NodeState(False)
+        return parse(result.stdout)
+
+
+def sections(output: str) -> dict[str, str]:
+    """A node's answer split at each MARK: part -> its text."""
+    found: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in output.splitlines():
+        if line.startswith(MARK):
+            current = found.setdefault(line[len(MARK) :].strip(), [])
+        elif current is not None:
+            current.append(line)
+    return {part: "\n".join(lines) for part, lines in found.items()}
+
+
+def parse(output: str) -> NodeState:
+    """One node's answer to `LabState.script`."""
+    parts = sections(output)
+    count = parts.get("transitions", "").strip()
+    return NodeState(
+        True,
+        addresses=frozenset(
+            fields[3].split("/")[0]
+            for fields in map(str.split, parts.get("addresses", "").splitlines())
+            if len(fields) > 3
+        ),
+        keepalived="running" in parts.get("keepalived", ""),
+        macs=frozenset(line.strip() for line in parts.get("macs", "").splitlines() if line.strip()),
+        ipvs=ipvs.parse(parts.get("ipvs", "")),
+        neigh=_neighbours(parts.get("neigh", "")),
+        transitions=int(count) if count.isdigit() else -1,
+    )
+
+
+def _neighbours(text: str) -> dict[str, str]:
+    """`ip neigh show dev X` -> address -> MAC ("" while unresolved: FAILED, INCOMPLETE)."""
+    found = {}
+    for line in text.splitlines():
+        fields = line.split()
+        if fields:
+            found[fields[0]] = fields[fields.index("lladdr") + 1] if "lladdr" in fields else ""
+    return found

@@ -1,0 +1,229 @@
+"""The fault catalogue: each scenario is data, a fault applied to a node and later healed.
+
+An entry names its fault (a primitive of halab.providers.faults and a target: the first
+VIP's MASTER, or the first real server) and, for each of its two phases, what the phase
+expects: its bound and how long the end state may take (formulas named in
+halab.prove.bounds), where the VIPs must end up, whether the real server must be in IPVS,
+what happens to held connections and to persistence, and what else must be observed.
+`scenarios(lab)` turns the entries into phases with this lab's nodes and numbers; adding
+a scenario is adding an entry (and, if its fault is new, one primitive).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from halab.errors import UsageError
+from halab.prove import bounds, established
+from halab.providers.base import Provider
+from halab.providers.faults import Fault
+from halab.spec import Lab
+
+# The idle soak: probing with no fault, this long.
+IDLE = 60.0
+
+# Where the VIPs must be after a phase: as the lab file places them, all on the BACKUP, or
+# after the MASTER's return (preempt: back on the MASTER; nopreempt: still on the BACKUP).
+HOLDERS = ("normal", "failed-over", "returned")
+# Observations a phase may need beyond the probe's: VRRP transitions counted on the directors.
+OBSERVATIONS = ("transitions",)
+
+
+@dataclass(frozen=True)
+class Expect:
+    """What one phase of an entry expects, by name: resolved against a lab by `scenarios`."""
+
+    bound: str  # a bounds.FORMULAS name
+    holders: str  # one of HOLDERS
+    settle: str = ""  # a bounds.FORMULAS name: how long after the action the end state may take
+    member: bool | None = None  # the target real server must (not) be in IPVS afterwards
+    connections: bool = False  # judge the held connections (a director's stop or crash)
+    sticky: str = ""  # persistence judged: "" never, "in-place" VIP stays, "across" VIP moves
+    observe: tuple[str, ...] = ()  # OBSERVATIONS
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One scenario of the catalogue: a fault on a target, its two phases' expectations."""
+
+    name: str
+    description: str  # "{node}" is the target's name
+    primitive: str
+    target: str  # "master" (of the first VIP) or "server" (the first service's first real server)
+    on_fault: Expect
+    on_heal: Expect | None
+    service: str = ""
+
+
+CATALOGUE = (
+    Entry(
+        "keepalived-stop",
+        "keepalived stopped cleanly on the MASTER {node}, then started",
+        "service",
+        "master",
+        Expect("stop", "failed-over", connections=True, sticky="across"),
+        Expect("return", "returned", settle="down"),
+        service="keepalived",
+    ),
+    Entry(
+        "director-crash",
+        "the MASTER {node} crashes (kernel killed), then boots again",
+        "crash",
+        "master",
+        Expect("down", "failed-over", connections=True, sticky="across"),
+        Expect("return", "returned", settle="down"),
+    ),
+    Entry(
+        "link-cut",
+        "the MASTER {node}'s link to the lab switch is cut, then restored",
+        "link",
+        "master",
+        Expect("down", "failed-over"),
+        # Two MASTERs after a cut heals: the lower priority steps down whatever nopreempt says.
+        Expect("heal", "normal", settle="down"),
+    ),
+    Entry(
+        "nginx-stop",
+        "nginx stopped on the real server {node}, then started",
+        "service",
+        "server",
+        Expect("check", "normal", settle="check", member=False),
+        Expect("rejoin", "normal", settle="recheck", member=True),
+        service="nginx",
+    ),
+    Entry(
+        "realserver-crash",
+        "the real server {node} crashes, then boots again",
+        "crash",
+        "server",
+        Expect("check", "normal", settle="check", member=False),
+        Expect("rejoin", "normal", settle="recheck", member=True),
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One action on the lab (a fault applied or healed), what it may cost the client, and
+    where things must end up."""
+
+    name: str
+    fault: Fault
+    heals: bool  # False: the action applies the fault; True: it heals it
+    bound: float
+    basis: str
+    holders: dict[str, str]  # VIP -> director that must hold it afterwards
+    members: dict[str, bool] = field(default_factory=dict)  # real server -> must be in IPVS
+    settle: float = 0.0  # how long after the action the end state may take
+    kind: str = ""  # which bound it is (a bounds.FORMULAS name): what the findings read
+    established: str = ""  # what must happen to the held connections (established.KEPT/LOST), "" not judged
+    sticky: bool = False  # persistence: every request of the phase answered by one real server
+    observe: tuple[str, ...] = ()  # OBSERVATIONS this phase needs
+
+    def act(self, provider: Provider) -> None:
+        (self.fault.heal if self.heals else self.fault.apply)(provider)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    phases: tuple[Phase, ...]
+
+
+def scenarios(lab: Lab) -> list[Scenario]:
+    """Every scenario of the catalogue on this lab, in the order they run."""
+    return [scenario(lab, entry) for entry in CATALOGUE]
+
+
+def soak(lab: Lab, seconds: float = IDLE) -> Scenario:
+    """Probing with no fault: run on request (`--scenario idle`), not with the faults. Short
+    adverts must not make VRRP flap: no state transition and no failed request."""
+    expect = Expect("idle", "normal", sticky="in-place", observe=("transitions",))
+    phase = _phase(lab, Fault("wait", seconds=seconds), False, expect, {})
+    return Scenario("idle", f"no fault for {seconds:g} s: no VRRP transition, no failed request", (phase,))
+
+
+def scenario(lab: Lab, entry: Entry) -> Scenario:
+    """One entry with this lab's nodes and numbers."""
+    target = _target(lab, entry.target)
+    fault = Fault(entry.primitive, target, entry.service)
+    phases = [_phase(lab, fault, False, entry.on_fault, {"server": target})]
+    if entry.on_heal is not None:
+        phases.append(_phase(lab, fault, True, entry.on_heal, {"server": target}))
+    return Scenario(entry.name, entry.description.format(node=target), tuple(phases))
+
+
+def _target(lab: Lab, target: str) -> str:
+    if target == "master":
+        return bounds.pair(lab)[0]
+    return next(iter(lab.virtual_services[0].real_servers))
+
+
+def _phase(lab: Lab, fault: Fault, heals: bool, expect: Expect, named: dict[str, str]) -> Phase:
+    bound = bounds.of(lab, expect.bound)
+    members = {named["server"]: expect.member} if expect.member is not None else {}
+    return Phase(
+        fault.healed if heals else fault.applied,
+        fault,
+        heals,
+        bound.seconds,
+        bound.basis,
+        holders(lab, expect.holders),
+        members,
+        settle=bounds.of(lab, expect.settle).seconds,
+        kind=expect.bound,
+        established=_outcome(lab) if expect.connections else "",
+        sticky=bool(expect.sticky) and sticky(lab, moves=expect.sticky == "across"),
+        observe=expect.observe,
+    )
+
+
+def holders(lab: Lab, which: str) -> dict[str, str]:
+    """VIP -> the director that must hold it: `which` is one of HOLDERS."""
+    normal = lab.masters()
+    backup = bounds.pair(lab)[1]
+    failed_over = {vip: backup for vip in normal}
+    return {
+        "normal": normal,
+        "failed-over": failed_over,
+        "returned": normal if lab.vrrp.preempt else failed_over,
+    }[which]
+
+
+def _outcome(lab: Lab) -> str:
+    """What a director's stop or crash does to established connections in this lab."""
+    return established.KEPT if lab.vrrp.lvs_sync_daemon else established.LOST
+
+
+def sticky(lab: Lab, moves: bool) -> bool:
+    """Whether a phase must keep the client on one real server: with persistence_timeout,
+    always when the VIP stays put, and across a takeover only with connection sync (which
+    carries IPVS's persistence templates to the BACKUP too)."""
+    return bool(lab.virtual_services[0].persistence_timeout) and (not moves or lab.vrrp.lvs_sync_daemon)
+
+
+def expectation(phase: Phase) -> str:
+    """What the phase expects beyond its bound, in words (for --list-scenarios)."""
+    words = [held_expectation(phase)] + (["the client stays on one real server (persistence)"] if phase.sticky else [])
+    return "; ".join(word for word in words if word)
+
+
+def held_expectation(phase: Phase) -> str:
+    """The phase's expectation for its held connections, in words."""
+    if phase.established == established.KEPT:
+        limit = established.stall_bound(phase.bound)
+        return f"established connections kept (lvs_sync_daemon), stall bound {limit * 1000:.0f} ms"
+    if phase.established == established.LOST:
+        return "established connections lost (no lvs_sync_daemon: the new MASTER answers them with RST)"
+    return ""
+
+
+def chosen(lab: Lab, names: str) -> list[Scenario]:
+    """The scenarios named (comma-separated; `idle` too), or the whole catalogue when none is."""
+    wanted = [name.strip() for name in names.split(",") if name.strip()]
+    every = [*scenarios(lab), soak(lab)]
+    unknown = [name for name in wanted if name not in {s.name for s in every}]
+    if unknown:
+        raise UsageError(f"unknown scenario {', '.join(unknown)}; known: {', '.join(s.name for s in every)}")
+    return [s for s in every if s.name in wanted] if wanted else every[:-1]

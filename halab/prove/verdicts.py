@@ -1,0 +1,193 @@
+"""Verdicts: pure functions from what a scenario observed to each phase's result.
+
+Nothing here touches a lab: the runner hands over the probe's records (times relative to
+the probe's start), the held connections, the nodes' MACs and, per phase, when its action
+ran and what was found afterwards. So every rule can be tested on a synthetic timeline.
+
+A phase passes when the longest gap between successful responses is within its bound +
+margin, no request failed after its failure window, the VIPs and IPVS members are where
+the protocol says, and the held connections did what the lab's settings promise: without
+`lvs_sync_daemon` the new MASTER's IPVS has no entry for them and its own TCP stack answers
+with RST, so some must be lost; with it none may be lost and none may stall longer than
+twice the bound plus TCP's minimum retransmission timeout.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from halab.prove import established
+from halab.prove.results import Margin, PhaseResult
+from halab.prove.scenarios import Phase
+
+
+@dataclass(frozen=True)
+class Seen:
+    """What one scenario's run observed, relative to the probe's start: the requests and held
+    connections, the nodes' MACs, and a NAT gateway's ARP entry changing owner."""
+
+    requests: list[dict]
+    connections: list[dict] = field(default_factory=list)
+    macs: dict[str, str] = field(default_factory=dict)
+    gateway: list[dict] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Mark:
+    """One phase as it ran, relative to the probe's start: its action from `acted` to `done`,
+    its records judged until `until`, what the lab's state contradicted afterwards, and the
+    VRRP transitions counted across it (when the phase observes them)."""
+
+    phase: Phase
+    acted: float
+    done: float
+    until: float
+    problems: list[str] = field(default_factory=list)
+    transitions: int | None = None
+
+
+def judge(scenario: str, mark: Mark, seen: Seen, margin: Margin, resolution: float = 0.0) -> PhaseResult:
+    """One phase's result, whole.
+
+    The failure window opens when the action starts and closes `bound + margin` after it
+    returned (a restart returns once the node has booted) or after a node last took a VIP
+    over within the phase, whichever is later: a MASTER that preempts seconds after its
+    keepalived started resets the requests in flight on the BACKUP at that moment (found by
+    CI on VMs: one reset at +4.09 s, the VIP back at +4.15 s, the window closed at +3.2 s).
+    """
+    phase, requests = mark.phase, seen.requests
+    slack = margin.of(phase.bound)
+    last_move = max([mark.done, *takeovers(requests, mark.acted, mark.until, seen.macs)])
+    window_end = last_move + phase.bound + slack
+    mine = [r for r in requests if mark.acted <= r["sent"] < mark.until]
+    failures = [r for r in mine if not r["ok"]]
+    outside = [r for r in failures if r["sent"] > window_end]
+    result = PhaseResult(
+        scenario=scenario,
+        phase=phase.name,
+        bound_ms=round(phase.bound * 1000),
+        basis=phase.basis,
+        margin_ms=round(slack * 1000),
+        outage_ms=round(outage(requests, mark.acted, mark.until) * 1000),
+        failed=len(failures),
+        failed_outside=len(outside),
+        first_outside=_first(outside, mark.acted),
+        vip_moves=vip_moves(requests, mark.acted, mark.until, seen.macs),
+        problems=mark.problems + _phase_problems(mark, requests, len(failures)),
+        start=mark.acted,
+        window_end=window_end,
+        end=mark.until,
+        kind=phase.kind,
+        resolution_ms=round(resolution * 1000),
+        transitions=mark.transitions,
+        gateway_moves=owner_changes(seen.gateway, mark.acted, mark.until, seen.macs),
+    )
+    _judge_connections(result, phase, seen.connections, margin)
+    return result
+
+
+def _first(outside: list[dict], acted: float) -> str:
+    """The first failure after the window: when, to which VIP, what error."""
+    if not outside:
+        return ""
+    first = outside[0]
+    return f"+{first['sent'] - acted:.2f} s to {first['target']}: {first.get('error', '')}"
+
+
+def _phase_problems(mark: Mark, requests: list[dict], failed: int) -> list[str]:
+    """What the phase's own expectations contradict: persistence, and an idle phase's quiet."""
+    problems = stuck(requests, mark.acted, mark.until) if mark.phase.sticky else []
+    if mark.phase.kind == "idle":
+        if mark.transitions:
+            problems.append(f"{mark.transitions} VRRP state transitions while idle, expected 0")
+        if failed:
+            problems.append(f"{failed} requests failed while idle, expected 0")
+    return problems
+
+
+def _judge_connections(result: PhaseResult, phase: Phase, connections: list[dict], margin: Margin) -> None:
+    """Add the held connections' figures, and what contradicts the phase's expectation, to result."""
+    bound = established.stall_bound(phase.bound)
+    limit = bound + margin.of(bound)
+    held = established.judge(connections, result.start, result.end, limit)
+    result.held, result.survived = held.total, held.survived
+    result.longest_stall_ms = round(held.longest_stall * 1000)
+    result.stall_bound_ms = round(bound * 1000)
+    result.established = phase.established
+    result.problems += established.problems(held, phase.established, limit)
+
+
+def relative(connection: dict, origin: float) -> dict:
+    """A held connection's record with its times made relative to origin (the probe's start
+    on the host clock, plus the client's clock offset)."""
+    moved = {key: connection[key] - origin for key in ("opened", "last_ok", "ended")}
+    return {**connection, **moved, "stalls": [[a - origin, b - origin] for a, b in connection["stalls"]]}
+
+
+def stuck(requests: list[dict], start: float, end: float) -> list[str]:
+    """With persistence: the real servers that answered each VIP from the last answer before
+    the phase to its end, as a problem when there were several."""
+    problems = []
+    for target in sorted({r["target"] for r in requests}):
+        answered = sorted((r for r in requests if r["target"] == target and r["ok"]), key=lambda r: r["sent"])
+        before = [r for r in answered if r["sent"] < start][-1:]
+        pages = dict.fromkeys(r.get("page", "") for r in before + [r for r in answered if start <= r["sent"] < end])
+        if len(pages) > 1:
+            problems.append(f"{target} answered by {' and '.join(pages)} despite persistence_timeout: expected one")
+    return problems
+
+
+def outage(requests: list[dict], start: float, end: float) -> float:
+    """The longest time, per VIP, between two successful responses (the probe's first and
+    last requests count as the ends), over gaps that reach into [start, end): what a user
+    polling the VIP saw as the service being down."""
+    longest = 0.0
+    for target in {r["target"] for r in requests}:
+        mine = [r for r in requests if r["target"] == target]
+        # From the first request to the last: a VIP that stopped answering before the probe
+        # ended, or never answered, shows as an outage up to the probe's end (or from its start).
+        times = sorted(
+            [min(r["sent"] for r in mine), max(r["done"] for r in mine)] + [r["done"] for r in mine if r["ok"]]
+        )
+        for before, after in itertools.pairwise(times):
+            if after > start and before < end:
+                longest = max(longest, after - before)
+    return longest
+
+
+def vip_moves(requests: list[dict], start: float, end: float, macs: dict[str, str]) -> list[dict]:
+    """When the client's ARP entry for each VIP changed owner, as the client saw it."""
+    return _owner_moves(requests, start, end, lambda mac: macs.get(mac, mac or "none"))
+
+
+def takeovers(requests: list[dict], start: float, end: float, macs: dict[str, str]) -> list[float]:
+    """When a node of the lab took a VIP over from another, as the client saw it; requests
+    that reached no known node are passed over, so an outage alone is never a takeover."""
+    return [move["at"] for move in _owner_moves(requests, start, end, macs.get)]
+
+
+def _owner_moves(requests: list[dict], start: float, end: float, owner_of: Callable[[str], str | None]) -> list[dict]:
+    """Each change of a VIP's owner within [start, end); records whose owner is None are skipped."""
+    moves = []
+    for target in sorted({r["target"] for r in requests}):
+        previous = None
+        for record in sorted((r for r in requests if r["target"] == target), key=lambda r: r["sent"]):
+            owner = owner_of(record["mac"])
+            if owner is None:
+                continue
+            if previous is not None and owner != previous and start <= record["sent"] < end:
+                moves.append({"vip": target, "at": round(record["sent"], 3), "from": previous, "to": owner})
+            previous = owner
+    return moves
+
+
+def owner_changes(changes: list[dict], start: float, end: float, macs: dict[str, str]) -> list[dict]:
+    """The changes of a watched ARP entry (the NAT gateway's) within [start, end), each named
+    by the node whose MAC it now holds ("none" while unresolved)."""
+    return [
+        {"at": round(change["at"], 3), "to": macs.get(change["mac"], change["mac"] or "none")}
+        for change in changes
+        if start <= change["at"] < end
+    ]
