@@ -55,7 +55,7 @@ def test_the_lab_works_with_the_other_arptables_variant(builds, other_variant, t
         provider.up()  # up means every real server's role was verified: VIP on lo, ARP suppressed, nginx answering
         rules = provider.remote.check("server1", "arptables -L INPUT -n")
         assert "172.25.1.100" in rules
-        assert session.acceptance(provider, file, destroy="never", args=["-q"])
+        assert session.acceptance(provider, destroy="never", args=["-q"])
     finally:
         provider.down()
     assert_clean("t-arptables")
