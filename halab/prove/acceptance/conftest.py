@@ -50,7 +50,7 @@ class LabCase:
 
     @property
     def client(self) -> str:
-        return next(iter(self.lab.role("client")))
+        return self.lab.client
 
     @property
     def masters(self) -> dict[str, str]:

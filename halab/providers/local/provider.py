@@ -65,12 +65,12 @@ def host_tools() -> dict[str, str]:
 
 def access_address(lab: Lab) -> str:
     """The bridge's address in the lab namespace: the subnet's last usable one, with prefix."""
-    return f"{lab.subnet[-2]}/{lab.subnet.prefixlen}"
+    return f"{lab.access_address}/{lab.subnet.prefixlen}"
 
 
 def nat_access_address(lab: Lab) -> str | None:
     """The NAT network's bridge address (its last usable one), or None: a lab without NAT has one switch."""
-    return f"{lab.nat.subnet[-2]}/{lab.nat.subnet.prefixlen}" if lab.nat else None
+    return f"{lab.nat.access_address}/{lab.nat.subnet.prefixlen}" if lab.nat else None
 
 
 class LocalProvider(Provider):
