@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from halab import spec
+from halab import paths, spec
 from halab.errors import SpecError, UsageError
 
 BROKEN = sorted((Path(__file__).parent / "broken").glob("*.yaml"))
@@ -183,7 +183,7 @@ def test_advert_int_takes_whole_and_centisecond_values_up_to_the_limits():
 # Validates one file in a fresh interpreter and prints how much its peak memory grew (KiB).
 PEAK_SCRIPT = """
 import resource, sys
-from halab import spec
+from halab import paths, spec
 from halab.errors import SpecError, UsageError
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 try:
@@ -228,3 +228,10 @@ def test_a_lab_without_a_client_says_so_when_one_is_needed():
     text = "\n".join(line for line in (LABS / "seed.yaml").read_text().splitlines() if "client" not in line)
     with pytest.raises(UsageError, match="'seed' has no node with role client"):
         _ = spec.parse(text).client
+
+
+def test_every_lab_file_is_shipped_the_seed_first():
+    """The one list the acceptance suite, `vagrant validate` and the config tier prove."""
+    shipped = paths.shipped_labs()
+    assert shipped[0] == paths.DEFAULT_LAB and sorted(shipped) == sorted(LABS.glob("*.yaml"))
+    assert all(spec.load(path) for path in shipped)

@@ -27,8 +27,6 @@ from halab.providers import make
 from halab.providers.base import Provider
 from halab.spec import Lab, Versions
 
-SHIPPED = ("seed.yaml", "dual.yaml", "unicast.yaml", "nat.yaml", "tun.yaml")
-
 
 @dataclass
 class LabCase:
@@ -77,8 +75,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def shipped_labs() -> list[Lab]:
     """Every shipped lab, renamed t-<name>, with SUITE_VERSIONS."""
     labs = []
-    for file in SHIPPED:
-        lab = spec.load(paths.LABS / file)
+    for file in paths.shipped_labs():
+        lab = spec.load(file)
         labs.append(lab.model_copy(update={"name": f"t-{lab.name}", "versions": Versions(**SUITE_VERSIONS)}))
     return labs
 
