@@ -76,7 +76,7 @@ def main() -> None:
     except HalabError as exc:
         raise SystemExit(f"cannot boot the lab: {exc}") from None
     up_seconds = time.monotonic() - started
-    client = next(iter(lab.role("client")))
+    client = lab.client
     service = lab.virtual_services[0]
     server = next(iter(service.real_servers))
     try:

@@ -99,7 +99,7 @@ def measure(lab: Lab, count: int, workers: int) -> tuple[str, float, float]:
     try:
         service = lab.virtual_services[0]
         server = lab.nodes[next(iter(service.real_servers))]
-        client = next(iter(lab.role("client")))
+        client = lab.client
         origin = lab.masters()[str(service.vip)] if lab.nat else client
         direct = rate(provider.remote, origin, str(server.address), service.port, count, workers)
         via_vip = rate(provider.remote, client, str(service.vip), service.port, count, workers)

@@ -15,10 +15,11 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from halab import paths, pins, sources
+from halab import paths, pins, sources, versions
 from halab.errors import BuildError
 from halab.pins import Pin
 from halab.sources import Progress
@@ -94,6 +95,28 @@ def find(pin: Pin) -> Build | None:
     build_key = key(pin)
     root = location(pin, build_key)
     return Build(pin, build_key, root, compiled=False) if (root / "build.json").exists() else None
+
+
+def how_to_build(name: str, version: str) -> str:
+    """Nothing when name version is built on this host; else the command that builds it here
+    (versions.build_hint): what a preflight shows beside its missing build."""
+    return "" if find(pins.pin(name, version)) else versions.build_hint(name, version)
+
+
+def built(wanted: Mapping[str, str]) -> dict[str, Build]:
+    """The host build of each product (name -> version), compiling nothing: what runs a lab or a
+    config test must not start a long compile unasked. A BuildError says how to make each one missing."""
+    found: dict[str, Build] = {}
+    missing = []
+    for name, version in wanted.items():
+        cached = find(pins.pin(name, version))
+        if cached:
+            found[name] = cached
+        else:
+            missing.append(f"{name} {version}: {versions.build_hint(name, version)}")
+    if missing:
+        raise BuildError(f"not built on this host yet; build {'; '.join(missing)}")
+    return found
 
 
 def ensure(pin: Pin, progress: Progress = print) -> Build:

@@ -23,7 +23,6 @@ PINS = ROOT / "pins.yaml"
 PROVISION = ROOT / "provision"
 PACKER = ROOT / "packer"
 PACKAGE = Path(__file__).resolve().parent
-TEMPLATES = PACKAGE / "templates"
 GUEST_INIT = PACKAGE / "providers" / "local" / "guest.sh"
 AGENT = PACKAGE / "prove" / "agent.py"
 ACCEPTANCE = PACKAGE / "prove" / "acceptance"
@@ -280,3 +279,10 @@ class LabPaths:
     def pipeline(self) -> Path:
         """test.pipeline's stage table (text and JSON), beside the run's other reports."""
         return self.artifacts / "pipeline"
+
+
+def shipped_labs() -> list[Path]:
+    """Every lab file the project ships (labs/*.yaml), the seed first, then by name: the one list
+    the tests prove (acceptance, `vagrant validate`, the daemons' config tests, the fuzzer), so a
+    lab added to labs/ is proven everywhere."""
+    return sorted(LABS.glob("*.yaml"), key=lambda path: (path != DEFAULT_LAB, path.name))

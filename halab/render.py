@@ -244,7 +244,7 @@ def lab_json(lab: Lab) -> str:
         "subnet": str(lab.subnet),
         "mode": lab.mode,
         "interface": lab.vrrp.interface,
-        "access_address": str(lab.subnet[-2]),
+        "access_address": str(lab.access_address),
         "vips": [str(vip) for vip in lab.vips],
         "nodes": [
             {
@@ -275,6 +275,6 @@ def _nat_json(lab: Lab) -> dict | None:
         "subnet": str(lab.nat.subnet),
         "gateway": str(lab.nat.gateway),
         "interface": lab.nat.interface,
-        "access_address": str(lab.nat.subnet[-2]),
+        "access_address": str(lab.nat.access_address),
         "directors": {name: str(address) for name, address in lab.nat.directors.items()},
     }

@@ -84,7 +84,7 @@ def unique_addresses(lab: Lab) -> Iterator[Problem]:
 
 def access_point_free(lab: Lab) -> Iterator[Problem]:
     """The subnet's last usable address is the local lab's access point (its switch's own address)."""
-    reserved = lab.subnet[-2]
+    reserved = lab.access_address
     for name, node in lab.nodes.items():
         if node.address == reserved:
             yield Problem(
@@ -363,7 +363,7 @@ def nat_network(lab: Lab) -> Iterator[Problem]:
         return
     if nat.interface == lab.vrrp.interface:
         yield Problem("nat.interface", f"{nat.interface} is already vrrp.interface; the directors' second NIC differs")
-    reserved = nat.subnet[-2]
+    reserved = nat.access_address
     usable = f"{nat.subnet[1]}..{nat.subnet[-3]}"
     owners = [("nat.gateway", nat.gateway)]
     owners += [(f"nat.directors.{name}", address) for name, address in nat.directors.items()]

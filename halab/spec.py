@@ -346,6 +346,12 @@ class Nat(_Model):
     interface: Interface = "eth1"
     directors: dict[Name, Address]
 
+    @property
+    def access_address(self) -> IPv4Address:
+        """The NAT network's switch address, its last usable one: kept free of nodes (rules) so
+        the local lab's host side can sit there, as on the lab subnet (`Lab.access_address`)."""
+        return self.subnet[-2]
+
 
 class Lab(_Model):
     """The whole lab; defaults are the seed write-up's where it has one."""
@@ -377,6 +383,21 @@ class Lab(_Model):
     def role(self, role: Role) -> dict[str, Node]:
         """The nodes of one role, in file order."""
         return {name: node for name, node in self.nodes.items() if node.role == role}
+
+    @property
+    def client(self) -> str:
+        """The node that sends the requests (probes, checks, benchmarks): the first client in file
+        order. A lab file may have none (rules do not ask for one); what needs one says so."""
+        clients = self.role("client")
+        if not clients:
+            raise UsageError(f"lab {self.name!r} has no node with role client; this needs one to send requests")
+        return next(iter(clients))
+
+    @property
+    def access_address(self) -> IPv4Address:
+        """The lab switch's own address, the subnet's last usable one: where the host reaches the
+        nodes (ssh) on the local lab. Rules keep it free of nodes and VIPs."""
+        return self.subnet[-2]
 
     @property
     def vips(self) -> tuple[IPv4Address, ...]:

@@ -155,7 +155,7 @@ def flows(lab: Lab, now: Live | None) -> list[Flow]:
     """Every hop a request to a VIP takes, and its reply, for each virtual service."""
     held = holders(lab, now)
     hops = []
-    client = next(iter(lab.role("client")))
+    client = lab.client
     for service in lab.virtual_services:
         director = held[str(service.vip)]
         hops.append(Flow(client, director, "request", f"to VIP {service.vip}:{service.port}/{service.protocol}"))
@@ -204,7 +204,7 @@ def text(lab: Lab, now: Live | None) -> str:
             lines.append("    now: no single director holds it")
         lines += [f"    now: {member.node} {member_text(member)}" for member in entries or ()]
     lines.append("flow:")
-    client = next(iter(lab.role("client")))
+    client = lab.client
     for service in lab.virtual_services:
         lines.append(
             f"  request: {client} -> VIP {service.vip} on {held[str(service.vip)]} -> "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from halab import build, configtest, inventory, pins, providers, render, stopwatch, versions
+from halab import build, configtest, inventory, providers, render, stopwatch, versions
 from halab.errors import BuildError, ProviderError, SpecError, UsageError
 from halab.paths import LabPaths, checked_name
 from halab.prove import topology
@@ -51,7 +51,7 @@ def rendered(model: Lab, config_test: bool) -> None:
     print(f"rendered {len(written)} files for lab {model.name!r} into {target}")
     if not config_test:
         return
-    binary = {name: _built(name, version).binary for name, version in model.versions.model_dump().items()}
+    binary = {name: found.binary for name, found in build.built(model.versions.model_dump()).items()}
     verdicts = [
         configtest.keepalived(p, binary["keepalived"], configtest.interfaces(model))
         for p in written
@@ -64,14 +64,6 @@ def rendered(model: Lab, config_test: bool) -> None:
         )
     if not all(v.ok for v in verdicts):
         raise BuildError("a rendered file failed its daemon's config test")
-
-
-def _built(name: str, version: str) -> build.Build:
-    """The host build of a pinned version, or an error saying how to make it."""
-    found = build.find(pins.pin(name, version))
-    if not found:
-        raise BuildError(f"{name} {version} is not built on this host yet: {versions.build_hint(name, version)}")
-    return found
 
 
 @task(help={**LAB_HELP, **PROVIDER_HELP})

@@ -1,6 +1,7 @@
-"""Every rendered file passes its own daemon's config test, with the from-source builds.
+"""Every shipped lab's rendered files pass their own daemon's config test, with the from-source builds.
 
-keepalived -t must print nothing at all; nginx -q -t nothing either (no warning).
+keepalived -t must print nothing at all on every director's keepalived.conf; nginx -q -t
+nothing either (no warning) on every real server's nginx.conf: DR, NAT and TUN alike.
 """
 
 from __future__ import annotations
@@ -9,37 +10,37 @@ from pathlib import Path
 
 import pytest
 
-from halab import configtest, render, spec
+from halab import configtest, paths, render, spec
+from halab.spec import Lab
 from tests.fixtures import needs_root
-
-LABS = Path(__file__).resolve().parents[2] / "labs"
-EXAMPLES = ["seed", "dual", "unicast", "fast"]
 
 pytestmark = needs_root(
     "keepalived -t and nginx -t run in private namespaces (unshare), and compiling installs build dependencies"
 )
 
 
-@pytest.fixture(params=EXAMPLES)
-def rendered(request, tmp_path):
-    lab = spec.load(LABS / f"{request.param}.yaml")
-    return lab, render.write(render.render(lab), tmp_path)
+@pytest.fixture(params=paths.shipped_labs(), ids=lambda path: path.stem)
+def rendered(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Lab, dict[str, dict[str, Path]]]:
+    """A shipped lab, and its written files by file name, then by the node they are for."""
+    lab = spec.load(request.param)
+    files: dict[str, dict[str, Path]] = {}
+    for path in render.write(render.render(lab), tmp_path):
+        files.setdefault(path.name, {})[path.relative_to(tmp_path).parts[0]] = path
+    return lab, files
 
 
-def test_keepalived_conf_passes_keepalived_t_silently(rendered, builds):
-    lab, written = rendered
-    confs = [p for p in written if p.name == "keepalived.conf"]
-    assert len(confs) == 2
-    for conf in confs:
+def test_every_directors_keepalived_conf_passes_keepalived_t_silently(rendered, builds):
+    lab, files = rendered
+    assert sorted(files["keepalived.conf"]) == sorted(lab.role("director"))
+    for conf in files["keepalived.conf"].values():
         verdict = configtest.keepalived(conf, builds["keepalived"].binary, configtest.interfaces(lab))
         assert verdict.ok, verdict.output
 
 
-def test_nginx_conf_passes_nginx_t(rendered, builds):
-    _, written = rendered
-    confs = [p for p in written if p.name == "nginx.conf"]
-    assert len(confs) == 2
-    for conf in confs:
+def test_every_real_servers_nginx_conf_passes_nginx_t(rendered, builds):
+    lab, files = rendered
+    assert sorted(files["nginx.conf"]) == sorted(lab.role("realserver"))
+    for conf in files["nginx.conf"].values():
         verdict = configtest.nginx(conf, builds["nginx"].binary)
         assert verdict.ok, verdict.output
 

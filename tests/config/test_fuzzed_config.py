@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from halab import configtest, render, spec
 from halab.errors import SpecError
 from tests.fixtures import needs_root
-from tests.unit.test_fuzz import CASES, LABS, SEEDS, mutated_lab_text
+from tests.mutations import CASES, LABS, SEEDS, mutated_lab_text
 
 SAMPLE = 12
 

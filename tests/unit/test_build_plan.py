@@ -7,6 +7,7 @@ import shutil
 import pytest
 
 from halab import build, paths, pins
+from halab.errors import BuildError
 from tests.fixtures import WRITE_UP_NGINX_FLAGS
 
 
@@ -42,3 +43,17 @@ def test_cache_key_changes_with_the_script_and_the_pin_only(tmp_path, monkeypatc
     script.write_text(script.read_text() + "\n# a change\n")
     assert build.key(pin) != first
     assert build.key(pins.pin("nginx", "1.17.8")) != build.key(pin)
+
+
+def test_a_missing_build_is_found_or_named_with_the_command_that_makes_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("HALAB_HOME", str(tmp_path))
+    monkeypatch.setattr(build.versions, "build_hint", lambda name, version: f"`make {name}`")
+    wanted = {"keepalived": "2.2.7", "nginx": "1.22.1"}
+    with pytest.raises(BuildError, match=r"keepalived 2\.2\.7: `make keepalived`; nginx 1\.22\.1: `make nginx`"):
+        build.built(wanted)
+    pin = pins.pin("keepalived", "2.2.7")
+    root = build.location(pin, build.key(pin))
+    root.mkdir(parents=True)
+    (root / "build.json").write_text("{}")
+    assert (build.how_to_build("keepalived", "2.2.7"), build.how_to_build("nginx", "1.22.1")) == ("", "`make nginx`")
+    assert build.built({"keepalived": "2.2.7"})["keepalived"].root == root

@@ -1,9 +1,7 @@
 """Fuzzing the lab file: mutated shipped labs are refused cleanly or render well-formed files.
 
-Each case starts from one of labs/*.yaml as data, changes one or two values (wrong types,
-strings with control and structure characters, numbers at and past keepalived's limits),
-deletes, renames or adds keys, dumps it back to YAML, and may then duplicate, drop or
-cut a line or insert a stray character. The property: `spec.parse` raises SpecError, or
+Each case is a shipped lab mutated as data and then as text (tests/mutations.py, shared
+with the config tier's fuzz test). The property: `spec.parse` raises SpecError, or
 the lab renders and every file is well-formed (no line, block, comment or shell word that
 the templates did not write). Any other exception fails the test. A second test puts any
 text into each string field in turn; a third feeds arbitrary bytes.
@@ -14,14 +12,12 @@ same cases every time; a failure names the seed or value that reproduces it.
 
 from __future__ import annotations
 
-import functools
 import json
-import random
 import re
 import subprocess
 from collections import Counter
 from pathlib import Path
-from typing import Any, get_args
+from typing import get_args
 
 import pytest
 import yaml
@@ -30,277 +26,21 @@ from hypothesis import strategies as st
 
 from halab import render, spec
 from halab.errors import SpecError
+from tests.mutations import (
+    CASES,
+    LAB_WORDS,
+    LABS,
+    SEEDS,
+    STRUCTURE,
+    expanded,
+    mutate,
+    mutated_lab_text,
+    slots_of,
+    value_at,
+)
 
-LABS = sorted((Path(__file__).resolve().parents[2] / "labs").glob("*.yaml"))
 TEMPLATES = Path(render.__file__).parent / "templates"
-CASES = 400
 TEXT_CASES = 500
-
-# Numbers at and just past every limit the lab file has (keepalived's, VRRP's, IPVS's, the
-# lab's own), and the ones YAML and floats make awkward.
-LIMIT_NUMBERS = [
-    0,
-    1,
-    2,
-    7,
-    8,
-    9,
-    15,
-    16,
-    17,
-    40.95,
-    40.96,
-    41,
-    50,
-    51,
-    64,
-    65,
-    100,
-    254,
-    255,
-    256,
-    599,
-    600,
-    4294,
-    4295,
-    65535,
-    65536,
-    86400,
-    86401,
-    2678400,
-    2678401,
-    2**31,
-    2**32,
-    2**63,
-    10**39,
-    10**40,
-    -1,
-    0.01,
-    0.001,
-    0.29,
-    0.5,
-    1.5,
-    1e300,
-    float("inf"),
-    float("-inf"),
-    float("nan"),
-]
-# Words the lab file uses, so that mutations also produce labs that are still valid.
-LAB_WORDS = [
-    "MASTER",
-    "BACKUP",
-    "director",
-    "realserver",
-    "client",
-    "server1",
-    "server2",
-    "server3",
-    "server4",
-    "localhost",
-    "172.25.1.1",
-    "172.25.1.100",
-    "172.25.1.200",
-    "172.25.1.250",
-    "172.25.1.0/24",
-    "10.9.0.0/16",
-    "224.0.0.18",
-    "999.1.1.1",
-    "2.2.7",
-    "2.2.8",
-    "2.0.6",
-    "1.22.1",
-    "1.17.9",
-    "HTTP_GET",
-    "TCP_CHECK",
-    "UDP",
-    "TCP",
-    "wrr",
-    "lc",
-    "NAT",
-    "PASS",
-    "AH",
-    "active-active",
-    "active-backup",
-    "sysctl",
-    "arptables",
-    "root@localhost",
-    "a.b+c@example.org",
-    "eth1",
-    "lo",
-    "/health?x=1",
-    "LVS_DEVEL",
-    "halab/rocky-9",
-    "x" * 300,
-    "",
-]
-# Characters that would change a file's structure, and some that only make it odd.
-STRUCTURE = "abc019-._/ \n\t\r\"'{}#!$;\\@~`|&<>%*"
-# Stray characters inserted into the YAML text: control characters, YAML indicators, BOMs.
-STRAY = [
-    "\0",
-    "\x01",
-    "\x1b",
-    "\x7f",
-    "\x85",
-    "\ufeff",
-    "\ud7ff",
-    "\t",
-    "\r",
-    "\n",
-    ":",
-    "- ",
-    "&a ",
-    "*a",
-    "!!set ",
-    "? ",
-    "[",
-    "{",
-    "}",
-    "#",
-    "'",
-    '"',
-    "é",
-    "\U0001f600",
-]
-
-
-def _any_character(rng: random.Random) -> str:
-    """ASCII (controls included) as often as the rest of Unicode; no surrogates (YAML cannot hold them)."""
-    return chr(rng.choice([rng.randint(0, 0x7F), rng.randint(0x80, 0xD7FF), rng.randint(0xE000, 0x10FFFF)]))
-
-
-def _any_value(rng: random.Random) -> Any:
-    """A value of any type YAML can hold: numbers at limits, booleans, null, lab words, strings
-    of structure characters or of any Unicode, lists and mappings."""
-    return rng.choice(
-        [
-            lambda: rng.choice(LIMIT_NUMBERS),
-            lambda: rng.randint(-10, 70000),
-            lambda: rng.choice([True, False, None]),
-            lambda: rng.choice(LAB_WORDS),
-            lambda: "".join(rng.choices(STRUCTURE, k=rng.randint(0, 12))),
-            lambda: "".join(_any_character(rng) for _ in range(rng.randint(0, 16))),
-            lambda: rng.sample(["server3", "server4", "server1", "root@localhost", 1, None], rng.randint(0, 4)),
-            lambda: {
-                rng.choice(["weight", "address", "role", "server1", "x"]): rng.choice([0, 1, 3, "x", None])
-                for _ in range(rng.randint(0, 2))
-            },
-        ]
-    )()
-
-
-def _slots(data: Any, path: tuple = ()) -> list[tuple]:
-    """Every place a value sits in the data: (path of keys and indexes)."""
-    found = [path] if path else []
-    if isinstance(data, dict):
-        found += [slot for key, value in data.items() for slot in _slots(value, (*path, key))]
-    elif isinstance(data, list):
-        found += [slot for i, value in enumerate(data) for slot in _slots(value, (*path, i))]
-    return found
-
-
-@functools.cache
-def _expanded_text(path: Path) -> str:
-    """Computed once per lab: validating and dumping it for every case would dominate the run."""
-    return yaml.safe_dump(spec.load(path).model_dump(mode="json", by_alias=True), sort_keys=False)
-
-
-def _expanded(path: Path) -> Any:
-    """The lab with every field written out, defaults included, so every field can be mutated."""
-    return yaml.safe_load(_expanded_text(path))
-
-
-def _at(data: Any, path: tuple) -> Any:
-    """The value at `path`."""
-    for step in path:
-        data = data[step]
-    return data
-
-
-def _similar(current: int | float | str, rng: random.Random) -> Any:
-    """A value of the same type as the current one, often still valid: so that mutated labs
-    are not all refused and rendering gets exercised with values at the limits too."""
-    if isinstance(current, bool):
-        return not current
-    if isinstance(current, int):
-        return rng.choice(
-            [
-                rng.choice([n for n in LIMIT_NUMBERS if type(n) is int]),
-                rng.randint(0, 300),
-                current + rng.randint(-2, 2),
-                current + rng.randint(1, 9),
-            ]
-        )
-    if isinstance(current, float):
-        return rng.choice([0.01, 0.29, 0.5, 1.0, 40.95, 40.96, 255.0, round(rng.uniform(0.01, 50), rng.randint(0, 3))])
-    return rng.choice(
-        [
-            f"{current}{rng.randint(0, 9)}",
-            f"{current}{rng.randint(0, 9)}",
-            current.upper(),
-            rng.choice(LAB_WORDS),
-            current + "".join(rng.choices(STRUCTURE, k=rng.randint(1, 3))),
-        ]
-    )
-
-
-def _fits(kind: str, data: Any, path: tuple) -> bool:
-    """Whether a mutation changes anything at `path`: a similar value needs a number or string,
-    renaming and adding need a mapping."""
-    if kind == "similar":
-        return isinstance(_at(data, path), (int, float, str))
-    if kind in ("rename", "add"):
-        return isinstance(_at(data, path[:-1]), dict)
-    return True
-
-
-def _mutate(data: Any, path: tuple, kind: str, value: Any) -> None:
-    """Change the data in place at `path`: replace, delete, rename (dict key) or add a sibling key."""
-    parent, last = _at(data, path[:-1]), path[-1]
-    if kind in ("replace", "similar"):
-        parent[last] = value
-    elif kind == "delete":
-        del parent[last]
-    elif kind == "rename":
-        parent[value if isinstance(value, (str, int, bool, type(None))) else str(value)] = parent.pop(last)
-    else:
-        parent[f"extra_{value!s:.10}"] = value
-
-
-def mutated_lab_text(seed: int) -> str:
-    """A shipped lab, as written or with every default spelled out, mutated as data and then as text.
-
-    Every choice comes from a Random seeded by `seed`, so each case is one number (hypothesis
-    draws them, derandomized): hypothesis's own choices inside one case favour the first slot
-    and the simplest value, and then most cases are the same few labs.
-    """
-    rng = random.Random(seed)
-    path = rng.choice(LABS)
-    data = _expanded(path) if rng.random() < 0.5 else yaml.safe_load(path.read_text())
-    for _ in range(rng.choice([1, 1, 2])):
-        kind = rng.choice(["replace", "similar", "similar", "similar", "delete", "rename", "add"])
-        slots = [slot for slot in _slots(data) if _fits(kind, data, slot)]
-        if slots:
-            slot = rng.choice(slots)
-            _mutate(data, slot, kind, _similar(_at(data, slot), rng) if kind == "similar" else _any_value(rng))
-    lines = yaml.safe_dump(data, sort_keys=False, allow_unicode=True).splitlines(keepends=True)
-    edit = rng.choice(["none", "none", "none", "none", "duplicate-line", "drop-line", "cut", "stray"])
-    at = rng.randrange(len(lines))
-    if edit == "duplicate-line":
-        lines.insert(at, lines[at])
-    elif edit == "drop-line":
-        del lines[at]
-    text = "".join(lines)
-    position = rng.randint(0, len(text))
-    if edit == "cut":
-        return text[:position]
-    if edit == "stray":
-        return text[:position] + rng.choice(STRAY) + text[position:]
-    return text
-
-
-SEEDS = st.integers(min_value=0, max_value=2**64)
-
 
 # --- well-formedness of what rendering wrote ---------------------------------------------------
 
@@ -449,7 +189,10 @@ def test_mutated_labs_are_refused_cleanly_or_render_well_formed(no_version_overr
 def _text_slots() -> list[tuple[Path, tuple]]:
     """Where the expanded labs hold a string: the free-text fields, names, addresses and choices."""
     return [
-        (path, slot) for path in LABS for slot in _slots(_expanded(path)) if isinstance(_at(_expanded(path), slot), str)
+        (path, slot)
+        for path in LABS
+        for slot in slots_of(expanded(path))
+        if isinstance(value_at(expanded(path), slot), str)
     ]
 
 
@@ -464,8 +207,8 @@ def test_any_string_in_any_text_field_is_refused_or_renders_well_formed(no_versi
     """Every string field in turn, with any text: each gets several tries, which the
     mutations above, spread over every field and type, do not give each one."""
     path, slot = where
-    data = _expanded(path)
-    _mutate(data, slot, "replace", value)
+    data = expanded(path)
+    mutate(data, slot, "replace", value)
     outcome(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from halab import spec
-from halab.errors import SpecError
+from halab import paths, spec
+from halab.errors import SpecError, UsageError
 
 BROKEN = sorted((Path(__file__).parent / "broken").glob("*.yaml"))
 LABS = Path(__file__).resolve().parents[2] / "labs"
@@ -128,11 +128,6 @@ def test_non_mapping_and_unreadable_files_are_clear(tmp_path):
         spec.load(tmp_path / "missing.yaml")
 
 
-@pytest.mark.parametrize("name", ["seed", "dual", "unicast", "fast"])
-def test_example_labs_are_valid(name):
-    assert spec.load(LABS / f"{name}.yaml").nodes
-
-
 def test_an_oversized_or_endless_file_is_refused_before_parsing(tmp_path):
     big = tmp_path / "big.yaml"
     big.write_text("name: seed\n" + "# padding\n" * 30000)
@@ -183,8 +178,8 @@ def test_advert_int_takes_whole_and_centisecond_values_up_to_the_limits():
 # Validates one file in a fresh interpreter and prints how much its peak memory grew (KiB).
 PEAK_SCRIPT = """
 import resource, sys
-from halab import spec
-from halab.errors import SpecError
+from halab import paths, spec
+from halab.errors import SpecError, UsageError
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 try:
     spec.load(sys.argv[1])
@@ -210,3 +205,28 @@ def test_hostile_files_cannot_exhaust_memory(tmp_path):
     for name, (path, most) in _hostile_files(tmp_path).items():
         run = subprocess.run([sys.executable, "-c", PEAK_SCRIPT, str(path)], capture_output=True, text=True, check=True)
         assert int(run.stdout) < most, f"{name}: peak memory grew by {int(run.stdout)} KiB"
+
+
+def test_the_client_and_access_addresses_are_the_labs_own():
+    """The facts every part reads off the model: the first client, each switch's last usable address."""
+    lab = spec.parse(
+        (LABS / "nat.yaml").read_text().replace("172.25.1.0/24", "10.9.0.0/22").replace("172.25.1.", "10.9.0.")
+    )
+    assert (lab.client, str(lab.access_address), str(lab.nat.access_address)) == (
+        "client",
+        "10.9.3.254",
+        "172.25.2.254",
+    )
+
+
+def test_a_lab_without_a_client_says_so_when_one_is_needed():
+    text = "\n".join(line for line in (LABS / "seed.yaml").read_text().splitlines() if "client" not in line)
+    with pytest.raises(UsageError, match="'seed' has no node with role client"):
+        _ = spec.parse(text).client
+
+
+def test_every_lab_file_is_shipped_the_seed_first():
+    """The one list the acceptance suite, `vagrant validate` and the config tier prove."""
+    shipped = paths.shipped_labs()
+    assert shipped[0] == paths.DEFAULT_LAB and sorted(shipped) == sorted(LABS.glob("*.yaml"))
+    assert all(spec.load(path) for path in shipped)

@@ -18,8 +18,6 @@ from halab.paths import LabPaths
 from halab.providers.libvirt import Libvirt
 from halab.providers.vagrant import VagrantProvider, ssh_config_as_root
 
-LABS = ("seed.yaml", "dual.yaml", "unicast.yaml", "nat.yaml", "tun.yaml")
-
 
 @pytest.fixture
 def home(tmp_path, monkeypatch):
@@ -28,9 +26,9 @@ def home(tmp_path, monkeypatch):
 
 
 @pytest.mark.skipif(not shutil.which("vagrant"), reason="vagrant is not installed (./bootstrap installs Debian's)")
-@pytest.mark.parametrize("lab_file", LABS)
+@pytest.mark.parametrize("lab_file", paths.shipped_labs(), ids=lambda path: path.stem)
 def test_vagrant_validates_the_vagrantfile_and_defines_the_lab_files_machines(home, lab_file):
-    lab = spec.load(paths.ROOT / "labs" / lab_file)
+    lab = spec.load(lab_file)
     provider = VagrantProvider(lab, progress=lambda _: None, hypervisor="libvirt")
     render.write(render.render(provider.lab), provider.paths.rendered)
     env = {**provider.environment(), "HALAB_VAGRANT_DUMP": "1", "VAGRANT_HOME": str(home / "vagrant.d")}

@@ -28,8 +28,6 @@ from halab.providers import make
 from halab.providers.base import Provider
 from halab.spec import Lab, Versions
 
-SHIPPED = ("seed.yaml", "dual.yaml", "unicast.yaml", "nat.yaml", "tun.yaml")
-
 
 class AsRun:
     """A pytest plugin holding the provider of a lab that is up: the lab the suite checks."""
@@ -63,7 +61,7 @@ class LabCase:
 
     @property
     def client(self) -> str:
-        return next(iter(self.lab.role("client")))
+        return self.lab.client
 
     @property
     def masters(self) -> dict[str, str]:
@@ -81,8 +79,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def shipped_labs() -> list[Lab]:
     """Every shipped lab, renamed t-<name>, with SUITE_VERSIONS."""
     labs = []
-    for file in SHIPPED:
-        lab = spec.load(paths.LABS / file)
+    for file in paths.shipped_labs():
+        lab = spec.load(file)
         labs.append(lab.model_copy(update={"name": f"t-{lab.name}", "versions": Versions(**SUITE_VERSIONS)}))
     return labs
 

@@ -91,7 +91,7 @@ def test_nat_real_servers_route_through_the_gateway_the_master_holds(lab_case, r
     nat = lab_case.lab.nat
     if nat is None:
         pytest.skip(f"{lab_case.lab.method} has no gateway: real servers reply straight to the client")
-    client = lab_case.lab.nodes[next(iter(lab_case.lab.role("client")))].address
+    client = lab_case.lab.nodes[lab_case.client].address
     for name in real_servers:
         address = lab_case.lab.nodes[name].address
         route = lab_case.host(name).check_output(f"ip -4 route get {client} from {address}")

@@ -22,7 +22,7 @@ import time
 from ipaddress import IPv4Network
 from pathlib import Path
 
-from halab import build, paths, pins, render, versions
+from halab import build, paths, render
 from halab.errors import ProviderError
 from halab.paths import LabPaths, NodeFiles
 from halab.providers.base import Progress, Provider, Requirement
@@ -65,12 +65,12 @@ def host_tools() -> dict[str, str]:
 
 def access_address(lab: Lab) -> str:
     """The bridge's address in the lab namespace: the subnet's last usable one, with prefix."""
-    return f"{lab.subnet[-2]}/{lab.subnet.prefixlen}"
+    return f"{lab.access_address}/{lab.subnet.prefixlen}"
 
 
 def nat_access_address(lab: Lab) -> str | None:
     """The NAT network's bridge address (its last usable one), or None: a lab without NAT has one switch."""
-    return f"{lab.nat.subnet[-2]}/{lab.nat.subnet.prefixlen}" if lab.nat else None
+    return f"{lab.nat.access_address}/{lab.nat.subnet.prefixlen}" if lab.nat else None
 
 
 class LocalProvider(Provider):
@@ -115,10 +115,8 @@ class LocalProvider(Provider):
             Requirement("user nginx exists", _user_exists("nginx"), "useradd --system nginx (./bootstrap does it)")
         )
         for name, version in self.lab.versions.model_dump().items():
-            built = bool(build.find(pins.pin(name, version)))
-            items.append(
-                Requirement(f"{name} {version} built", built, "" if built else versions.build_hint(name, version))
-            )
+            missing = build.how_to_build(name, version)
+            items.append(Requirement(f"{name} {version} built", not missing, missing))
         return items
 
     def _uml_modules(self) -> Requirement:
@@ -239,15 +237,7 @@ class LocalProvider(Provider):
     @functools.cached_property
     def _builds(self) -> dict[str, Path]:
         """The staged install trees the guests mount (checked present by the preflight)."""
-        found = {name: build.find(pins.pin(name, version)) for name, version in self.lab.versions.model_dump().items()}
-        missing = [
-            f"{name}: {versions.build_hint(name, self.lab.versions.model_dump()[name])}"
-            for name, tree in found.items()
-            if tree is None
-        ]
-        if missing:
-            raise ProviderError(f"not built on this host, build it with {'; '.join(missing)}")
-        return {name: tree.root for name, tree in found.items() if tree is not None}
+        return {name: found.root for name, found in build.built(self.lab.versions.model_dump()).items()}
 
     def _node_env(self, name: str, files: NodeFiles) -> str:
         """The guest init's settings; file names are relative to the node directory it mounts."""
