@@ -18,11 +18,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from halab import paths, spec
+from halab import accelerator, paths, spec
 from halab.errors import HalabError, ImageError
 from halab.images import base, packer
 from halab.prove import failover, session
-from halab.providers import accelerator
 from halab.providers.vagrant import VagrantProvider
 
 Progress = Callable[[str], None]

@@ -19,10 +19,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import vagrant
-from halab import paths, pins, render, sources
+from halab import accelerator, paths, pins, render, sources
 from halab.errors import ProviderError
 from halab.paths import LabPaths
-from halab.providers import accelerator
 from halab.providers.base import Progress, Provider, Requirement
 from halab.providers.libvirt import SOCKET, Libvirt, answering
 from halab.remote import client_options
