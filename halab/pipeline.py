@@ -22,7 +22,7 @@ from halab import accelerator, paths, spec
 from halab.errors import HalabError, ImageError
 from halab.images import base, packer
 from halab.prove import failover, session
-from halab.providers.vagrant import VagrantProvider
+from halab.providers.vagrant.provider import VagrantProvider
 
 Progress = Callable[[str], None]
 

@@ -11,7 +11,7 @@ from halab import paths, spec
 from halab.errors import ProviderError, UsageError
 from halab.prove import failover, session
 from halab.prove.session import DESTROY, Session
-from halab.providers.vagrant import VagrantProvider
+from halab.providers.vagrant.provider import VagrantProvider
 from tests.conftest import MemoryProvider
 
 
