@@ -30,7 +30,6 @@ from halab.spec import Lab
 LAB_NIC = "eth1"
 # A NAT director's NIC on the real servers' network: the third, after management and lab.
 NAT_NIC = "eth2"
-HYPERVISORS = ("libvirt", "virtualbox")
 UNITS = {"keepalived": "keepalived", "nginx": "nginx", "smtpd": "halab-smtpd"}
 
 
