@@ -18,12 +18,11 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from halab import paths, spec
+from halab import accelerator, paths, spec
 from halab.errors import HalabError, ImageError
 from halab.images import base, packer
 from halab.prove import scenarios, session
-from halab.providers import accelerator
-from halab.providers.vagrant import VagrantProvider
+from halab.providers.vagrant.provider import VagrantProvider
 
 Progress = Callable[[str], None]
 

@@ -21,7 +21,7 @@ def kind(name: str) -> type[Provider]:
 
         return LocalProvider
     if name == "vagrant":
-        from halab.providers.vagrant import VagrantProvider
+        from halab.providers.vagrant.provider import VagrantProvider
 
         return VagrantProvider
     raise UsageError(f"unknown provider {name!r}; known: {', '.join(NAMES)}")

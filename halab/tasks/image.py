@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from halab import accelerator
 from halab.errors import ImageError
 from halab.images import base, packer
-from halab.providers import accelerator
 from halab.tasks import LAB_HELP, key_values, load, task
 
 TARGET_HELP = f"what to build: {', '.join(packer.TARGETS)}"

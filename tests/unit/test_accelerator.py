@@ -7,8 +7,8 @@ import os
 
 import pytest
 
+from halab import accelerator
 from halab.errors import UsageError
-from halab.providers import accelerator
 
 
 @pytest.fixture

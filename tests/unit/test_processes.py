@@ -5,7 +5,11 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from halab.providers.local.processes import arguments, processes
+import pytest
+
+from halab.errors import ProviderError
+from halab.providers.local import netns
+from halab.providers.local.processes import arguments, checked, processes
 
 
 def test_a_lab_s_guests_are_counted_by_their_tags_not_their_processes():
@@ -21,3 +25,11 @@ def test_a_lab_s_guests_are_counted_by_their_tags_not_their_processes():
         for sleeper in sleepers:
             sleeper.kill()
             sleeper.wait()
+
+
+def test_a_failing_host_command_is_a_provider_error_naming_it_and_what_it_said():
+    with pytest.raises(ProviderError, match=r"`sh -c echo no tap >&2; exit 3` failed \(3\): no tap"):
+        netns.run("sh", "-c", "echo no tap >&2; exit 3")
+    assert netns.run("sh", "-c", "exit 3", check=False).returncode == 3
+    with pytest.raises(ProviderError, match=r"`false` failed \(1\)$"):
+        checked(["false"])

@@ -15,7 +15,7 @@ from halab.prove.runner import Runner
 from halab.prove.scenarios import Phase, Scenario
 from halab.prove.session import DESTROY, Session
 from halab.providers import faults
-from halab.providers.vagrant import VagrantProvider
+from halab.providers.vagrant.provider import VagrantProvider
 from tests.conftest import MemoryProvider
 
 

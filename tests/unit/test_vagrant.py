@@ -15,8 +15,8 @@ import pytest
 from halab import paths, render, spec
 from halab.errors import ProviderError
 from halab.paths import LabPaths
-from halab.providers.libvirt import Libvirt
-from halab.providers.vagrant import VagrantProvider, ssh_config_as_root
+from halab.providers.vagrant.libvirt import Libvirt
+from halab.providers.vagrant.provider import VagrantProvider, ssh_config_as_root
 
 
 @pytest.fixture

@@ -9,14 +9,19 @@ from __future__ import annotations
 
 import subprocess
 
+from halab.providers.local.processes import checked
+
 BRIDGE = "br0"
 # LVS-NAT's second network (the real servers' own subnet behind the directors), on a
 # second bridge in the same namespace; the namespace does not route between the two.
 NAT_BRIDGE = "br1"
 
 
-def run(*command: str, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run(list(command), capture_output=True, text=True, check=check, timeout=30)
+def run(*command: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """One ip/bridge command; with check, its failure a ProviderError (processes.checked)."""
+    if check:
+        return checked(list(command), capture_output=True, timeout=30)
+    return subprocess.run(list(command), capture_output=True, text=True, timeout=30)
 
 
 def names() -> list[str]:

@@ -10,10 +10,24 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 from halab.errors import ProviderError
+
+
+def checked(command: list[str], **options: Any) -> subprocess.CompletedProcess[str]:
+    """Run a host command the lab needs; its failure is a ProviderError naming the command and
+    what it said (as the Vagrant provider's are), never a CalledProcessError traceback."""
+    try:
+        return subprocess.run(command, check=True, text=True, **options)
+    except subprocess.CalledProcessError as exc:
+        said = exc.stderr.strip() if isinstance(exc.stderr, str) else ""
+        raise ProviderError(
+            f"`{' '.join(command)}` failed ({exc.returncode})" + (f": {said}" if said else "")
+        ) from None
 
 
 def processes(marker: str) -> list[int]:

@@ -27,7 +27,7 @@ from halab.errors import ProviderError
 from halab.paths import LabPaths, NodeFiles
 from halab.providers.base import Progress, Provider, Requirement
 from halab.providers.local import netns, orphans, sshd, xstate
-from halab.providers.local.processes import arguments, kill_all, processes
+from halab.providers.local.processes import arguments, checked, kill_all, processes
 from halab.spec import Lab
 
 UML = "linux.uml"
@@ -224,12 +224,11 @@ class LocalProvider(Provider):
         # setsid -f: the guest gets its own session and is handed to init at once, so init
         # reaps it when it dies, whoever started it (no zombies under a long-lived caller).
         with files.console.open("wb") as console:
-            subprocess.run(
+            checked(
                 ["setsid", "-f", *command],
                 stdin=subprocess.DEVNULL,
                 stdout=console,
                 stderr=subprocess.STDOUT,
-                check=True,
                 timeout=10,
             )
         self.progress(f"  {name}: booting ({node.role}, {node.address})")

@@ -8,9 +8,8 @@ ControlMaster per node.
 
 from __future__ import annotations
 
-import subprocess
-
 from halab.paths import LabPaths
+from halab.providers.local.processes import checked
 from halab.remote import client_options
 from halab.spec import Lab
 
@@ -22,9 +21,9 @@ def prepare(lab: Lab, paths: LabPaths) -> None:
     ssh.chmod(0o700)
     for key in ("id_ed25519", "host_ed25519_key"):
         if not (ssh / key).exists():
-            subprocess.run(
+            checked(
                 ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"halab-{lab.name}", "-f", str(ssh / key)],
-                check=True,
+                capture_output=True,
                 timeout=30,
             )
     (ssh / "authorized_keys").write_text((ssh / "id_ed25519.pub").read_text())

@@ -6,7 +6,7 @@ What differs from the local lab stays here: the lab NIC is eth1 (both hypervisor
 a management NIC first), services are systemd units, a crash is a forced power-off.
 With libvirt, where libvirt lives (the host's service, or a private one in the lab's
 network namespace) is libvirt.py's business: this module only runs vagrant under its
-prefix and points ssh into the namespace; KVM or TCG is accelerator.py's.
+prefix and points ssh into the namespace; KVM or TCG is halab.accelerator's.
 """
 
 from __future__ import annotations
@@ -19,19 +19,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 import vagrant
-from halab import paths, pins, render, sources
+from halab import accelerator, paths, pins, render, sources
 from halab.errors import ProviderError
 from halab.paths import LabPaths
-from halab.providers import accelerator
 from halab.providers.base import Progress, Provider, Requirement
-from halab.providers.libvirt import SOCKET, Libvirt, answering
+from halab.providers.vagrant.libvirt import SOCKET, Libvirt, answering
 from halab.remote import client_options
 from halab.spec import Lab
 
 LAB_NIC = "eth1"
 # A NAT director's NIC on the real servers' network: the third, after management and lab.
 NAT_NIC = "eth2"
-HYPERVISORS = ("libvirt", "virtualbox")
 UNITS = {"keepalived": "keepalived", "nginx": "nginx", "smtpd": "halab-smtpd"}
 
 
