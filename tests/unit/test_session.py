@@ -12,7 +12,7 @@ from halab.errors import ProviderError, UsageError
 from halab.prove import failover, session
 from halab.prove.session import DESTROY, Session
 from halab.providers.vagrant import VagrantProvider
-from tests.conftest import MemoryProvider
+from tests.fixtures import MemoryProvider
 
 
 @pytest.mark.parametrize(
