@@ -37,7 +37,7 @@ def versions_from_the_lab(request: pytest.FixtureRequest, monkeypatch: pytest.Mo
 @pytest.fixture(scope="session")
 def builds() -> dict[str, build.Build]:
     """From-source keepalived and nginx (compiled once, then cached across runs)."""
-    return {name: build.ensure(pins.pin(name, version)) for name, version in SUITE_VERSIONS.items()}
+    return build.ensure_all(SUITE_VERSIONS)
 
 
 class FakeSsh:

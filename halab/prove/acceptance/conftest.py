@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import testinfra
 
-from halab import build, paths, pins, spec
+from halab import build, paths, spec
 from halab.prove import failover
 from halab.prove.acceptance import KEEP_LABS, SUITE_VERSIONS
 from halab.prove.session import Session
@@ -99,8 +99,7 @@ def lab_case(request: pytest.FixtureRequest) -> Iterator[LabCase]:
     if provider_name == "local" and os.geteuid() != 0:
         pytest.skip("needs root: the local provider creates network namespaces and user-mode Linux guests")
     if not request.config.getoption("lab"):
-        for name, version in SUITE_VERSIONS.items():
-            build.ensure(pins.pin(name, version), progress=lambda _: None)
+        build.ensure_all(SUITE_VERSIONS, progress=lambda _: None)
     provider = make(lab, provider_name, progress=lambda _: None)
     failed_before = request.session.testsfailed
     keep = bool(os.environ.get(KEEP_LABS))
