@@ -6,16 +6,12 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import ClassVar
 
 import pytest
 
 from halab import build, pins, providers, spec
-from halab.paths import LabPaths
 from halab.prove.acceptance import KEEP_LABS
-from halab.providers.base import Progress, Provider, Requirement
-from halab.spec import Lab
-from tests.fixtures import SUITE_VERSIONS
+from tests.fixtures import SUITE_VERSIONS, MemoryProvider
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -41,7 +37,7 @@ def versions_from_the_lab(request: pytest.FixtureRequest, monkeypatch: pytest.Mo
 @pytest.fixture(scope="session")
 def builds() -> dict[str, build.Build]:
     """From-source keepalived and nginx (compiled once, then cached across runs)."""
-    return {name: build.ensure(pins.pin(name, version)) for name, version in SUITE_VERSIONS.items()}
+    return build.ensure_all(SUITE_VERSIONS)
 
 
 class FakeSsh:
@@ -89,69 +85,6 @@ for rule in json.load(open({str(fake.rules_file)!r})):
     script.chmod(0o755)
     monkeypatch.setenv("PATH", f"{script.parent}:{os.environ['PATH']}")
     return fake
-
-
-class MemoryProvider(Provider):
-    """A provider whose machinery is a log of what was asked of it: for testing the shared
-    lifecycle (base.Provider) and what sits on top of it without booting anything."""
-
-    name = "memory"
-    converge_timeout = 0.5
-    events: ClassVar[list[str]] = []  # boot, teardown <lab>, crash <node>... (reset per test)
-
-    def __init__(
-        self,
-        lab: Lab,
-        progress: Progress = print,
-        fail_boot: BaseException | None = None,
-        missing: str = "",
-        up: bool = False,
-    ) -> None:
-        super().__init__(lab, progress)
-        self.fail_boot = fail_boot
-        self.missing = missing
-        self.up_now = up
-
-    def preflight(self) -> list[Requirement]:
-        return [Requirement("a thing", not self.missing, self.missing)]
-
-    def running(self) -> bool:
-        return self.up_now
-
-    def boot(self) -> None:
-        self.events.append("boot")
-        self.up_now = True
-        if self.fail_boot:
-            raise self.fail_boot
-
-    @classmethod
-    def teardown(cls, paths: LabPaths) -> None:
-        cls.events.append(f"teardown {paths.name}")
-
-    @classmethod
-    def footprint(cls, paths: LabPaths) -> str:
-        return ""
-
-    def present(self) -> bool:
-        return self.up_now
-
-    def alive_nodes(self) -> set[str]:
-        return set(self.lab.nodes) if self.up_now else set()
-
-    def service_command(self, service: str, verb: str) -> str:
-        return f"svc {verb} {service}"
-
-    def _crash(self, node: str) -> None:
-        self.events.append(f"crash {node}")
-
-    def _restart(self, node: str) -> None:
-        self.events.append(f"restart {node}")
-
-    def _cut_link(self, node: str) -> None:
-        self.events.append(f"cut {node}")
-
-    def _restore_link(self, node: str) -> None:
-        self.events.append(f"restore {node}")
 
 
 @pytest.fixture

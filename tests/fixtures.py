@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -18,15 +18,19 @@ from halab.prove.acceptance import SUITE_VERSIONS
 from halab.prove.results import Margin, PhaseResult
 from halab.prove.scenarios import Phase
 from halab.providers.faults import Fault
+from halab.providers.base import Progress, Provider, Requirement
 from halab.providers.local import netns
 from halab.providers.local.processes import processes
 from halab.providers.local.provider import LocalProvider
+from halab.spec import Lab
 
 __all__ = [
     "SUITE_VERSIONS",
     "WRITE_UP_NGINX_FLAGS",
+    "MemoryProvider",
     "assert_clean",
     "invoke",
+    "invoke_bare",
     "lab_file",
     "needs_root",
     "probe_record",
@@ -61,6 +65,69 @@ def probe_record(sent: float, ok: bool, target: str = "vip", mac: str = "m3", la
     }
 
 
+class MemoryProvider(Provider):
+    """A provider whose machinery is a log of what was asked of it: for testing the shared
+    lifecycle (base.Provider) and what sits on top of it without booting anything."""
+
+    name = "memory"
+    converge_timeout = 0.5
+    events: ClassVar[list[str]] = []  # boot, teardown <lab>, crash <node>... (reset per test)
+
+    def __init__(
+        self,
+        lab: Lab,
+        progress: Progress = print,
+        fail_boot: BaseException | None = None,
+        missing: str = "",
+        up: bool = False,
+    ) -> None:
+        super().__init__(lab, progress)
+        self.fail_boot = fail_boot
+        self.missing = missing
+        self.up_now = up
+
+    def preflight(self) -> list[Requirement]:
+        return [Requirement("a thing", not self.missing, self.missing)]
+
+    def running(self) -> bool:
+        return self.up_now
+
+    def boot(self) -> None:
+        self.events.append("boot")
+        self.up_now = True
+        if self.fail_boot:
+            raise self.fail_boot
+
+    @classmethod
+    def teardown(cls, paths: LabPaths) -> None:
+        cls.events.append(f"teardown {paths.name}")
+
+    @classmethod
+    def footprint(cls, paths: LabPaths) -> str:
+        return ""
+
+    def present(self) -> bool:
+        return self.up_now
+
+    def alive_nodes(self) -> set[str]:
+        return set(self.lab.nodes) if self.up_now else set()
+
+    def service_command(self, service: str, verb: str) -> str:
+        return f"svc {verb} {service}"
+
+    def _crash(self, node: str) -> None:
+        self.events.append(f"crash {node}")
+
+    def _restart(self, node: str) -> None:
+        self.events.append(f"restart {node}")
+
+    def _cut_link(self, node: str) -> None:
+        self.events.append(f"cut {node}")
+
+    def _restore_link(self, node: str) -> None:
+        self.events.append(f"restore {node}")
+
+
 # --- the local lab, for the root tier ----------------------------------------------
 
 
@@ -82,13 +149,24 @@ def task_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 def invoke(*args: str, timeout: float = 120, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """A task as a user runs it, to completion."""
+    return _task(args, task_environment(env), timeout)
+
+
+def invoke_bare(*args: str, home: Path) -> subprocess.CompletedProcess:
+    """A task as a fresh shell runs it, with a private state directory: none of the caller's
+    settings (HALAB_*, a launcher, a venv on PATH) can change what it prints."""
+    return _task(args, {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HALAB_HOME": str(home)}, 120)
+
+
+def _task(args: tuple[str, ...], env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:
+    """`invoke args` in the checkout, to completion, its output captured as text."""
     return subprocess.run(
         [sys.executable, "-m", "invoke", *args],
         cwd=paths.ROOT,
         capture_output=True,
         text=True,
         timeout=timeout,
-        env=task_environment(env),
+        env=env,
     )
 
 

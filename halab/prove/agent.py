@@ -252,10 +252,6 @@ def http(args):
     emit({"event": "end", "time": time.time(), "requests": seq}, last=True)
 
 
-def mac_bytes(text):
-    return bytes(int(part, 16) for part in text.split(":"))
-
-
 def mac_text(raw):
     return ":".join("%02x" % b for b in raw)
 

@@ -50,10 +50,6 @@ class Held:
     longest_stall: float = 0.0  # seconds
     ends: dict[str, int] = field(default_factory=dict)  # how the lost ones ended -> count
 
-    def summary(self) -> str:
-        """ "3/8" or "-" when no connection was held."""
-        return f"{self.survived}/{self.total}" if self.total else "-"
-
 
 def stalls(connection: dict) -> list[tuple[float, float]]:
     """Every stall of one connection, the wait that ended it included (until its reset,

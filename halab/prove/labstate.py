@@ -18,6 +18,8 @@ from halab.providers.base import Provider
 # Separates the sections of one node's answer; cannot occur in any command's output.
 MARK = "@@halab-section "
 PARTS = ("addresses", "keepalived", "macs", "ipvs", "neigh", "transitions")
+# The parts only one role has to give.
+ONLY_ON = {"ipvs": "director", "neigh": "client", "transitions": "director"}
 # What a VRRP instance logs on every state change (keepalived 2.x).
 TRANSITION = "Entering [A-Z]* STATE"
 
@@ -88,26 +90,27 @@ class LabState:
     def script(self, node: str, parts: tuple[str, ...]) -> str:
         """One shell line printing every part asked for, each after its MARK."""
         role = self.lab.nodes[node].role
-        interfaces = [self.lab.vrrp.interface] + ([self.lab.nat.interface] if self.lab.nat else [])
+        lines = [
+            f"echo '{MARK}{part}'" + (f"; {command}" if (command := self._command(part, role)) else "")
+            for part in parts
+        ]
+        return "; ".join(lines) + "; true"
+
+    def _command(self, part: str, role: str) -> str:
+        """The shell command that prints one part on a node of role ("": nothing to read there)."""
+        if ONLY_ON.get(part, role) != role:
+            return ""
         lab_nic = shlex.quote(self.lab.vrrp.interface)
+        nics = [self.lab.vrrp.interface] + ([self.lab.nat.interface] if self.lab.nat else [])
         commands = {
-            "addresses": f"ip -4 -o addr show dev {lab_nic}",
-            "keepalived": "pidof keepalived >/dev/null && echo running",
-            "macs": "; ".join(f"cat /sys/class/net/{shlex.quote(i)}/address 2>/dev/null" for i in interfaces),
-            "ipvs": "ipvsadm -Ln 2>/dev/null" if role == "director" else "",
-            "neigh": f"ip -4 neigh show dev {lab_nic}" if role == "client" else "",
-            "transitions": (
-                f"({self.provider.log_command('keepalived')}) 2>/dev/null | grep -c '{TRANSITION}'"
-                if role == "director"
-                else ""
-            ),
+            "addresses": lambda: f"ip -4 -o addr show dev {lab_nic}",
+            "keepalived": lambda: "pidof keepalived >/dev/null && echo running",
+            "macs": lambda: "; ".join(f"cat /sys/class/net/{shlex.quote(nic)}/address 2>/dev/null" for nic in nics),
+            "ipvs": lambda: "ipvsadm -Ln 2>/dev/null",
+            "neigh": lambda: f"ip -4 neigh show dev {lab_nic}",
+            "transitions": lambda: f"({self.provider.log_command('keepalived')}) 2>/dev/null | grep -c '{TRANSITION}'",
         }
-        return (
-            "; ".join(
-                f"echo '{MARK}{part}'; {commands[part]}" if commands[part] else f"echo '{MARK}{part}'" for part in parts
-            )
-            + "; true"
-        )
+        return commands[part]()
 
     def _node(self, node: str, parts: tuple[str, ...], timeout: float) -> NodeState:
         result = self.provider.remote.run(node, self.script(node, parts), timeout=timeout)

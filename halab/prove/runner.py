@@ -78,7 +78,7 @@ class Recording:
         starts = [done.acted - self.started - CLOCK_SLACK for done in self.phases]
         return [
             verdicts.Mark(done.phase, start, done.done - self.started, until, done.problems, done.transitions)
-            for done, start, until in zip(self.phases, starts, [*starts[1:], end], strict=True)
+            for done, start, until in zip(self.phases, starts, [*starts[1:], end][: len(starts)], strict=True)
         ]
 
 

@@ -32,7 +32,7 @@ def connection(
 
 def test_a_connection_that_kept_flowing_survived_with_its_longest_stall():
     held = established.judge([connection(stalls=[[10.0, 11.2]]), connection()], 10.1, 30.0, limit=3.0)
-    assert (held.total, held.survived, held.summary()) == (2, 2, "2/2")
+    assert (held.total, held.survived) == (2, 2)
     assert held.longest_stall == pytest.approx(1.2)
 
 

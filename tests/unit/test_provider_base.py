@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from halab.errors import ProviderError, UsageError
-from tests.conftest import MemoryProvider
+from tests.fixtures import MemoryProvider
 
 
 def test_a_missing_requirement_stops_up_before_anything_starts(memory_provider):

@@ -16,7 +16,7 @@ from halab.prove.scenarios import Phase, Scenario
 from halab.prove.session import DESTROY, Session
 from halab.providers import faults
 from halab.providers.vagrant.provider import VagrantProvider
-from tests.conftest import MemoryProvider
+from tests.fixtures import MemoryProvider
 
 
 @pytest.mark.parametrize(

@@ -9,19 +9,9 @@ import sys
 import pytest
 
 from halab import paths
+from tests.fixtures import invoke_bare
 
 BROKEN_LAB = paths.ROOT / "tests" / "unit" / "broken" / "two-masters.yaml"
-
-
-def invoke(*args: str, home) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "invoke", *args],
-        cwd=paths.ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HALAB_HOME": str(home)},
-    )
 
 
 @pytest.mark.parametrize(
@@ -58,13 +48,13 @@ def invoke(*args: str, home) -> subprocess.CompletedProcess[str]:
     ],
 )
 def test_bad_arguments_end_in_one_clear_message(tmp_path, args, code, message):
-    result = invoke(*args, home=tmp_path)
+    result = invoke_bare(*args, home=tmp_path)
     assert result.returncode == code, result.stdout + result.stderr
     assert message in result.stderr and "Traceback" not in result.stderr, result.stderr
 
 
 def test_lab_down_of_a_lab_that_is_not_there_says_so_and_succeeds(tmp_path):
-    result = invoke("lab.down", "--name", "nosuchlab", home=tmp_path)
+    result = invoke_bare("lab.down", "--name", "nosuchlab", home=tmp_path)
     assert result.returncode == 0 and "lab 'nosuchlab' is down (nothing of it was on this host)" in result.stdout
 
 
@@ -72,7 +62,7 @@ def test_lab_down_of_a_lab_that_is_not_there_says_so_and_succeeds(tmp_path):
 def test_a_lab_name_never_becomes_a_path_outside_the_state_directory(tmp_path, name):
     victim = tmp_path / "x" / "uml"
     victim.mkdir(parents=True)
-    result = invoke("lab.down", "--name", name, home=tmp_path / "home")
+    result = invoke_bare("lab.down", "--name", name, home=tmp_path / "home")
     assert result.returncode == 2 and "is not a lab name" in result.stderr and "Traceback" not in result.stderr
     assert victim.exists() and not (tmp_path / "home").exists()
     assert len(result.stderr) < 300
@@ -90,7 +80,9 @@ def test_a_lab_name_never_becomes_a_path_outside_the_state_directory(tmp_path, n
 def test_a_broken_manifest_is_named_not_a_traceback(tmp_path, text, message):
     manifest = tmp_path / "manifest.json"
     manifest.write_text(text)
-    result = invoke("ami.publish", "--regions", "eu-west-1", "--manifest", str(manifest), "--dry-run", home=tmp_path)
+    result = invoke_bare(
+        "ami.publish", "--regions", "eu-west-1", "--manifest", str(manifest), "--dry-run", home=tmp_path
+    )
     assert result.returncode == 1 and message in result.stderr and "Traceback" not in result.stderr, result.stderr
 
 
@@ -121,7 +113,7 @@ def test_a_short_flag_means_one_option_in_every_task():
 
 
 def test_short_flags_work_on_the_command_line(tmp_path):
-    result = invoke("lab.show", "-l", "labs/dual.yaml", "-f", "dot", home=tmp_path)
+    result = invoke_bare("lab.show", "-l", "labs/dual.yaml", "-f", "dot", home=tmp_path)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "labs" / "dual" / "artifacts" / "topology.dot").read_text().startswith('digraph "dual"')
 
@@ -147,10 +139,10 @@ def test_a_task_is_interruptible_even_when_started_with_sigint_ignored(signum):
 
 
 def test_list_scenarios_shows_bounds_and_what_each_lab_expects_of_established_connections(tmp_path):
-    fast = invoke("test.failover", "--lab", str(paths.LABS / "fast.yaml"), "--list-scenarios", home=tmp_path)
+    fast = invoke_bare("test.failover", "--lab", str(paths.LABS / "fast.yaml"), "--list-scenarios", home=tmp_path)
     assert fast.returncode == 0, fast.stdout + fast.stderr
     assert "crash server3: bound 361 ms (3 x advert_int 0.1 + skew 0.061 s)" in fast.stdout
     assert "established connections kept (lvs_sync_daemon), stall bound 923 ms" in fast.stdout
     assert "idle: no fault for 60 s" in fast.stdout and "(on request: --scenario idle)" in fast.stdout
-    seed = invoke("test.failover", "--list-scenarios", home=tmp_path)
+    seed = invoke_bare("test.failover", "--list-scenarios", home=tmp_path)
     assert "established connections lost (no lvs_sync_daemon" in seed.stdout, seed.stdout + seed.stderr

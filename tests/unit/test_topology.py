@@ -8,7 +8,7 @@ import pytest
 
 from halab import paths, spec
 from halab.prove import topology
-from tests.unit.test_tasks import invoke
+from tests.fixtures import invoke_bare
 
 DUAL = paths.LABS / "dual.yaml"
 
@@ -103,7 +103,7 @@ def test_a_lab_with_a_crashed_node_is_running_with_that_node_down(memory_provide
 
 
 def test_lab_show_writes_into_the_lab_s_artifacts(tmp_path):
-    result = invoke("lab.show", "--format", "svg", home=tmp_path)
+    result = invoke_bare("lab.show", "--format", "svg", home=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"wrote {tmp_path}/labs/seed/artifacts/topology.svg"
     assert (tmp_path / "labs" / "seed" / "artifacts" / "topology.svg").exists()

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import testinfra
 
-from halab import build, paths, pins, spec
+from halab import build, paths, spec
 from halab.prove.acceptance import KEEP_LABS, SUITE_VERSIONS
 from halab.prove.runner import Runner
 from halab.prove.session import Session
@@ -102,8 +102,7 @@ def lab_case(request: pytest.FixtureRequest) -> Iterator[LabCase]:
     lab: Lab = request.param
     if os.geteuid() != 0:
         pytest.skip("needs root: the local provider creates network namespaces and user-mode Linux guests")
-    for name, version in SUITE_VERSIONS.items():
-        build.ensure(pins.pin(name, version), progress=lambda _: None)
+    build.ensure_all(SUITE_VERSIONS, progress=lambda _: None)
     provider = make(lab, "local", progress=lambda _: None)
     failed_before = request.session.testsfailed
     destroy = "never" if os.environ.get(KEEP_LABS) else "booted"
