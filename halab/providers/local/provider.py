@@ -4,7 +4,7 @@ Each guest is `linux.uml` booting the host's / read-only over hostfs, with guest
 init and xstate.c preloaded (its FPU state must fit the host CPU's); the lab's switch is
 a bridge in a private network namespace (netns.py). A guest
 is several host processes: each is started in its own session and tagged
-`umid=halab_<checkout>_<lab>_<node>` on its command line (paths.LabPaths.guest_tag), so
+`umid=halab_<checkout>_<lab>_<node>` on its command line (paths.guest_tag), so
 teardown finds all of them from /proc even when the process that started the lab died
 with kill -9.
 """

@@ -65,7 +65,7 @@ class VagrantProvider(Provider):
         the VMs see them (the Vagrantfile spells none itself)."""
         return {
             **os.environ,
-            **_vagrant_paths(self.paths),
+            **_vagrant_environment(self.paths),
             "VAGRANT_DEFAULT_PROVIDER": self.hypervisor,
             **({"HALAB_BOX": box} if box else {}),
             "HALAB_BUILD_FROM_SOURCE": "1" if from_source else "0",
@@ -163,14 +163,14 @@ class VagrantProvider(Provider):
         failed = None
         if paths.vagrant.exists() and paths.lab_json.exists():
             try:
-                _machine({**os.environ, **_vagrant_paths(paths)}, libvirt.prefix).destroy()
+                _machine({**os.environ, **_vagrant_environment(paths)}, libvirt.prefix).destroy()
             except subprocess.CalledProcessError as exc:
                 failed = exc.returncode
-        for lab_network in (network(paths.name), nat_network(paths.name)):
-            libvirt.remove_domains(domain_prefix(paths.name), lab_network)
+        for lab_network in (paths.network, paths.nat_network):
+            libvirt.remove_domains(paths.vm(), lab_network)
         libvirt.stop()
         shutil.rmtree(paths.vagrant, ignore_errors=True)
-        if failed is not None and libvirt.leftovers(domain_prefix(paths.name)):
+        if failed is not None and libvirt.leftovers(paths.vm()):
             raise ProviderError(f"vagrant destroy failed ({failed}) and VMs of lab {paths.name!r} remain in libvirt")
 
     @classmethod
@@ -188,7 +188,7 @@ class VagrantProvider(Provider):
         destroy` (vagrant-libvirt's `halt --force` shuts the guest down cleanly first, which
         is a different fault, and gives up with a traceback after 60 s under TCG)."""
         if self.hypervisor == "libvirt":
-            self.libvirt.power_off(domain_prefix(self.lab.name) + node)
+            self.libvirt.power_off(self.paths.vm(node))
         else:
             _vagrant_call(f"vagrant halt {node} --force", lambda: self._vagrant().halt(vm_name=node, force=True))
 
@@ -223,9 +223,13 @@ class VagrantProvider(Provider):
         self.paths.ssh_config.write_text("\n".join(blocks) + "\nHost *\n" + client_options(self.paths, netns))
 
 
-def _vagrant_paths(lab: LabPaths) -> dict[str, str]:
-    """Every path the Vagrantfile and node.sh need, as variables (host side and VM side)."""
+def _vagrant_environment(lab: LabPaths) -> dict[str, str]:
+    """Every path the Vagrantfile and node.sh need, as variables (host side and VM side), and
+    the names the lab's VMs and networks take (paths.py owns them: they carry the checkout id)."""
     return {
+        "HALAB_VM_PREFIX": lab.vm(),
+        "HALAB_NETWORK": lab.network,
+        "HALAB_NAT_NETWORK": lab.nat_network,
         "HALAB_LAB_JSON": str(lab.lab_json),
         "VAGRANT_DOTFILE_PATH": str(lab.vagrant),
         "HALAB_STATE": str(paths.home()),
@@ -245,21 +249,6 @@ def _vagrant_call(what: str, call: Callable[[], object]) -> None:
         call()
     except subprocess.CalledProcessError as exc:
         raise ProviderError(f"`{what}` failed ({exc.returncode}); its output is above") from None
-
-
-def domain_prefix(lab: str) -> str:
-    """How libvirt names the lab's VMs (vagrant/settings.rb sets it: halab-<lab>_<node>)."""
-    return f"halab-{lab}_"
-
-
-def network(lab: str) -> str:
-    """The lab's libvirt network (vagrant/settings.rb names it)."""
-    return f"halab-{lab}"
-
-
-def nat_network(lab: str) -> str:
-    """A NAT lab's second libvirt network, the real servers' (vagrant/settings.rb names it)."""
-    return f"halab-{lab}-nat"
 
 
 class _Namespaced(vagrant.Vagrant):
