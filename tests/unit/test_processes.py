@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -18,6 +19,11 @@ def test_a_lab_s_guests_are_counted_by_their_tags_not_their_processes():
         for node in ("server1", "server1", "client")
     ]
     try:
+        # Popen returns once a child execs (vfork), a moment before the kernel shows its new
+        # command line: wait for all three to show it first.
+        deadline = time.monotonic() + 10
+        while len(processes("umid=halab_t_lab_")) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
         assert arguments("umid=halab_t_lab_") == {"umid=halab_t_lab_server1", "umid=halab_t_lab_client"}
         assert len(processes("umid=halab_t_lab_")) == 3
         assert arguments("umid=halab_t_other_") == set()
