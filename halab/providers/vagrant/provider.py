@@ -175,7 +175,11 @@ class VagrantProvider(Provider):
 
     @classmethod
     def footprint(cls, paths: LabPaths) -> str:
-        return f"Vagrant machines (state in {paths.vagrant})" if paths.vagrant.exists() else ""
+        """Its Vagrant state, and the private libvirt in its namespace when it has one."""
+        parts = [f"Vagrant machines (state in {paths.vagrant})"] if paths.vagrant.exists() else []
+        if Libvirt(paths).private:
+            parts.append(f"a private libvirtd in network namespace {paths.libvirt_netns}")
+        return ", ".join(parts)
 
     def alive_nodes(self) -> set[str]:
         return {s.name for s in self._vagrant().status() if s.state == "running"}
