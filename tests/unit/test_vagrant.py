@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -127,6 +128,7 @@ def fake_vagrant(tmp_path, monkeypatch):
     script.parent.mkdir()
     script.write_text(f"""#!{sys.executable}
 import sys
+from pathlib import Path
 args = sys.argv[1:]
 with open({str(log)!r}, "a") as log:
     log.write(" ".join(args) + "\\n")
@@ -301,3 +303,17 @@ def test_another_labs_private_libvirt_is_named_with_the_command_that_stops_it(ho
     monkeypatch.setenv("HALAB_HOME", str(home / "another-checkout"))
     with pytest.raises(ProviderError, match=r"--name seed` in the checkout that started it \(checkout id "):
         Libvirt(LabPaths("other")).ensure()
+
+
+def test_services_log_to_the_journal_but_nginx_to_its_own_file(home):
+    made = VagrantProvider(spec.load(), progress=lambda _: None, hypervisor="libvirt")
+    assert made.log_command("keepalived") == "journalctl -u keepalived --no-pager"
+    assert made.log_command("smtpd") == "journalctl -u halab-smtpd --no-pager"
+    assert made.log_command("nginx") == "cat /var/log/nginx/error.log"
+
+
+def test_the_host_keeps_qemus_log_of_a_vm_on_libvirt_only(home):
+    lab = spec.load()
+    on_libvirt = VagrantProvider(lab, progress=lambda _: None, hypervisor="libvirt")
+    assert on_libvirt.host_logs("server3") == [Path(f"/var/log/libvirt/qemu/{on_libvirt.paths.vm('server3')}.log")]
+    assert VagrantProvider(lab, progress=lambda _: None, hypervisor="virtualbox").host_logs("server3") == []

@@ -22,7 +22,7 @@ import vagrant
 from halab import accelerator, paths, pins, render, sources
 from halab.errors import ProviderError
 from halab.paths import LabPaths
-from halab.providers.base import Progress, Provider, Requirement
+from halab.providers.base import NGINX_ERROR_LOG, Progress, Provider, Requirement
 from halab.providers.vagrant.libvirt import SOCKET, Libvirt, answering
 from halab.remote import client_options
 from halab.spec import Lab
@@ -31,6 +31,8 @@ LAB_NIC = "eth1"
 # A NAT director's NIC on the real servers' network: the third, after management and lab.
 NAT_NIC = "eth2"
 UNITS = {"keepalived": "keepalived", "nginx": "nginx", "smtpd": "halab-smtpd"}
+# Where libvirt's QEMU driver logs each VM (the host's libvirt and a private one alike).
+QEMU_LOGS = Path("/var/log/libvirt/qemu")
 
 
 class VagrantProvider(Provider):
@@ -186,6 +188,14 @@ class VagrantProvider(Provider):
 
     def service_command(self, service: str, verb: str) -> str:
         return f"systemctl {verb} {UNITS[service]}"
+
+    def log_command(self, service: str) -> str:
+        """The unit's journal; nginx's errors go to its own file (the journal has only systemd's lines)."""
+        return f"cat {NGINX_ERROR_LOG}" if service == "nginx" else f"journalctl -u {UNITS[service]} --no-pager"
+
+    def host_logs(self, node: str) -> list[Path]:
+        """QEMU's log of the node's VM (libvirt); VirtualBox keeps none the lab knows of."""
+        return [QEMU_LOGS / f"{self.paths.vm(node)}.log"] if self.hypervisor == "libvirt" else []
 
     def _crash(self, node: str) -> None:
         """A forced power-off: no shutdown, no last VRRP advert. On libvirt that is `virsh
