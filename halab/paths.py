@@ -1,9 +1,12 @@
-"""One owner for every path the project reads or writes.
+"""One owner for every path the project reads or writes, and every name a lab takes on the host.
 
 Nothing else builds a path by hand: the project's own files, the caches, the state of a
 lab (including each provider's files), evidence and images all come from here, so `down`
-can find everything `up` made and `HALAB_HOME` moves all of it at once. Paths that other
-languages need (the Vagrantfile, guest scripts) are handed to them from here.
+can find everything `up` made and `HALAB_HOME` moves all of it at once. Likewise the
+names outside the state directory (namespaces, guest tags, VMs, libvirt networks): made
+and parsed back here only, so teardown and the orphan sweep match exactly what `up` made.
+Paths and names that other languages need (the Vagrantfile, guest scripts) are handed to
+them from here.
 """
 
 from __future__ import annotations
