@@ -1,9 +1,12 @@
-"""One owner for every path the project reads or writes.
+"""One owner for every path the project reads or writes, and every name a lab takes on the host.
 
 Nothing else builds a path by hand: the project's own files, the caches, the state of a
 lab (including each provider's files), evidence and images all come from here, so `down`
-can find everything `up` made and `HALAB_HOME` moves all of it at once. Paths that other
-languages need (the Vagrantfile, guest scripts) are handed to them from here.
+can find everything `up` made and `HALAB_HOME` moves all of it at once. Likewise the
+names outside the state directory (namespaces, guest tags, VMs, libvirt networks): made
+and parsed back here only, so teardown and the orphan sweep match exactly what `up` made.
+Paths and names that other languages need (the Vagrantfile, guest scripts) are handed to
+them from here.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import hashlib
 import os
 import re
 from pathlib import Path
+from typing import NamedTuple
 
 from halab.errors import UsageError
 
@@ -131,6 +135,63 @@ def checkout_id() -> str:
     the host (namespace, guests' tags), so labs of the same name from two checkouts never
     meet, and teardown only ever touches its own."""
     return hashlib.sha256(str(labs().resolve()).encode()).hexdigest()[:6]
+
+
+# --- the names a lab takes on the host, outside its state directory -----------------------
+# Network namespaces, libvirt's VMs and networks: `halab-<checkout>-<lab>.<kind>` (a VM's
+# kind followed by `-<node>`). The checkout id keeps two checkouts' labs of the same name
+# apart on a shared host; the kind comes after a `.`, which no lab name holds, so a name of
+# one lab or kind is never another's (`x.nat` is no lab called `x-nat`), and each parses back.
+CHECKOUT = "[0-9a-f]{6}"
+LOCAL_NAMESPACE = "local"  # the local lab's switch
+VMS_NAMESPACE = "vms"  # a Vagrant lab's private libvirt, its networks and VMs
+LAB_NETWORK = "net"  # a Vagrant lab's libvirt (or VirtualBox internal) network
+NAT_NETWORK = "nat"  # a NAT lab's second network, the real servers'
+VM = "vm"  # a Vagrant lab's VM (libvirt domain): vm-<node>
+KINDS = (LOCAL_NAMESPACE, VMS_NAMESPACE, LAB_NETWORK, NAT_NETWORK, VM)
+_HOST_NAME = re.compile(
+    rf"halab-(?P<checkout>{CHECKOUT})-(?P<lab>{NAME.pattern})\.(?P<kind>[a-z]+)(?:-(?P<node>{NAME.pattern}))?"
+)
+# A local-lab guest's tag (UML's umid): `_` separates, as no name holds one.
+_GUEST_TAG = re.compile(rf"halab_(?P<checkout>{CHECKOUT})_(?P<lab>{NAME.pattern})_(?P<node>{NAME.pattern})")
+GUEST = "guest"  # the kind parse_guest_tag answers
+
+
+class HostName(NamedTuple):
+    """A host-side name read back: whose checkout and lab it is, and what (node: a VM's or guest's)."""
+
+    checkout: str
+    lab: str
+    kind: str
+    node: str = ""
+
+
+def host_name(checkout: str, lab: str, kind: str, node: str = "") -> str:
+    """The name of one of a lab's host-side things; node for a VM only (with none, a VM's name
+    is the prefix every VM of the lab shares)."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown kind of host name {kind!r}")
+    return f"halab-{checkout}-{lab}.{kind}" + ("-" + node if kind == VM else "")
+
+
+def parse_host_name(name: str) -> HostName | None:
+    """(checkout, lab, kind[, node]) of a name host_name made; None for any other name."""
+    found = _HOST_NAME.fullmatch(name)
+    if not found or found["kind"] not in KINDS or (found["kind"] == VM) != (found["node"] is not None):
+        return None
+    return HostName(found["checkout"], found["lab"], found["kind"], found["node"] or "")
+
+
+def guest_tag(checkout: str, lab: str, node: str = "") -> str:
+    """A local-lab guest's tag on its command line (UML's umid); with no node, the prefix every
+    guest of the lab carries. `_` cannot occur in names, so labs never match each other."""
+    return f"halab_{checkout}_{lab}_{node}"
+
+
+def parse_guest_tag(tag: str) -> HostName | None:
+    """(checkout, lab, GUEST, node) of a guest's tag; None for any other word."""
+    found = _GUEST_TAG.fullmatch(tag)
+    return HostName(found["checkout"], found["lab"], GUEST, found["node"]) if found else None
 
 
 # Which state directory each checkout id belongs to (a tmpfs, like the namespaces it
@@ -256,13 +317,12 @@ class LabPaths:
 
     @property
     def netns(self) -> str:
-        """The private network namespace holding the lab's switch (this checkout's)."""
-        return f"halab-{self.checkout}-{self.name}"
+        """The private network namespace holding the local lab's switch (this checkout's)."""
+        return host_name(self.checkout, self.name, LOCAL_NAMESPACE)
 
     def guest_tag(self, node: str = "") -> str:
-        """A local-lab guest's tag on its command line (UML's umid); with no node, the prefix
-        every guest of the lab carries. `_` cannot occur in names, so labs never match each other."""
-        return f"halab_{self.checkout}_{self.name}_{node}"
+        """A local-lab guest's tag (UML's umid); with no node, every guest's prefix (guest_tag)."""
+        return guest_tag(self.checkout, self.name, node)
 
     @property
     def libvirt(self) -> Path:
@@ -273,7 +333,22 @@ class LabPaths:
     def libvirt_netns(self) -> str:
         """The private network namespace a private libvirt, its networks and every vagrant and
         ssh call of the Vagrant lab run in (apart from the local lab's, so both can exist)."""
-        return f"halab-{self.checkout}-{self.name}-vms"
+        return host_name(self.checkout, self.name, VMS_NAMESPACE)
+
+    def vm(self, node: str = "") -> str:
+        """A Vagrant lab's VM as libvirt names it; with no node, the prefix all of them share
+        (vagrant-libvirt's default_prefix: the VM's name is it plus the node's)."""
+        return host_name(self.checkout, self.name, VM, node)
+
+    @property
+    def network(self) -> str:
+        """The Vagrant lab's network (libvirt's, or VirtualBox's internal one)."""
+        return host_name(self.checkout, self.name, LAB_NETWORK)
+
+    @property
+    def nat_network(self) -> str:
+        """A NAT lab's second network, the real servers' own."""
+        return host_name(self.checkout, self.name, NAT_NETWORK)
 
     @property
     def pipeline(self) -> Path:

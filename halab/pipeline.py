@@ -18,11 +18,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from halab import accelerator, paths, spec
+from halab import accelerator, paths, providers, spec
 from halab.errors import HalabError, ImageError
 from halab.images import base, packer
 from halab.prove import scenarios, session
-from halab.providers.vagrant.provider import VagrantProvider
 
 Progress = Callable[[str], None]
 
@@ -49,7 +48,9 @@ class Pipeline:
         model = spec.load(str(lab_file))
         self.box_name = f"halab/{os_name}"
         # The lab as the pipeline runs it: on the box this run bakes, whatever the file's default.
-        self.provider = VagrantProvider(model.model_copy(update={"box": self.box_name}), progress, "libvirt")
+        self.provider = providers.make(
+            model.model_copy(update={"box": self.box_name}), "vagrant", progress, hypervisor="libvirt"
+        )
         self.versions = model.versions.model_dump()
         self.stages = [Stage(name) for name in self.STAGES]
 
@@ -133,9 +134,9 @@ class Pipeline:
         return ("FAILED", "failed: " + ", ".join(failed)) if failed else ("ok", f"{len(runs)} scenarios passed")
 
     def _down(self) -> tuple[str, str]:
-        private = self.provider.libvirt.private
+        found = self.provider.footprint(self.provider.paths)
         self.provider.down()
-        return "ok", "VMs destroyed" + (", private libvirt and its namespace removed" if private else "")
+        return "ok", f"removed {found}" if found else "nothing of the lab was left"
 
     # --- the report -------------------------------------------------------------------------
 

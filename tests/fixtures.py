@@ -115,6 +115,12 @@ class MemoryProvider(Provider):
     def service_command(self, service: str, verb: str) -> str:
         return f"svc {verb} {service}"
 
+    def log_command(self, service: str) -> str:
+        return f"log {service}"
+
+    def host_logs(self, node: str) -> list[Path]:
+        return []
+
     def _crash(self, node: str) -> None:
         self.events.append(f"crash {node}")
 

@@ -16,7 +16,8 @@ module Halab
   # Vagrant commands that act on no machine of the lab.
   MACHINELESS = %w[box plugin version global-status help -h --help].freeze
 
-  # Every path comes from halab's vagrant provider (halab/paths.py owns them).
+  # Every path and every name the host sees (VMs, networks) comes from halab's vagrant
+  # provider (halab/paths.py owns them: they carry the checkout's id).
   def self.env(name)
     ENV.fetch(name) { abort "#{name} is not set: drive this Vagrantfile with `invoke lab.up --provider vagrant`" }
   end
@@ -46,6 +47,8 @@ module Halab
   #
   # LVS-NAT (lab["nat"]): the real servers' own subnet is a second isolated network; real
   # servers sit on it alone (their lab NIC, eth1), directors get a second NIC on it (eth2).
+  # vagrant-libvirt gives each network the first free virbrN bridge, so a network's name
+  # (HALAB_NETWORK, HALAB_NAT_NETWORK) is never cut to an interface name's 15 characters.
   def self.lab_network(machine, lab, node)
     networks(lab, node).each do |network|
       machine.vm.network "private_network",
@@ -58,12 +61,12 @@ module Halab
 
   # The networks of one node, in NIC order: the lab subnet's, and with NAT the NAT network's.
   def self.networks(lab, node)
-    front = { name: "halab-#{lab['name']}", address: node["address"], netmask: netmask(lab["subnet"]),
+    front = { name: env("HALAB_NETWORK"), address: node["address"], netmask: netmask(lab["subnet"]),
               access: lab["access_address"] }
     nat = lab["nat"]
     return [front] if nat.nil?
 
-    back = { name: "halab-#{lab['name']}-nat", netmask: netmask(nat["subnet"]), access: nat["access_address"] }
+    back = { name: env("HALAB_NAT_NETWORK"), netmask: netmask(nat["subnet"]), access: nat["access_address"] }
     return [back.merge(address: node["address"])] if node["role"] == "realserver"
     return [front, back.merge(address: nat["directors"][node["name"]])] if nat["directors"].key?(node["name"])
 
@@ -74,21 +77,22 @@ module Halab
     RESOURCES.fetch(role)[build_from_source? ? :compile_memory : :memory]
   end
 
-  # libvirt: domains named halab-<lab>_<node> (labs side by side, and `lab.down` finds them
-  # after a crash), and the driver halab's KVM probe chose (HALAB_LIBVIRT_DRIVER: kvm, or
-  # qemu for TCG where /dev/kvm runs no guest; TCG boots slowly, so the boot timeout grows).
   # Dotted, as libvirt's network definition needs it (a prefix length such as "24" makes
   # libvirt refuse the bridge: "invalid netmask or IP address").
   def self.netmask(subnet)
     IPAddr.new("255.255.255.255").mask(subnet.split("/").last.to_i).to_s
   end
 
-  def self.resources(machine, lab, role)
+  # libvirt: domains named HALAB_VM_PREFIX + node (labs and checkouts side by side, and
+  # `lab.down` finds them after a crash), and the driver halab's KVM probe chose
+  # (HALAB_LIBVIRT_DRIVER: kvm, or qemu for TCG where /dev/kvm runs no guest; TCG boots
+  # slowly, so the boot timeout grows).
+  def self.resources(machine, role)
     cpus = RESOURCES.fetch(role)[:cpus]
     driver = ENV.fetch("HALAB_LIBVIRT_DRIVER", "kvm")
     machine.vm.boot_timeout = driver == "kvm" ? 300 : 900
     machine.vm.provider :libvirt do |vm|
-      vm.default_prefix = "halab-#{lab['name']}_"
+      vm.default_prefix = env("HALAB_VM_PREFIX")
       vm.driver = driver
       vm.cpus = cpus
       vm.memory = memory(role)
@@ -121,7 +125,7 @@ module Halab
   def self.dump(lab)
     machines = lab["nodes"].map do |node|
       { "name" => node["name"], "address" => node["address"], "role" => node["role"],
-        "box" => box(lab), "networks" => networks(lab, node).map { |n| [n[:name], n[:address], n[:netmask]] },
+        "domain" => env("HALAB_VM_PREFIX") + node["name"], "box" => box(lab), "networks" => networks(lab, node).map { |n| [n[:name], n[:address], n[:netmask]] },
         "cpus" => RESOURCES.fetch(node["role"])[:cpus], "memory" => memory(node["role"]),
         "provision" => provision_commands(lab, node) }
     end

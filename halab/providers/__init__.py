@@ -53,6 +53,6 @@ def remove_orphans() -> list[str]:
     return [f"lab {o.lab!r} of checkout {o.checkout} (namespace {o.netns})" for o in found]
 
 
-def make(lab: Lab, name: str = "local", progress: Progress = print) -> Provider:
-    """The provider called name, running lab."""
-    return kind(name)(lab, progress)
+def make(lab: Lab, name: str = "local", progress: Progress = print, **settings: str) -> Provider:
+    """The provider called name, running lab; settings are that provider's own (vagrant: hypervisor)."""
+    return kind(name)(lab, progress, **settings)

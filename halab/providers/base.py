@@ -3,8 +3,9 @@
 `Provider` holds what does not depend on the machinery: the preflight gate, booting
 with tear-down on failure (unless kept for debugging), VRRP convergence, status, node
 names checked before any fault verb, and commands over the lab's ssh_config. A provider
-fills in only what differs (template methods): its preflight items, `boot`, `teardown`,
-which nodes are alive, and how to stop a service, crash a node or cut its link.
+fills in only what differs (template methods): what it prepares before booting, its
+preflight items, `boot`, `teardown`, which nodes are alive, where a service logs and
+which logs the host keeps, and how to stop a service, crash a node or cut its link.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ Progress = Callable[[str], None]
 # The one service each role runs (what a fault verb may stop or start there).
 ROLE_SERVICE = {"director": "keepalived", "realserver": "nginx", "client": "smtpd"}
 SERVICES = tuple(ROLE_SERVICE.values())
+# nginx writes its own error log (error_log in the rendered nginx.conf), on every provider.
+NGINX_ERROR_LOG = "/var/log/nginx/error.log"
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,11 @@ class Provider(ABC):
 
     # --- what each provider fills in --------------------------------------------------
 
+    def prepare(self, lab_given: bool) -> None:  # noqa: B027 (a hook: most providers need nothing)
+        """Make what this host must have before the lab boots and the preflight checks (slow
+        work, such as compiling); lab_given: the lab came from a file the user passed, so its
+        versions are the user's. Nothing, unless a provider needs something."""
+
     @abstractmethod
     def preflight(self) -> list[Requirement]:
         """Everything up() needs from this host, each with its fix."""
@@ -97,6 +105,16 @@ class Provider(ABC):
     @abstractmethod
     def service_command(self, service: str, verb: str) -> str:
         """The shell command on a node that starts or stops one of SERVICES."""
+
+    @abstractmethod
+    def log_command(self, service: str) -> str:
+        """The shell command on a node that prints the log of one of SERVICES (a file, or the
+        journal: where it logs depends on how the provider runs it)."""
+
+    @abstractmethod
+    def host_logs(self, node: str) -> list[Path]:
+        """The logs of a node this host keeps, readable without the node (after a crash too):
+        what `lab.logs` prints. Some may not exist yet."""
 
     @abstractmethod
     def _crash(self, node: str) -> None: ...

@@ -93,11 +93,9 @@ def up(c, lab=None, keep=False, provider="local", no_build=False):
 
     Then the preflight, then the nodes; on failure, show the node's console and tear down.
     """
-    say = stopwatch.timed()
-    running = provider_for(lab, provider, say)
-    if provider == "local" and not no_build:
-        versions.strict(running.lab, lab is not None)
-        build.ensure_all(running.lab.versions.model_dump(), say)
+    running = provider_for(lab, provider, stopwatch.timed())
+    if not no_build:
+        running.prepare(lab_given=lab is not None)
     running.up(keep=keep)
     director = next(iter(running.lab.role("director")))
     print(f"ssh: {' '.join(running.remote.argv(director))}   (or: invoke lab.ssh {director})")
@@ -219,18 +217,20 @@ def inventory_(c, lab=None, format_="ini", output=None):
         print(text, end="")
 
 
-@task(help={**LAB_HELP, "node": "node name", "lines": "how many lines of each log"})
-def logs(c, node, lab=None, lines=40):
-    """Show a local-lab node's logs: console, boot, keepalived and nginx."""
-    model = load(lab)
-    model.known(node)
-    files = LabPaths(model.name).node(node)
-    if not files.directory.exists():
-        raise UsageError(f"no logs for node {node!r}: was lab {model.name!r} ever up?")
-    for log in [files.console, files.boot_log, *sorted(files.logs.rglob("*.log"))]:
-        if log.exists():
-            print(f"==> {log} <==")
-            print("\n".join(log.read_text(errors="replace").splitlines()[-int(lines) :]))
+@task(help={**LAB_HELP, **PROVIDER_HELP, "node": "node name", "lines": "how many lines of each log"})
+def logs(c, node, lab=None, provider="local", lines=40):
+    """Show the logs this host keeps of a node, even when it is down.
+
+    local: the guest's console, boot, keepalived and nginx logs; vagrant: QEMU's log of the VM.
+    """
+    running = provider_for(lab, provider)
+    running.lab.known(node)
+    kept = [log for log in running.host_logs(node) if log.exists()]
+    if not kept:
+        raise UsageError(f"no logs for node {node!r}: was lab {running.lab.name!r} ever up on the {provider} provider?")
+    for log in kept:
+        print(f"==> {log} <==")
+        print("\n".join(log.read_text(errors="replace").splitlines()[-int(lines) :]))
 
 
 @task(help={**LAB_HELP, "node": "node name"})

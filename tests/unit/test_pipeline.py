@@ -5,11 +5,10 @@ themselves run for real in CI (`.ci/run`: test.pipeline)."""
 from __future__ import annotations
 
 import json
-from types import SimpleNamespace
 
 import pytest
 
-from halab import paths, pipeline
+from halab import paths, pipeline, providers
 from halab.errors import ImageError
 
 LISTING = """\
@@ -31,13 +30,17 @@ def test_a_box_counts_as_added_only_for_its_name_provider_and_version():
 
 
 class FakeProvider:
-    """What the pipeline needs of its Vagrant provider: the lab, its paths, a down()."""
+    """What the pipeline needs of its Vagrant provider: the lab, its paths, a footprint, a down()."""
 
     def __init__(self, lab, progress, hypervisor) -> None:
         self.lab = lab
         self.paths = paths.LabPaths(lab.name)
-        self.libvirt = SimpleNamespace(private=True)
+        self.hypervisor = hypervisor
         self.downs = 0
+
+    @staticmethod
+    def footprint(lab_paths: paths.LabPaths) -> str:
+        return "five VMs"
 
     def down(self) -> None:
         self.downs += 1
@@ -45,7 +48,7 @@ class FakeProvider:
 
 @pytest.fixture
 def run(home, monkeypatch) -> pipeline.Pipeline:
-    monkeypatch.setattr(pipeline, "VagrantProvider", FakeProvider)
+    monkeypatch.setattr(providers, "kind", lambda name: FakeProvider if name == "vagrant" else None)
     made = pipeline.Pipeline("debian-12", paths.DEFAULT_LAB, progress=lambda _: None)
     for name in ("_base", "_bake", "_box_add", "_up", "_acceptance", "_failover"):
         monkeypatch.setattr(made, name, lambda name=name: ("ok", name))
@@ -55,7 +58,8 @@ def run(home, monkeypatch) -> pipeline.Pipeline:
 def test_every_stage_runs_in_order_and_the_table_and_files_say_passed(run):
     stages = run.run()
     assert [(s.name, s.result) for s in stages] == [(name, "ok") for name in pipeline.Pipeline.STAGES]
-    assert run.passed and run.provider.lab.box == "halab/debian-12"
+    assert run.passed and run.provider.lab.box == "halab/debian-12" and run.provider.hypervisor == "libvirt"
+    assert [s.note for s in stages][-1] == "removed five VMs"
     table = (run.provider.paths.pipeline / "stages.txt").read_text()
     assert table.splitlines()[-1].split()[:2] == ["total", "passed"]
     assert json.loads((run.provider.paths.pipeline / "stages.json").read_text())["passed"] is True

@@ -9,12 +9,14 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from halab import paths, render, spec
 from halab.errors import ProviderError
 from halab.paths import LabPaths
+from halab.providers.vagrant import libvirt
 from halab.providers.vagrant.libvirt import Libvirt
 from halab.providers.vagrant.provider import VagrantProvider, ssh_config_as_root
 
@@ -25,11 +27,14 @@ def home(tmp_path, monkeypatch):
     return tmp_path
 
 
-@pytest.mark.skipif(not shutil.which("vagrant"), reason="vagrant is not installed (./bootstrap installs Debian's)")
-@pytest.mark.parametrize("lab_file", paths.shipped_labs(), ids=lambda path: path.stem)
-def test_vagrant_validates_the_vagrantfile_and_defines_the_lab_files_machines(home, lab_file):
-    lab = spec.load(lab_file)
-    provider = VagrantProvider(lab, progress=lambda _: None, hypervisor="libvirt")
+needs_vagrant = pytest.mark.skipif(
+    not shutil.which("vagrant"), reason="vagrant is not installed (./bootstrap installs Debian's)"
+)
+
+
+def machines(provider: VagrantProvider, home) -> list[dict]:
+    """The machines the real `vagrant validate` sees in the Vagrantfile for the provider's lab
+    (HALAB_VAGRANT_DUMP): name, address, role, libvirt domain, box, networks, resources."""
     render.write(render.render(provider.lab), provider.paths.rendered)
     env = {**provider.environment(), "HALAB_VAGRANT_DUMP": "1", "VAGRANT_HOME": str(home / "vagrant.d")}
     env.pop("VAGRANT_DEFAULT_PROVIDER")  # --ignore-provider: no hypervisor plugin here
@@ -42,18 +47,27 @@ def test_vagrant_validates_the_vagrantfile_and_defines_the_lab_files_machines(ho
         timeout=300,
     )
     assert result.returncode == 0 and "validated successfully" in result.stdout, result.stdout + result.stderr
-    machines = json.loads(
+    return json.loads(
         next(line for line in result.stdout.splitlines() if line.startswith("HALAB_MACHINES")).split(" ", 1)[1]
     )
-    assert [(m["name"], m["address"], m["role"]) for m in machines] == [
+
+
+@needs_vagrant
+@pytest.mark.parametrize("lab_file", paths.shipped_labs(), ids=lambda path: path.stem)
+def test_vagrant_validates_the_vagrantfile_and_defines_the_lab_files_machines(home, lab_file):
+    lab = spec.load(lab_file)
+    provider = VagrantProvider(lab, progress=lambda _: None, hypervisor="libvirt")
+    defined = machines(provider, home)
+    assert [(m["name"], m["address"], m["role"]) for m in defined] == [
         (name, str(node.address), node.role) for name, node in lab.nodes.items()
     ]
-    assert {m["box"] for m in machines} == {lab.box}
-    assert sum(m["memory"] for m in machines) <= 6 * 1024  # five VMs on an 8 GB laptop
+    assert [m["domain"] for m in defined] == [provider.paths.vm(name) for name in lab.nodes]
+    assert {m["box"] for m in defined} == {lab.box}
+    assert sum(m["memory"] for m in defined) <= 6 * 1024  # five VMs on an 8 GB laptop
     # Found by the first real `vagrant up`: libvirt refuses a network whose netmask is "24".
     # NAT: real servers on the NAT network alone, directors on both (their second NIC there).
-    front, back = [f"halab-{lab.name}", str(lab.subnet.netmask)], [f"halab-{lab.name}-nat"]
-    for machine, (name, node) in zip(machines, lab.nodes.items(), strict=True):
+    front, back = [provider.paths.network, str(lab.subnet.netmask)], [provider.paths.nat_network]
+    for machine, (name, node) in zip(defined, lab.nodes.items(), strict=True):
         if lab.nat and node.role == "realserver":
             expected = [[back[0], str(node.address), str(lab.nat.subnet.netmask)]]
         elif lab.nat and name in lab.nat.directors:
@@ -65,10 +79,10 @@ def test_vagrant_validates_the_vagrantfile_and_defines_the_lab_files_machines(ho
             expected = [[front[0], str(node.address), front[1]]]
         assert machine["networks"] == expected, (name, machine["networks"])
     # Found by reading the Vagrantfile for the real run: an uploaded script cannot source lib.sh beside it.
-    assert all(m["provision"][-1].startswith(f"sh {paths.GUEST_PROJECT}/provision/node.sh ") for m in machines)
+    assert all(m["provision"][-1].startswith(f"sh {paths.GUEST_PROJECT}/provision/node.sh ") for m in defined)
 
 
-@pytest.mark.skipif(not shutil.which("vagrant"), reason="vagrant is not installed (./bootstrap installs Debian's)")
+@needs_vagrant
 def test_box_commands_work_in_the_checkout_without_a_lab(home):
     # Found by the first real pipeline: `vagrant box add` (as the README says, from the
     # checkout) loads the Vagrantfile too, which refused to load without a lab.
@@ -112,6 +126,7 @@ def fake_vagrant(tmp_path, monkeypatch):
     script.parent.mkdir()
     script.write_text(f"""#!{sys.executable}
 import sys
+from pathlib import Path
 args = sys.argv[1:]
 with open({str(log)!r}, "a") as log:
     log.write(" ".join(args) + "\\n")
@@ -174,7 +189,7 @@ def test_status_crash_and_restart_become_the_right_commands(home, fake_vagrant, 
     made.crash("server3")
     made.restart("server3")
     calls = fake_vagrant.read_text().splitlines()
-    assert "status --machine-readable" in calls and unplugged == ["halab-seed_server3"]
+    assert "status --machine-readable" in calls and unplugged == [made.paths.vm("server3")]
     assert "up server3 --no-provision" in calls and not any(call.startswith("halt") for call in calls)
     boxed = VagrantProvider(made.lab, progress=lambda _: None, hypervisor="virtualbox")
     boxed.crash("server3")
@@ -231,9 +246,72 @@ def test_teardown_destroys_the_vms_then_what_libvirt_holds_then_the_private_libv
     VagrantProvider.teardown(made.paths)
     assert "destroy --force" in fake_vagrant.read_text()
     assert calls == [
-        ("remove", "halab-seed_", "halab-seed"),
-        ("remove", "halab-seed_", "halab-seed-nat"),
+        ("remove", made.paths.vm(), made.paths.network),
+        ("remove", made.paths.vm(), made.paths.nat_network),
         ("stop", made.paths.libvirt_netns),
     ]
     assert not made.paths.vagrant.exists()
     VagrantProvider.teardown(made.paths)  # idempotent: nothing left, nothing fails
+
+
+def teardown_calls(monkeypatch, lab: LabPaths) -> list[tuple[str, str]]:
+    """(VM prefix, network) of every removal the Vagrant teardown of lab asks of libvirt."""
+    removed: list[tuple[str, str]] = []
+    monkeypatch.setattr(Libvirt, "remove_domains", lambda self, prefix, network: removed.append((prefix, network)))
+    monkeypatch.setattr(Libvirt, "stop", lambda self: None)
+    monkeypatch.setattr(Libvirt, "leftovers", lambda self, prefix: [])
+    VagrantProvider.teardown(lab)
+    return removed
+
+
+@needs_vagrant
+def test_tearing_down_lab_x_leaves_the_networks_of_a_lab_called_x_nat_alone(home, monkeypatch):
+    # Bug: lab x's NAT network was named as lab x-nat's lab network, so `lab.down --name x
+    # --provider vagrant` destroyed the network of a running lab called x-nat.
+    nat = spec.load(paths.ROOT / "labs" / "nat.yaml").model_copy(update={"name": "x-nat"})
+    running = machines(VagrantProvider(nat, progress=lambda _: None, hypervisor="libvirt"), home)
+    its_networks = {network[0] for machine in running for network in machine["networks"]}
+    removed = teardown_calls(monkeypatch, LabPaths("x"))
+    assert removed and not its_networks & {network for _, network in removed}
+
+
+@needs_vagrant
+def test_one_checkouts_teardown_never_touches_another_checkouts_vms_or_networks(tmp_path, monkeypatch):
+    # Bug: VM and network names carried no checkout id, so on a shared libvirt `lab.down` in
+    # one checkout destroyed the VMs and networks of the same lab booted from another.
+    lab = spec.load(paths.ROOT / "labs" / "nat.yaml")
+    monkeypatch.setenv("HALAB_HOME", str(tmp_path / "their-checkout"))
+    theirs = machines(VagrantProvider(lab, progress=lambda _: None, hypervisor="libvirt"), tmp_path)
+    monkeypatch.setenv("HALAB_HOME", str(tmp_path / "my-checkout"))
+    removed = teardown_calls(monkeypatch, LabPaths(lab.name))
+    their_networks = {network[0] for machine in theirs for network in machine["networks"]}
+    assert removed and not their_networks & {network for _, network in removed}
+    assert [m["domain"] for m in theirs if any(m["domain"].startswith(prefix) for prefix, _ in removed)] == []
+
+
+def test_another_labs_private_libvirt_is_named_with_the_command_that_stops_it(home, monkeypatch):
+    # Bug: the hint said `--name <checkout>-<lab>`, which names no lab.
+    owner = LabPaths("seed")
+    monkeypatch.setattr(libvirt, "answering", lambda path=libvirt.SOCKET: True)
+    monkeypatch.setattr(libvirt, "_netns_names", lambda: [owner.libvirt_netns])
+    monkeypatch.setattr(libvirt, "_netns_pids", lambda name: [1])
+    monkeypatch.setattr(libvirt, "_command", lambda pid: "libvirtd")
+    with pytest.raises(ProviderError, match=r"`invoke lab\.down --provider vagrant --name seed`$"):
+        Libvirt(LabPaths("other")).ensure()
+    monkeypatch.setenv("HALAB_HOME", str(home / "another-checkout"))
+    with pytest.raises(ProviderError, match=r"--name seed` in the checkout that started it \(checkout id "):
+        Libvirt(LabPaths("other")).ensure()
+
+
+def test_services_log_to_the_journal_but_nginx_to_its_own_file(home):
+    made = VagrantProvider(spec.load(), progress=lambda _: None, hypervisor="libvirt")
+    assert made.log_command("keepalived") == "journalctl -u keepalived --no-pager"
+    assert made.log_command("smtpd") == "journalctl -u halab-smtpd --no-pager"
+    assert made.log_command("nginx") == "cat /var/log/nginx/error.log"
+
+
+def test_the_host_keeps_qemus_log_of_a_vm_on_libvirt_only(home):
+    lab = spec.load()
+    on_libvirt = VagrantProvider(lab, progress=lambda _: None, hypervisor="libvirt")
+    assert on_libvirt.host_logs("server3") == [Path(f"/var/log/libvirt/qemu/{on_libvirt.paths.vm('server3')}.log")]
+    assert VagrantProvider(lab, progress=lambda _: None, hypervisor="virtualbox").host_logs("server3") == []

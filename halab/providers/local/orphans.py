@@ -1,24 +1,23 @@
 """Local-lab leftovers that belong to no checkout: found from the host alone.
 
 Every name a local lab takes on the host carries its checkout's id (paths.checkout_id):
-the namespace `halab-<id>-<lab>` and each guest's tag `umid=halab_<id>_<lab>_<node>`. A
-registry on /run (a tmpfs, like the namespaces) maps each id to its state directory; a
-name whose id has no registered state directory that still exists is an orphan: its
-checkout was deleted (or moved) while the lab ran.
+its namespace (paths.host_name, kind LOCAL_NAMESPACE) and each guest's tag (`umid=`
+paths.guest_tag). A registry on /run (a tmpfs, like the namespaces) maps each id to its
+state directory; a name whose id has no registered state directory that still exists is
+an orphan: its checkout was deleted (or moved) while the lab ran. Only local-lab names
+count: a Vagrant lab's private libvirt namespace is its own provider's to remove.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from halab import paths
 from halab.providers.local import netns
-from halab.providers.local.processes import kill_all, processes
+from halab.providers.local.processes import arguments, kill_all
 
-NAMESPACE = re.compile(r"^halab-([0-9a-f]{6})-([a-z][a-z0-9-]*)$")
-GUEST = re.compile(rb"umid=halab_([0-9a-f]{6})_([a-z][a-z0-9-]*)_")
+UMID = "umid="  # how a guest's tag appears on its command line
 
 
 def register() -> None:
@@ -39,27 +38,20 @@ class Orphan:
 
     @property
     def netns(self) -> str:
-        return f"halab-{self.checkout}-{self.lab}"
+        return paths.host_name(self.checkout, self.lab, paths.LOCAL_NAMESPACE)
 
     @property
     def tag(self) -> str:
-        return f"umid=halab_{self.checkout}_{self.lab}_"
+        """What every guest of the lab carries on its command line."""
+        return UMID + paths.guest_tag(self.checkout, self.lab)
 
 
 def find() -> list[Orphan]:
-    """Namespaces and guests of the project whose checkout no longer exists."""
-    found = set()
-    for name in netns.names():
-        named = NAMESPACE.match(name)
-        if named:
-            found.add((named[1], named[2]))
-    for pid in processes("umid=halab_"):
-        try:
-            tagged = GUEST.search(Path(f"/proc/{pid}/cmdline").read_bytes())
-        except OSError:
-            continue
-        if tagged:
-            found.add((tagged[1].decode(), tagged[2].decode()))
+    """Local-lab namespaces and guests whose checkout no longer exists."""
+    named = [paths.parse_host_name(name) for name in netns.names()]
+    tagged = [paths.parse_guest_tag(word.removeprefix(UMID)) for word in arguments(UMID + "halab_")]
+    found = {(n.checkout, n.lab) for n in named if n is not None and n.kind == paths.LOCAL_NAMESPACE}
+    found |= {(t.checkout, t.lab) for t in tagged if t is not None}
     return sorted(Orphan(checkout, lab) for checkout, lab in found if not _owned(checkout))
 
 

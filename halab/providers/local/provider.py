@@ -4,7 +4,7 @@ Each guest is `linux.uml` booting the host's / read-only over hostfs, with guest
 init and xstate.c preloaded (its FPU state must fit the host CPU's); the lab's switch is
 a bridge in a private network namespace (netns.py). A guest
 is several host processes: each is started in its own session and tagged
-`umid=halab_<checkout>_<lab>_<node>` on its command line (paths.LabPaths.guest_tag), so
+`umid=halab_<checkout>_<lab>_<node>` on its command line (paths.guest_tag), so
 teardown finds all of them from /proc even when the process that started the lab died
 with kill -9.
 """
@@ -25,7 +25,7 @@ from pathlib import Path
 from halab import build, paths, render
 from halab.errors import ProviderError
 from halab.paths import LabPaths, NodeFiles
-from halab.providers.base import Progress, Provider, Requirement
+from halab.providers.base import NGINX_ERROR_LOG, Progress, Provider, Requirement
 from halab.providers.local import netns, orphans, sshd, xstate
 from halab.providers.local.processes import arguments, checked, kill_all, processes
 from halab.spec import Lab
@@ -52,6 +52,8 @@ GUEST_MODULES = (
     "arpt_mangle",
     "ipip",
 )
+# Where guest.sh has each service log (the guest's /var/log, on the host in the node's directory).
+LOGS = {"keepalived": "/var/log/keepalived.log", "nginx": NGINX_ERROR_LOG, "smtpd": "/var/log/smtpd.log"}
 # Tools the guests run from the host's filesystem, and the Debian package of each.
 HOST_TOOLS = Path(__file__).with_name("host-tools")
 
@@ -87,6 +89,12 @@ class LocalProvider(Provider):
         self.nodes = list(self.lab.nodes)
 
     # --- preflight ---------------------------------------------------------------
+
+    def prepare(self, lab_given: bool) -> None:
+        """The guests run the host's keepalived and nginx builds: compile the missing ones now
+        (cached), after refusing versions the fetch chain cannot get here."""
+        versions.strict(self.lab, lab_given)
+        build.ensure_all(self.lab.versions.model_dump(), self.progress)
 
     def preflight(self) -> list[Requirement]:
         items = [Requirement("running as root", os.geteuid() == 0, "run it as root (sudo)")]
@@ -363,6 +371,14 @@ class LocalProvider(Provider):
 
     def service_command(self, service: str, verb: str) -> str:
         return f"sh {paths.GUEST_INIT} {verb} {service}"
+
+    def log_command(self, service: str) -> str:
+        return f"cat {LOGS[service]}"
+
+    def host_logs(self, node: str) -> list[Path]:
+        """The guest's console and its init's output, then its /var/log (kept in the node's directory)."""
+        files = self.paths.node(node)
+        return [files.console, files.boot_log, *sorted(files.logs.rglob("*.log"))]
 
     def _crash(self, node: str) -> None:
         kill_all(f"umid={self._umid(node)}")

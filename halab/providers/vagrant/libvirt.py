@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from halab.errors import ProviderError
-from halab.paths import LabPaths
+from halab.paths import VMS_NAMESPACE, LabPaths, checkout_id, parse_host_name
 from halab.providers.base import Progress
 
 SOCKET = Path("/var/run/libvirt/libvirt-sock")
@@ -83,8 +83,7 @@ class Libvirt:
                 return  # the host's own service
             raise ProviderError(
                 f"libvirt's socket is served by a private libvirtd in network namespace {owner} (another "
-                f"halab lab): one Vagrant lab at a time on a host without a libvirt service; "
-                f"`invoke lab.down --provider vagrant --name {owner.removeprefix('halab-').removesuffix('-vms')}`"
+                f"halab lab): one Vagrant lab at a time on a host without a libvirt service; {_down_hint(owner)}"
             )
         progress(f"no libvirt service on this host: starting a private libvirtd in network namespace {self.netns}")
         self.paths.libvirt.mkdir(parents=True, exist_ok=True)
@@ -154,15 +153,26 @@ class Libvirt:
 
 
 def _private_owner() -> str | None:
-    """The namespace of the libvirtd serving the system socket, when it is a halab lab's."""
+    """The namespace of the libvirtd serving the system socket, when it is a Vagrant lab's."""
     for name in _netns_names():
+        named = parse_host_name(name)
         if (
-            name.startswith("halab-")
-            and name.endswith("-vms")
+            named is not None
+            and named.kind == VMS_NAMESPACE
             and any(_command(pid) == "libvirtd" for pid in _netns_pids(name))
         ):
             return name
     return None
+
+
+def _down_hint(namespace: str) -> str:
+    """How to stop the lab whose private libvirt that namespace holds: by its name, from its checkout."""
+    owner = parse_host_name(namespace)
+    assert owner is not None  # _private_owner found it by parsing
+    command = f"`invoke lab.down --provider vagrant --name {owner.lab}`"
+    if owner.checkout == checkout_id():
+        return command
+    return f"{command} in the checkout that started it (checkout id {owner.checkout}, not this one)"
 
 
 def _netns_pids(name: str) -> list[int]:

@@ -22,7 +22,7 @@ import vagrant
 from halab import accelerator, paths, pins, render, sources
 from halab.errors import ProviderError
 from halab.paths import LabPaths
-from halab.providers.base import Progress, Provider, Requirement
+from halab.providers.base import NGINX_ERROR_LOG, Progress, Provider, Requirement
 from halab.providers.vagrant.libvirt import SOCKET, Libvirt, answering
 from halab.remote import client_options
 from halab.spec import Lab
@@ -31,6 +31,8 @@ LAB_NIC = "eth1"
 # A NAT director's NIC on the real servers' network: the third, after management and lab.
 NAT_NIC = "eth2"
 UNITS = {"keepalived": "keepalived", "nginx": "nginx", "smtpd": "halab-smtpd"}
+# Where libvirt's QEMU driver logs each VM (the host's libvirt and a private one alike).
+QEMU_LOGS = Path("/var/log/libvirt/qemu")
 
 
 class VagrantProvider(Provider):
@@ -65,7 +67,7 @@ class VagrantProvider(Provider):
         the VMs see them (the Vagrantfile spells none itself)."""
         return {
             **os.environ,
-            **_vagrant_paths(self.paths),
+            **_vagrant_environment(self.paths),
             "VAGRANT_DEFAULT_PROVIDER": self.hypervisor,
             **({"HALAB_BOX": box} if box else {}),
             "HALAB_BUILD_FROM_SOURCE": "1" if from_source else "0",
@@ -163,19 +165,23 @@ class VagrantProvider(Provider):
         failed = None
         if paths.vagrant.exists() and paths.lab_json.exists():
             try:
-                _machine({**os.environ, **_vagrant_paths(paths)}, libvirt.prefix).destroy()
+                _machine({**os.environ, **_vagrant_environment(paths)}, libvirt.prefix).destroy()
             except subprocess.CalledProcessError as exc:
                 failed = exc.returncode
-        for lab_network in (network(paths.name), nat_network(paths.name)):
-            libvirt.remove_domains(domain_prefix(paths.name), lab_network)
+        for lab_network in (paths.network, paths.nat_network):
+            libvirt.remove_domains(paths.vm(), lab_network)
         libvirt.stop()
         shutil.rmtree(paths.vagrant, ignore_errors=True)
-        if failed is not None and libvirt.leftovers(domain_prefix(paths.name)):
+        if failed is not None and libvirt.leftovers(paths.vm()):
             raise ProviderError(f"vagrant destroy failed ({failed}) and VMs of lab {paths.name!r} remain in libvirt")
 
     @classmethod
     def footprint(cls, paths: LabPaths) -> str:
-        return f"Vagrant machines (state in {paths.vagrant})" if paths.vagrant.exists() else ""
+        """Its Vagrant state, and the private libvirt in its namespace when it has one."""
+        parts = [f"Vagrant machines (state in {paths.vagrant})"] if paths.vagrant.exists() else []
+        if Libvirt(paths).private:
+            parts.append(f"a private libvirtd in network namespace {paths.libvirt_netns}")
+        return ", ".join(parts)
 
     def alive_nodes(self) -> set[str]:
         return {s.name for s in self._vagrant().status() if s.state == "running"}
@@ -183,12 +189,20 @@ class VagrantProvider(Provider):
     def service_command(self, service: str, verb: str) -> str:
         return f"systemctl {verb} {UNITS[service]}"
 
+    def log_command(self, service: str) -> str:
+        """The unit's journal; nginx's errors go to its own file (the journal has only systemd's lines)."""
+        return f"cat {NGINX_ERROR_LOG}" if service == "nginx" else f"journalctl -u {UNITS[service]} --no-pager"
+
+    def host_logs(self, node: str) -> list[Path]:
+        """QEMU's log of the node's VM (libvirt); VirtualBox keeps none the lab knows of."""
+        return [QEMU_LOGS / f"{self.paths.vm(node)}.log"] if self.hypervisor == "libvirt" else []
+
     def _crash(self, node: str) -> None:
         """A forced power-off: no shutdown, no last VRRP advert. On libvirt that is `virsh
         destroy` (vagrant-libvirt's `halt --force` shuts the guest down cleanly first, which
         is a different fault, and gives up with a traceback after 60 s under TCG)."""
         if self.hypervisor == "libvirt":
-            self.libvirt.power_off(domain_prefix(self.lab.name) + node)
+            self.libvirt.power_off(self.paths.vm(node))
         else:
             _vagrant_call(f"vagrant halt {node} --force", lambda: self._vagrant().halt(vm_name=node, force=True))
 
@@ -223,9 +237,13 @@ class VagrantProvider(Provider):
         self.paths.ssh_config.write_text("\n".join(blocks) + "\nHost *\n" + client_options(self.paths, netns))
 
 
-def _vagrant_paths(lab: LabPaths) -> dict[str, str]:
-    """Every path the Vagrantfile and node.sh need, as variables (host side and VM side)."""
+def _vagrant_environment(lab: LabPaths) -> dict[str, str]:
+    """Every path the Vagrantfile and node.sh need, as variables (host side and VM side), and
+    the names the lab's VMs and networks take (paths.py owns them: they carry the checkout id)."""
     return {
+        "HALAB_VM_PREFIX": lab.vm(),
+        "HALAB_NETWORK": lab.network,
+        "HALAB_NAT_NETWORK": lab.nat_network,
         "HALAB_LAB_JSON": str(lab.lab_json),
         "VAGRANT_DOTFILE_PATH": str(lab.vagrant),
         "HALAB_STATE": str(paths.home()),
@@ -245,21 +263,6 @@ def _vagrant_call(what: str, call: Callable[[], object]) -> None:
         call()
     except subprocess.CalledProcessError as exc:
         raise ProviderError(f"`{what}` failed ({exc.returncode}); its output is above") from None
-
-
-def domain_prefix(lab: str) -> str:
-    """How libvirt names the lab's VMs (vagrant/settings.rb sets it: halab-<lab>_<node>)."""
-    return f"halab-{lab}_"
-
-
-def network(lab: str) -> str:
-    """The lab's libvirt network (vagrant/settings.rb names it)."""
-    return f"halab-{lab}"
-
-
-def nat_network(lab: str) -> str:
-    """A NAT lab's second libvirt network, the real servers' (vagrant/settings.rb names it)."""
-    return f"halab-{lab}-nat"
 
 
 class _Namespaced(vagrant.Vagrant):
