@@ -17,8 +17,8 @@ from halab.prove import verdicts
 from halab.prove.acceptance import SUITE_VERSIONS
 from halab.prove.results import Margin, PhaseResult
 from halab.prove.scenarios import Phase
-from halab.providers.faults import Fault
 from halab.providers.base import Progress, Provider, Requirement
+from halab.providers.faults import Fault
 from halab.providers.local import netns
 from halab.providers.local.processes import processes
 from halab.providers.local.provider import LocalProvider

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from halab import build, configtest, inventory, providers, render, stopwatch, versions
+from halab import build, configtest, inventory, providers, render, stopwatch
 from halab.errors import BuildError, ProviderError, SpecError, UsageError
 from halab.paths import LabPaths, checked_name
 from halab.prove import topology

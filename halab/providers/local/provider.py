@@ -22,7 +22,7 @@ import time
 from ipaddress import IPv4Network
 from pathlib import Path
 
-from halab import build, paths, render
+from halab import build, paths, render, versions
 from halab.errors import ProviderError
 from halab.paths import LabPaths, NodeFiles
 from halab.providers.base import NGINX_ERROR_LOG, Progress, Provider, Requirement
