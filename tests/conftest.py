@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from halab import build, pins, providers, spec
+from halab.prove import labstate
 from halab.prove.acceptance import KEEP_LABS
 from tests.fixtures import SUITE_VERSIONS, MemoryProvider
 
@@ -42,7 +43,8 @@ def builds() -> dict[str, build.Build]:
 
 class FakeSsh:
     """An `ssh` on PATH standing in for the nodes: logs every (node, command) and answers from
-    rules, the first whose `match` is in the command: its stdout, exit code, and a delay."""
+    rules, the first whose `match` is in the command: its stdout, exit code, and a delay. A
+    lab-state read (halab.prove.labstate) gets each of its sections answered by its own rule."""
 
     def __init__(self, directory: Path) -> None:
         self.log = directory / "ssh.log"
@@ -76,11 +78,23 @@ assert args[0] == "-F", args
 node, command = args[2], " ".join(args[3:])
 with open({str(fake.log)!r}, "a") as log:
     log.write(json.dumps([node, command]) + "\\n")
-for rule in json.load(open({str(fake.rules_file)!r})):
-    if rule["match"] in command and rule["node"] in ("", node):
-        time.sleep(rule["sleep"])
-        sys.stdout.write(rule["stdout"])
-        sys.exit(rule["rc"])
+rules = json.load(open({str(fake.rules_file)!r}))
+def first(command):
+    return next((r for r in rules if r["match"] in command and r["node"] in ("", node)), None)
+if {labstate.MARK!r} in command:  # a lab-state read: each section answered on its own
+    rc = 0
+    for chunk in command.split("echo '{labstate.MARK}")[1:]:
+        part, _, rest = chunk.partition("'")
+        print({labstate.MARK!r} + part)
+        rule = first(rest.removesuffix("; true")) if rest.strip("; ") not in ("", "true") else None
+        sys.stdout.write(rule["stdout"] if rule else "")
+        rc = rc or (rule["rc"] if rule else 0)
+    sys.exit(rc)
+rule = first(command)
+if rule:
+    time.sleep(rule["sleep"])
+    sys.stdout.write(rule["stdout"])
+    sys.exit(rule["rc"])
 """)
     script.chmod(0o755)
     monkeypatch.setenv("PATH", f"{script.parent}:{os.environ['PATH']}")
@@ -100,13 +114,10 @@ def memory_provider(home: Path, fake_ssh: FakeSsh) -> MemoryProvider:
     fake_ssh.answer(
         "ip -4 -o addr show",
         node="server3",
-        stdout="2: eth0    inet 172.25.1.1/24 scope global eth0\n"
-        "2: eth0    inet 172.25.1.100/32 scope global eth0\nkeepalived-running\n",
+        stdout="2: eth0    inet 172.25.1.1/24 scope global eth0\n2: eth0    inet 172.25.1.100/32 scope global eth0\n",
     )
-    fake_ssh.answer(
-        "ip -4 -o addr show",
-        node="server4",
-        stdout="2: eth0    inet 172.25.1.2/24 scope global eth0\nkeepalived-running\n",
-    )
+    fake_ssh.answer("ip -4 -o addr show", node="server4", stdout="2: eth0    inet 172.25.1.2/24 scope global eth0\n")
+    fake_ssh.answer("pidof keepalived", node="server3", stdout="running\n")
+    fake_ssh.answer("pidof keepalived", node="server4", stdout="running\n")
     MemoryProvider.events.clear()
     return MemoryProvider(spec.load(), progress=lambda _: None)

@@ -8,17 +8,26 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from halab.providers.base import Provider
+from halab.providers.base import ROLE_SERVICE, Provider
 
-# file name -> command; each runs on the roles listed. Journal fallbacks serve systemd nodes.
+# file name -> command; each runs on the roles listed. A service's own log is wherever the
+# provider runs it to (a file, or the journal): its log_command says.
 COMMANDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "ip-addr.txt": ("ip addr; ip route", ("director", "realserver", "client")),
-    "keepalived.log": ("cat /var/log/keepalived.log 2>/dev/null || journalctl -u keepalived --no-pager", ("director",)),
     "ipvsadm.txt": ("ipvsadm -Ln --stats; ipvsadm -Lnc", ("director",)),
-    "nginx-error.log": ("cat /var/log/nginx/error.log", ("realserver",)),
     "nginx-access.log": ("tail -n 2000 /var/log/nginx/access.log", ("realserver",)),
-    "smtpd.log": ("cat /var/log/smtpd.log 2>/dev/null || journalctl -u halab-smtpd --no-pager", ("client",)),
 }
+# file name -> the service whose log it holds, collected on the role that runs it.
+SERVICE_LOGS = {"keepalived.log": "keepalived", "nginx-error.log": "nginx", "smtpd.log": "smtpd"}
+
+
+def commands(provider: Provider, role: str) -> dict[str, str]:
+    """File name -> the command that fills it, on a node of role."""
+    found = {name: command for name, (command, roles) in COMMANDS.items() if role in roles}
+    found.update(
+        {name: provider.log_command(service) for name, service in SERVICE_LOGS.items() if ROLE_SERVICE[role] == service}
+    )
+    return found
 
 
 def collect(provider: Provider, target: Path) -> list[Path]:
@@ -28,9 +37,7 @@ def collect(provider: Provider, target: Path) -> list[Path]:
     for node, settings in provider.lab.nodes.items():
         directory = target / "nodes" / node
         directory.mkdir(parents=True, exist_ok=True)
-        for name, (command, roles) in COMMANDS.items():
-            if settings.role not in roles:
-                continue
+        for name, command in commands(provider, settings.role).items():
             result = provider.remote.run(node, command, timeout=15)
             text = (
                 result.stdout

@@ -9,11 +9,15 @@ one round trip (~0.1 s with the lab's ControlMaster) and sub-second labs can be 
 from __future__ import annotations
 
 import shlex
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from halab.prove import ipvs
-from halab.providers.base import Provider
+
+if TYPE_CHECKING:
+    from halab.providers.base import Provider
 
 # Separates the sections of one node's answer; cannot occur in any command's output.
 MARK = "@@halab-section "
@@ -64,9 +68,17 @@ class LabState:
         self.provider = provider
         self.lab = provider.lab
 
-    def read(self, parts: tuple[str, ...] = ("addresses", "keepalived", "ipvs"), timeout: float = 10) -> Snapshot:
-        """Every node's state, the parts asked for, one round trip per node, in parallel."""
-        nodes = list(self.lab.nodes)
+    def read(
+        self,
+        parts: tuple[str, ...] = ("addresses", "keepalived", "ipvs"),
+        timeout: float = 10,
+        nodes: Iterable[str] | None = None,
+    ) -> Snapshot:
+        """The nodes' state (default: every node's), the parts asked for, one round trip per
+        node, in parallel."""
+        nodes = [name for name in self.lab.nodes if nodes is None or name in set(nodes)]
+        if not nodes:
+            return Snapshot({})
         with ThreadPoolExecutor(max_workers=len(nodes)) as pool:
             states = pool.map(lambda node: self._node(node, parts, timeout), nodes)
             return Snapshot(dict(zip(nodes, states, strict=True)))
@@ -137,17 +149,23 @@ def parse(output: str) -> NodeState:
     count = parts.get("transitions", "").strip()
     return NodeState(
         True,
-        addresses=frozenset(
-            fields[3].split("/")[0]
-            for fields in map(str.split, parts.get("addresses", "").splitlines())
-            if len(fields) > 3
-        ),
+        addresses=_addresses(parts.get("addresses", "")),
         keepalived="running" in parts.get("keepalived", ""),
         macs=frozenset(line.strip() for line in parts.get("macs", "").splitlines() if line.strip()),
         ipvs=ipvs.parse(parts.get("ipvs", "")),
         neigh=_neighbours(parts.get("neigh", "")),
         transitions=int(count) if count.isdigit() else -1,
     )
+
+
+def _addresses(text: str) -> frozenset[str]:
+    """`ip -4 -o addr show dev X` -> its addresses, without prefix lengths."""
+    found = set()
+    for line in text.splitlines():
+        fields = line.split()
+        if "inet" in fields[:-1]:
+            found.add(fields[fields.index("inet") + 1].split("/")[0])
+    return frozenset(found)
 
 
 def _neighbours(text: str) -> dict[str, str]:

@@ -15,12 +15,15 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from halab.errors import ProviderError, UsageError
 from halab.paths import LabPaths
 from halab.remote import Remote
 from halab.spec import Lab
+
+if TYPE_CHECKING:
+    from halab.prove.labstate import NodeState
 
 Progress = Callable[[str], None]
 # The one service each role runs (what a fault verb may stop or start there).
@@ -189,28 +192,19 @@ class Provider(ABC):
     # --- status ---------------------------------------------------------------------------
 
     def status(self) -> list[NodeStatus]:
-        rows = []
-        running = self.alive_nodes()
-        for name, node in self.lab.nodes.items():
-            alive = name in running
-            vrrp, held = self.vrrp_view(name) if alive else ("-", ())
-            rows.append(NodeStatus(name, node.role, str(node.address), alive, vrrp, held))
-        return rows
+        """Every node: up, its VRRP state and the VIPs it holds, as the nodes report them
+        (halab.prove.labstate, the one reader of live state: one round trip per node)."""
+        from halab.prove.labstate import LabState  # prove reads what providers run
 
-    def vrrp_view(self, node: str) -> tuple[str, tuple[str, ...]]:
-        """What a node says about VRRP: (MASTER|BACKUP|stopped|unreachable|-, VIPs it holds)."""
-        result = self.remote.run(
-            node,
-            f"ip -4 -o addr show dev {self.lab.vrrp.interface}; "
-            "pidof keepalived >/dev/null && echo keepalived-running; true",
-            timeout=5,
-        )
-        held = tuple(sorted(str(vip) for vip in self.lab.vips if f" {vip}/" in result.stdout))
-        if result.returncode != 0:
-            return "unreachable", held
-        if self.lab.nodes[node].role != "director":
-            return "-", held
-        return ("MASTER" if held else "BACKUP") if "keepalived-running" in result.stdout else "stopped", held
+        running = self.alive_nodes()
+        snapshot = LabState(self).read(("addresses", "keepalived"), nodes=running, timeout=5)
+        rows = []
+        for name, node in self.lab.nodes.items():
+            state = snapshot.nodes.get(name)
+            held = tuple(sorted(str(vip) for vip in self.lab.vips if state and str(vip) in state.addresses))
+            up = state is not None
+            rows.append(NodeStatus(name, node.role, str(node.address), up, _vrrp(node.role, state, bool(held)), held))
+        return rows
 
     # --- faults: node names checked here, the machinery in the provider --------------------
 
@@ -256,3 +250,15 @@ class Provider(ABC):
         if ROLE_SERVICE[role] != service:
             raise UsageError(f"{node} is a {role}: it runs {ROLE_SERVICE[role]}, not {service}")
         return service
+
+
+def _vrrp(role: str, state: NodeState | None, holds: bool) -> str:
+    """What a node says about VRRP: MASTER, BACKUP, stopped, unreachable, or "-" (not a
+    director, or not running)."""
+    if state is None:
+        return "-"
+    if not state.reachable:
+        return "unreachable"
+    if role != "director":
+        return "-"
+    return ("MASTER" if holds else "BACKUP") if state.keepalived else "stopped"

@@ -44,9 +44,8 @@ def test_a_failed_or_interrupted_boot_is_torn_down_unless_kept(memory_provider, 
 
 def test_vrrp_that_never_converges_fails_up_and_tears_down(memory_provider, fake_ssh):
     fake_ssh.reset()  # both directors claim the VIP
-    fake_ssh.answer(
-        "ip -4 -o addr show", stdout="2: eth0    inet 172.25.1.100/32 scope global eth0\nkeepalived-running\n"
-    )
+    fake_ssh.answer("ip -4 -o addr show", stdout="2: eth0    inet 172.25.1.100/32 scope global eth0\n")
+    fake_ssh.answer("pidof keepalived", stdout="running\n")
     with pytest.raises(ProviderError, match=r"VRRP did not place every VIP on exactly one director within 0\.5 s"):
         memory_provider.up()
     assert MemoryProvider.events == ["boot", "teardown seed"]
@@ -93,10 +92,8 @@ def test_a_node_that_does_not_answer_shows_as_unreachable(memory_provider, fake_
 
 def test_with_preempt_up_waits_for_the_vip_on_its_master_not_the_first_director_up(memory_provider, fake_ssh):
     fake_ssh.reset()  # the BACKUP holds the VIP: where it sits until the MASTER's keepalived starts
-    fake_ssh.answer(
-        "ip -4 -o addr show", node="server4", stdout="inet 172.25.1.100/32 scope global eth0\nkeepalived-running\n"
-    )
-    fake_ssh.answer("ip -4 -o addr show", stdout="keepalived-running\n")
+    fake_ssh.answer("ip -4 -o addr show", node="server4", stdout="inet 172.25.1.100/32 scope global eth0\n")
+    fake_ssh.answer("pidof keepalived", stdout="running\n")
     with pytest.raises(ProviderError, match="VRRP did not place every VIP"):
         memory_provider.up()
     nopreempt = memory_provider.lab.model_copy(

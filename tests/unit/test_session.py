@@ -151,8 +151,8 @@ def test_a_scenario_that_raises_still_gets_the_table_and_the_reports(memory_prov
     printed = capsys.readouterr().out
     rows = [line.split() for line in printed.splitlines() if line.startswith(("quiet", "restart-fails"))]
     assert [row[:2] + row[-1:] for row in rows] == [
-        ["quiet", "wait", "pass"],
-        ["restart-fails", "crash", "pass"],
+        ["quiet", "wait", "within"],
+        ["restart-fails", "crash", "within"],
         ["restart-fails", "restart", "ERROR"],
     ], printed
     assert "restart-fails / restart server3: error: server3 did not answer over ssh within 60 s" in printed
