@@ -14,17 +14,22 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
+import stat
 import subprocess
 import time
 from pathlib import Path
 
+from halab import accelerator
 from halab.errors import ProviderError
 from halab.paths import VMS_NAMESPACE, LabPaths, checkout_id, parse_host_name
 from halab.providers.base import Progress
 
 SOCKET = Path("/var/run/libvirt/libvirt-sock")
+HIDE_KVM = Path(__file__).with_name("hide-kvm.sh")  # runs libvirtd with a /dev that has no kvm
+QEMU_CONF = Path("/etc/libvirt/qemu.conf")
 STARTUP_TIMEOUT = 30.0  # seconds for libvirtd's socket to answer
 STOP_TIMEOUT = 15.0  # seconds for the namespace's processes to exit after SIGTERM
 
@@ -54,6 +59,8 @@ class Libvirt:
         self.netns = paths.libvirt_netns
         self.marker = paths.libvirt / "netns"  # written once the private libvirt started
         self.pid_files = {"virtlogd": paths.libvirt / "virtlogd.pid", "libvirtd": paths.libvirt / "libvirtd.pid"}
+        # What hide-kvm.sh mounts: a whiteout layer hiding /dev/kvm, and qemu.conf for this libvirtd.
+        self.layer, self.qemu_conf = paths.libvirt / "dev-without-kvm", paths.libvirt / "qemu.conf"
 
     @property
     def private(self) -> bool:
@@ -91,8 +98,10 @@ class Libvirt:
             _check(["ip", "netns", "add", self.netns])
         _check(["ip", "-n", self.netns, "link", "set", "lo", "up"])
         env = {**os.environ, "LIBVIRT_LOG_OUTPUTS": f"3:file:{self.paths.libvirt / 'libvirtd.log'}"}
+        hidden = self._kvm_hidden(progress)
         for daemon, pid_file in self.pid_files.items():
-            _check(["ip", "netns", "exec", self.netns, daemon, "--daemon", f"--pid-file={pid_file}"], env=env)
+            wrapper = hidden if daemon == "libvirtd" else []
+            _check(["ip", "netns", "exec", self.netns, *wrapper, daemon, "--daemon", f"--pid-file={pid_file}"], env=env)
         self.marker.write_text(self.netns + "\n")
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while not answering():
@@ -102,6 +111,23 @@ class Libvirt:
                     f"see {self.paths.libvirt / 'libvirtd.log'}"
                 )
             time.sleep(0.5)
+
+    def _kvm_hidden(self, progress: Progress) -> list[str]:
+        """What the private libvirtd runs under so that it never sees a /dev/kvm QEMU cannot use:
+        nothing when KVM works or there is no /dev/kvm; else hide-kvm.sh in a mount namespace,
+        with its whiteout layer and qemu.conf under the lab's state (why: see hide-kvm.sh)."""
+        chosen = accelerator.choose()
+        if chosen.name == "kvm" or not accelerator.DEVICE.exists():
+            return []
+        self.layer.mkdir(exist_ok=True)
+        if not (self.layer / "kvm").exists():
+            os.mknod(self.layer / "kvm", 0o600 | stat.S_IFCHR, os.makedev(0, 0))  # an overlay whiteout
+        host_conf = QEMU_CONF.read_text() if QEMU_CONF.exists() else ""
+        own = "\n# halab: QEMU runs in libvirtd's own mount namespace (hide-kvm.sh)\nnamespaces = []\n"
+        self.qemu_conf.write_text(host_conf + own)
+        progress(f"{accelerator.DEVICE} is hidden from the private libvirtd ({chosen.why})")
+        mount_namespace = ["unshare", "--mount", "--propagation", "private"]
+        return [*mount_namespace, "sh", str(HIDE_KVM), str(self.layer), str(self.qemu_conf)]
 
     def remove_domains(self, prefix: str, network: str) -> None:
         """Destroy and undefine every VM whose name starts with prefix, and the lab's network:
@@ -148,8 +174,9 @@ class Libvirt:
             for pid in pids:
                 _signal(pid, signal.SIGKILL)
             _check(["ip", "netns", "del", self.netns])
-        for path in [self.marker, *self.pid_files.values()]:
+        for path in [self.marker, self.qemu_conf, *self.pid_files.values()]:
             path.unlink(missing_ok=True)
+        shutil.rmtree(self.layer, ignore_errors=True)
 
 
 def _private_owner() -> str | None:

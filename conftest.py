@@ -1,0 +1,46 @@
+"""Suite-wide: the wall time of each test tier, printed after the run (and appended to the
+file HALAB_TIMINGS names, one `tier<TAB>seconds` line each, which CI's budget table reads).
+
+A tier is the folder under tests/ (unit, config, build, lab, bench), or `acceptance` for
+halab/prove/acceptance; a test's time includes its setup and teardown, so the labs a tier
+boots count in that tier.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+TIMINGS = "HALAB_TIMINGS"
+_started: dict[str, float] = {}
+_tiers: defaultdict[str, float] = defaultdict(float)
+
+
+def _tier(nodeid: str) -> str:
+    parts = Path(nodeid.split("::", maxsplit=1)[0]).parts
+    if parts[:1] == ("tests",) and len(parts) > 2:
+        return parts[1]
+    return "acceptance" if "acceptance" in parts else parts[0]
+
+
+def pytest_runtest_logstart(nodeid: str) -> None:
+    _started[nodeid] = time.monotonic()
+
+
+def pytest_runtest_logfinish(nodeid: str) -> None:
+    _tiers[_tier(nodeid)] += time.monotonic() - _started.pop(nodeid, time.monotonic())
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if len(_tiers) < 2:
+        return
+    terminalreporter.section("time per tier")
+    for tier, seconds in _tiers.items():
+        terminalreporter.write_line(f"{tier:<12} {seconds / 60:5.1f} min")
+    if os.environ.get(TIMINGS):
+        with open(os.environ[TIMINGS], "a") as out:
+            out.writelines(f"{tier}\t{seconds:.0f}\n" for tier, seconds in _tiers.items())
