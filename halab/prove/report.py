@@ -10,12 +10,13 @@ import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from halab.prove import established
+from halab.prove import established, verdicts
 from halab.prove.findings import Finding
-from halab.prove.results import NOISE, WITHIN, PhaseResult, ScenarioRun
+from halab.prove.results import NOISE, NOT_EXERCISED, WITHIN, PhaseResult, ScenarioRun
 
 # "verdict": "within" the protocol bound (to the probe's resolution), "noise +N ms" over it
-# but inside the noise margin (a pass, said as such), or FAIL; "finding": [n] when a configuration change
+# but inside the noise margin (a pass, said as such), "NOT EXERCISED" (the traffic never met
+# the fault: no verdict at all), or FAIL; "finding": [n] when a configuration change
 # would shorten the phase (the numbered findings under the table say which).
 # "conns survived": the probe's held keep-alive connections established when the phase began
 # that kept flowing through it; "stall ms": the longest wait for a reply on one of them.
@@ -54,9 +55,12 @@ def _marks(runs: list[ScenarioRun], found: list[Finding]) -> dict[tuple[str, str
 
 
 def _verdict(phase: PhaseResult) -> str:
-    """The verdict column: "within" the bound, "noise +N ms" (over it, inside the margin), "FAIL"."""
+    """The verdict column: "within" the bound, "noise +N ms" (over it, inside the margin),
+    "NOT EXERCISED" (accepted: "not exercised"), "FAIL"."""
     if phase.verdict == NOISE:
         return f"noise +{phase.over_ms} ms"
+    if phase.verdict == NOT_EXERCISED:
+        return "not exercised" if phase.passed else "NOT EXERCISED"
     return "within" if phase.verdict == WITHIN else "FAIL"
 
 
@@ -99,6 +103,8 @@ def table(
     for run in runs:
         for phase in run.phases:
             text += [f"  {run.scenario} / {phase.phase}: {reason}" for reason in phase.reasons()]
+            if phase.verdict == NOT_EXERCISED:
+                text.append(f"  {run.scenario} / {phase.phase}: {phase.verdict_text}")
             if phase.verdict == NOISE:
                 text.append(
                     f"  {run.scenario} / {phase.phase}: {phase.verdict_text} "
@@ -183,7 +189,7 @@ def write_junit(
             f"finding: {f.sentence()}" for f in found or [] if (f.scenario, f.phase) == (run.scenario, phase.phase)
         ]
         if not phase.passed:
-            ET.SubElement(case, "failure", message="; ".join(phase.reasons())).text = summary
+            ET.SubElement(case, "failure", message="; ".join(phase.reasons()) or phase.verdict_text).text = summary
         ET.SubElement(case, "system-out").text = "\n".join([summary, *notes])
     for run in errors:
         case = ET.SubElement(suite, "testcase", classname=f"failover.{run.scenario}", name=run.failed_step)
@@ -272,5 +278,4 @@ def plot(run: ScenarioRun, path: Path) -> Path:
 
 def _server(page: str) -> str:
     """The server a page names (`<h1>server1's page</h1>` -> server1); the page itself otherwise."""
-    text = page.replace("<h1>", "").replace("</h1>", "")
-    return text.split("'s page")[0] if "'s page" in text else text[:30]
+    return verdicts.server_of(page) or page[:30]

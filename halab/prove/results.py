@@ -3,7 +3,10 @@
 A phase's verdict is honest about its slack: an outage within the protocol's bound (to the
 probe's resolution) is "within"; one over the bound but inside the noise margin passes,
 shown as "over the bound by N ms, within the noise margin" and never as a plain pass; one
-beyond the margin, or any problem, is a failure.
+beyond the margin, or any problem, is a failure. And about its reach: a phase whose fault
+the probe's traffic never met (a real server no request went to, a director that did not
+hold the client's VIP) proves nothing, and is "not exercised", which fails the run unless
+the operator accepts it (`--accept-unexercised`).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from halab.errors import UsageError
 WITHIN = "within"
 NOISE = "noise"
 FAIL = "fail"
+NOT_EXERCISED = "not exercised"
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,8 @@ class PhaseResult:
     stall_bound_ms: int = 0
     transitions: int | None = None  # VRRP state changes counted on the directors (idle only)
     gateway_moves: list[dict] = field(default_factory=list)  # NAT: a real server's gateway changing owner
+    unexercised: str = ""  # why the probe's traffic never met the fault; "" when it did
+    accept_unexercised: bool = False  # the operator asked that a phase not exercised not fail the run
 
     @property
     def connections(self) -> str:
@@ -103,9 +109,12 @@ class PhaseResult:
 
     @property
     def verdict(self) -> str:
-        """WITHIN the bound, over it but within the NOISE margin, or FAIL."""
+        """FAIL on any reason; else NOT_EXERCISED when the traffic never met the fault (its
+        numbers prove nothing); else WITHIN the bound, or over it but within the NOISE margin."""
         if self.reasons():
             return FAIL
+        if self.unexercised:
+            return NOT_EXERCISED
         return NOISE if self.over_ms else WITHIN
 
     @property
@@ -113,10 +122,14 @@ class PhaseResult:
         """The verdict in words, as the table and the reports show it."""
         if self.verdict == NOISE:
             return f"over the bound by {self.over_ms} ms, within the noise margin"
+        if self.verdict == NOT_EXERCISED:
+            return f"not exercised: {self.unexercised}"
         return "within the bound" if self.verdict == WITHIN else "fail"
 
     @property
     def passed(self) -> bool:
+        if self.verdict == NOT_EXERCISED:
+            return self.accept_unexercised
         return self.verdict != FAIL
 
 

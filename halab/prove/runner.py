@@ -14,11 +14,12 @@ from __future__ import annotations
 import functools
 import subprocess
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from halab.errors import HalabError, ProviderError
-from halab.prove import probe, verdicts
+from halab.prove import probe, scenarios, verdicts
 from halab.prove.labstate import LabState
 from halab.prove.results import DEFAULT_MARGIN, Margin, ScenarioRun
 from halab.prove.scenarios import Phase, Scenario
@@ -56,6 +57,7 @@ class Recording:
     """What the runner gathers while a scenario runs; times on the host's clock until `seen`."""
 
     step: str = "restore the baseline"  # what is under way: named when it raises
+    description: str = ""  # the scenario's, once aimed at the real server the traffic uses
     error: str = ""
     started: float = field(default_factory=time.time)
     offset: float = 0.0  # the client's clock minus the host's
@@ -89,9 +91,14 @@ class Runner:
     """
 
     def __init__(
-        self, provider: Provider, progress: Callable[[str], None] = print, margin: Margin = DEFAULT_MARGIN
+        self,
+        provider: Provider,
+        progress: Callable[[str], None] = print,
+        margin: Margin = DEFAULT_MARGIN,
+        accept_unexercised: bool = False,
     ) -> None:
         self.provider = provider
+        self.accept_unexercised = accept_unexercised
         self.lab = provider.lab
         self.remote = provider.remote
         self.state = LabState(provider)
@@ -117,11 +124,11 @@ class Runner:
             record.error = str(exc)
             self.progress(f"  {record.step}: {record.error}")
         seen = record.seen()
-        resolution = 1 / PROBE_RATE
-        results = [verdicts.judge(scenario.name, mark, seen, self.margin, resolution) for mark in record.marks(seen)]
+        marks, resolution = record.marks(seen), 1 / PROBE_RATE
+        results = verdicts.judge_all(scenario.name, marks, seen, self.margin, resolution, self.accept_unexercised)
         return ScenarioRun(
             scenario.name,
-            scenario.description,
+            record.description or scenario.description,
             record.started,
             record.offset,
             record.macs,
@@ -147,6 +154,8 @@ class Runner:
         ).start()
         try:
             time.sleep(BASELINE)
+            scenario = self._aimed(scenario, http.requests())
+            record.description = scenario.description
             for phase in scenario.phases:
                 record.step = phase.name
                 record.phases.append(self._phase(phase, http, record.offset))
@@ -157,6 +166,19 @@ class Runner:
             record.requests = http.stop()
             record.held = http.connections()
             record.gateway = self._gateway_changes(watch, record.started)
+
+    def _aimed(self, scenario: Scenario, requests: list[dict]) -> Scenario:
+        """A real-server scenario whose server answered none of the probe's baseline (with
+        persistence the client is pinned to another) aimed at the one that answered most,
+        so that its fault meets the traffic; any other scenario as it is."""
+        served = Counter(verdicts.server_of(r.get("page", "")) for r in requests if r["ok"])
+        served.pop("", None)
+        target = scenario.phases[0].fault.node
+        if not served or target in served or scenario.phases[0].exercises != "server":
+            return scenario
+        aimed = scenarios.retarget(self.lab, scenario, served.most_common(1)[0][0])
+        self.progress(f"  aimed at {aimed.phases[0].fault.node}, not {target}: the probe's baseline went there")
+        return aimed
 
     def _phase(self, phase: Phase, http: probe.HttpProbe, offset: float) -> Done:
         """Act, watch the client recover, then read where things ended up."""

@@ -27,6 +27,9 @@ IDLE = 60.0
 HOLDERS = ("normal", "failed-over", "returned")
 # Observations a phase may need beyond the probe's: VRRP transitions counted on the directors.
 OBSERVATIONS = ("transitions",)
+# What the probe's traffic must meet for a phase to be judged at all (Phase.exercises): the
+# faulted director holding the VIP the client uses, or the faulted real server serving it.
+EXERCISES = {"master": "vip", "server": "server"}
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,7 @@ class Phase:
     established: str = ""  # what must happen to the held connections (established.KEPT/LOST), "" not judged
     sticky: bool = False  # persistence: every request of the phase answered by one real server
     observe: tuple[str, ...] = ()  # OBSERVATIONS this phase needs
+    exercises: str = ""  # a value of EXERCISES: what the traffic must meet, "" nothing (idle)
 
     def act(self, provider: Provider) -> None:
         (self.fault.heal if self.heals else self.fault.apply)(provider)
@@ -152,14 +156,25 @@ def soak(lab: Lab, seconds: float = IDLE) -> Scenario:
     return Scenario("idle", f"no fault for {seconds:g} s: no VRRP transition, no failed request", (phase,))
 
 
-def scenario(lab: Lab, entry: Entry) -> Scenario:
-    """One entry with this lab's nodes and numbers."""
-    target = _target(lab, entry.target)
+def scenario(lab: Lab, entry: Entry, target: str = "") -> Scenario:
+    """One entry with this lab's nodes and numbers, on target (default: the entry's own)."""
+    target = target or _target(lab, entry.target)
     fault = Fault(entry.primitive, target, entry.service)
-    phases = [_phase(lab, fault, False, entry.on_fault, {"server": target})]
+    exercises = EXERCISES[entry.target]
+    phases = [_phase(lab, fault, False, entry.on_fault, {"server": target}, exercises)]
     if entry.on_heal is not None:
-        phases.append(_phase(lab, fault, True, entry.on_heal, {"server": target}))
+        phases.append(_phase(lab, fault, True, entry.on_heal, {"server": target}, exercises))
     return Scenario(entry.name, entry.description.format(node=target), tuple(phases))
+
+
+def retarget(lab: Lab, run: Scenario, server: str) -> Scenario:
+    """A real-server scenario aimed at server instead: the one the probe's traffic is using
+    (with persistence, the client is pinned to one server, and a fault on another would
+    never meet its requests). Any other scenario comes back unchanged."""
+    entry = next((e for e in CATALOGUE if e.name == run.name), None)
+    if entry is None or entry.target != "server" or server not in lab.virtual_services[0].real_servers:
+        return run
+    return scenario(lab, entry, server)
 
 
 def _target(lab: Lab, target: str) -> str:
@@ -168,7 +183,7 @@ def _target(lab: Lab, target: str) -> str:
     return next(iter(lab.virtual_services[0].real_servers))
 
 
-def _phase(lab: Lab, fault: Fault, heals: bool, expect: Expect, named: dict[str, str]) -> Phase:
+def _phase(lab: Lab, fault: Fault, heals: bool, expect: Expect, named: dict[str, str], exercises: str = "") -> Phase:
     bound = bounds.of(lab, expect.bound)
     members = {named["server"]: expect.member} if expect.member is not None else {}
     return Phase(
@@ -184,6 +199,7 @@ def _phase(lab: Lab, fault: Fault, heals: bool, expect: Expect, named: dict[str,
         established=_outcome(lab) if expect.connections else "",
         sticky=bool(expect.sticky) and sticky(lab, moves=expect.sticky == "across"),
         observe=expect.observe,
+        exercises=exercises,
     )
 
 

@@ -132,9 +132,11 @@ def measure(
     progress: Callable[[str], None] = print,
     substitutions: list[str] | None = None,
     margin: Margin = DEFAULT_MARGIN,
+    accept_unexercised: bool = False,
 ) -> list[ScenarioRun]:
     """Run the failover scenarios, write JSON, JUnit and a PNG per scenario; once the lab is
     dealt with, print the table, the versions substituted (if any) and the findings.
+    accept_unexercised: a phase whose fault the traffic never met is reported, not failed.
 
     A scenario that raises ends the run (the lab's state is then unknown): it is reported
     with its error, the ones after it as not run. Whatever stops the run (Ctrl-C too), the
@@ -145,7 +147,7 @@ def measure(
     current = ""  # the scenario under way: a Ctrl-C there loses its phases, which must be said
     try:
         with Session(provider, "failover", destroy, progress=progress, substitutions=notes) as session:
-            runner = Runner(provider, progress, margin)
+            runner = Runner(provider, progress, margin, accept_unexercised)
             for scenario in chosen:
                 current = scenario.name
                 runs.append(runner.run(scenario))

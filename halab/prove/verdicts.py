@@ -10,6 +10,12 @@ the protocol says, and the held connections did what the lab's settings promise:
 `lvs_sync_daemon` the new MASTER's IPVS has no entry for them and its own TCP stack answers
 with RST, so some must be lost; with it none may be lost and none may stall longer than
 twice the bound plus TCP's minimum retransmission timeout.
+
+Before any of that, a phase must have been exercised: its fault must have met the probe's
+traffic. A real server's fault is met only if that server answered the probe before it (with
+persistence the client is pinned to one server, and a fault on the other changes nothing it
+sees); a director's only if the client's requests reached that director just before it. A
+phase that was not is "not exercised", and so is the heal of a fault that never was.
 """
 
 from __future__ import annotations
@@ -46,6 +52,49 @@ class Mark:
     until: float
     problems: list[str] = field(default_factory=list)
     transitions: int | None = None
+
+
+def judge_all(
+    scenario: str, marks: list[Mark], seen: Seen, margin: Margin, resolution: float = 0.0, accept: bool = False
+) -> list[PhaseResult]:
+    """Every phase of a scenario, each judged alone, then whether the traffic met its fault:
+    a heal inherits its fault's answer (healing a fault nobody met proves nothing either).
+    accept: a phase not exercised does not fail the run (it is still reported)."""
+    results, missed = [], ""
+    for mark in marks:
+        result = judge(scenario, mark, seen, margin, resolution)
+        missed = missed if mark.phase.heals else unexercised(mark, seen)
+        result.unexercised, result.accept_unexercised = missed, accept
+        results.append(result)
+    return results
+
+
+def server_of(page: str) -> str:
+    """The real server a page names (every node serves `<h1>NAME's page</h1>`), "" for another page."""
+    text = page.strip().removeprefix("<h1>").removesuffix("</h1>")
+    return text.removesuffix("'s page") if text.endswith("'s page") else ""
+
+
+def unexercised(mark: Mark, seen: Seen) -> str:
+    """Why the probe's traffic never met the phase's fault; "" when it did (or there is nothing
+    to meet). Judged on the requests sent before the action, as the client saw them."""
+    node, before = mark.phase.fault.node, [r for r in seen.requests if r["sent"] < mark.acted]
+    if mark.phase.exercises == "server":
+        served = [server_of(r.get("page", "")) for r in before if r["ok"]]
+        if node in served:
+            return ""
+        others = sorted({name for name in served if name}) or ["no server"]
+        return (
+            f"{node} answered none of the probe's {len(before)} requests before the fault "
+            f"({' and '.join(others)} answered them all{': persistence pins the client' if len(others) == 1 else ''})"
+        )
+    if mark.phase.exercises == "vip":
+        last = {r["target"]: seen.macs.get(r["mac"], "") for r in sorted(before, key=lambda r: r["sent"]) if r["ok"]}
+        if node in last.values():
+            return ""
+        holders = " and ".join(sorted({owner or "an unknown MAC" for owner in last.values()})) or "nobody"
+        return f"the client's requests reached {holders} just before the fault, not {node}"
+    return ""
 
 
 def judge(scenario: str, mark: Mark, seen: Seen, margin: Margin, resolution: float = 0.0) -> PhaseResult:

@@ -64,15 +64,28 @@ def acceptance(c, lab=None, provider="local", destroy="passing", args=""):
         "scenario": "comma-separated scenario names (default: all but idle); see --list-scenarios",
         "list_scenarios": "print the lab's scenarios and their bounds, run nothing",
         "margin": Margin.HELP,
+        "accept_unexercised": "report a phase whose fault the probe's traffic never met as 'not exercised' "
+        "without failing the run (by default it fails: it proved nothing)",
     },
 )
-def failover_(c, lab=None, provider="local", destroy="passing", scenario="", list_scenarios=False, margin="2s+20%"):
+def failover_(
+    c,
+    lab=None,
+    provider="local",
+    destroy="passing",
+    scenario="",
+    list_scenarios=False,
+    margin="2s+20%",
+    accept_unexercised=False,
+):
     """Run failover scenarios with a probe on the client and print what the VIP's users saw.
 
     A table (scenario, outage, failed requests, bound, verdict, findings), then the
     findings; JSON, JUnit XML and a PNG timeline per scenario in the lab's artifacts. A
     phase's verdict is "within" its protocol bound, "noise +N ms" when over it by less than
-    the margin (a pass, said as such), or FAIL.
+    the margin (a pass, said as such), FAIL, or NOT EXERCISED when the probe's traffic
+    never met the fault (a real server no request went to: real-server scenarios aim at
+    the server that answered the probe's baseline; a director not holding the client's VIP).
     """
     session.checked_destroy(destroy)
     slack = Margin.parse(margin)
@@ -82,7 +95,7 @@ def failover_(c, lab=None, provider="local", destroy="passing", scenario="", lis
     if list_scenarios:
         _list(running.lab, chosen if scenario else [*chosen, scenarios.soak(running.lab)], bool(scenario), slack)
         return
-    runs = session.measure(running, chosen, destroy, say, margin=slack)
+    runs = session.measure(running, chosen, destroy, say, margin=slack, accept_unexercised=accept_unexercised)
     if not all(run.passed for run in runs):
         raise HalabError(f"failover failed on lab {running.lab.name!r}")
 

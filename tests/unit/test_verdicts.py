@@ -200,3 +200,61 @@ def test_a_margin_that_is_not_one_says_the_format(text):
 
     with pytest.raises(UsageError, match="is not SECONDS"):
         Margin.parse(text)
+
+
+def served_by(server: str, start: float, end: float, mac: str = "m3") -> list[dict]:
+    """Answered requests every 100 ms from start to end, all from one real server via mac."""
+    return [
+        {**record(start + t / 10, True, mac=mac), "page": f"<h1>{server}'s page</h1>"}
+        for t in range(round((end - start) * 10))
+    ]
+
+
+def judge_scenario(lab: spec.Lab, name: str, requests: list[dict], accept: bool = False, macs=None) -> list:
+    """Every phase of the named scenario judged on synthetic records: fault at 2 s, heal at 6 s."""
+    run = next(s for s in scenarios.scenarios(lab) if s.name == name)
+    marks = [verdicts.Mark(p, at, at, at + 4) for p, at in zip(run.phases, (2.0, 6.0), strict=False)]
+    return verdicts.judge_all(name, marks, verdicts.Seen(requests, macs=macs or {"m3": "server3"}), Margin(), 0, accept)
+
+
+def test_a_real_server_fault_the_pinned_client_never_meets_is_not_exercised():
+    """The vacuous pass an operator found: with persistence every request went to server2
+    while nginx-stop faulted server1; 0 failed, all passed. Now: NOT EXERCISED, and a failure."""
+    lab = with_persistence("seed.yaml")
+    stop, start = judge_scenario(lab, "nginx-stop", served_by("server2", 0, 10))
+    assert stop.verdict == "not exercised" and not stop.passed
+    assert "server1 answered none of the probe's 20 requests" in stop.verdict_text
+    assert "server2 answered them all: persistence pins the client" in stop.verdict_text
+    assert start.verdict == "not exercised" and not start.passed  # healing an unmet fault proves nothing
+    accepted = judge_scenario(lab, "nginx-stop", served_by("server2", 0, 10), accept=True)
+    assert all(r.passed and r.verdict == "not exercised" for r in accepted)
+
+
+def test_a_real_server_that_answered_before_the_fault_is_exercised():
+    lab = with_persistence("seed.yaml")
+    stop, start = judge_scenario(lab, "nginx-stop", served_by("server1", 0, 10))
+    assert not stop.unexercised and not start.unexercised and stop.passed
+
+
+def test_a_director_fault_is_exercised_only_if_the_client_reached_that_director():
+    lab = spec.load(paths.LABS / "seed.yaml")
+    macs = {"m3": "server3", "m4": "server4"}
+    met = judge_scenario(lab, "director-crash", served_by("server1", 0, 10, mac="m3"), macs=macs)
+    assert [r.unexercised for r in met] == ["", ""]
+    missed = judge_scenario(lab, "director-crash", served_by("server1", 0, 10, mac="m4"), macs=macs)
+    assert missed[0].unexercised == "the client's requests reached server4 just before the fault, not server3"
+
+
+def test_a_real_server_scenario_is_aimed_at_the_server_the_traffic_uses():
+    lab = with_persistence("seed.yaml")
+    nginx_stop = next(s for s in scenarios.scenarios(lab) if s.name == "nginx-stop")
+    aimed = scenarios.retarget(lab, nginx_stop, "server2")
+    assert [p.name for p in aimed.phases] == ["stop nginx on server2", "start nginx on server2"]
+    assert aimed.phases[0].members == {"server2": False} and "server2" in aimed.description
+    crash = next(s for s in scenarios.scenarios(lab) if s.name == "director-crash")
+    assert scenarios.retarget(lab, crash, "server2") is crash  # a director fault is never moved
+
+
+def test_a_page_names_its_server():
+    assert verdicts.server_of("<h1>web-1's page</h1>") == "web-1"
+    assert verdicts.server_of("<html>welcome</html>") == ""
