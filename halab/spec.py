@@ -252,15 +252,36 @@ class Node(_Model):
     priority: Annotated[StrictInt, Field(ge=1, le=254)] | None = None
 
 
+# keepalived 2.2.7's checker defaults where a lab file leaves them unset (check_api.c,
+# check_http.c; keepalived.conf(5)): one retry, after 1 s, or 3 s for HTTP_GET. A lab test
+# reads them back from keepalived's own dump of its running configuration.
+CHECK_RETRY = 1
+CHECK_DELAY_BEFORE_RETRY = {"TCP_CHECK": 1, "HTTP_GET": 3}
+
+
 class HealthCheck(_Model):
-    """keepalived's check of each real server; delay_loop is the interval between checks."""
+    """keepalived's check of each real server; delay_loop is the interval between checks.
+    A failed check is retried `retry` times, `delay_before_retry` seconds apart, before
+    IPVS drops the server (unset: keepalived's defaults, per type)."""
 
     type: Literal["TCP_CHECK", "HTTP_GET"] = "TCP_CHECK"
     port: Port = 80
     connect_timeout: MicrosecondTimeout = 3
     delay_loop: UpToADay = 3
+    retry: Annotated[StrictInt, Field(ge=0, le=100)] | None = None
+    delay_before_retry: UpToADay | None = None
     path: UrlPath = "/"
     status_code: Annotated[StrictInt, Field(ge=100, le=599)] = 200
+
+    @property
+    def retries(self) -> int:
+        """The retries keepalived makes: the lab file's, else its default."""
+        return CHECK_RETRY if self.retry is None else self.retry
+
+    @property
+    def retry_delay(self) -> int:
+        """Seconds between a failed check and its retry: the lab file's, else keepalived's per type."""
+        return CHECK_DELAY_BEFORE_RETRY[self.type] if self.delay_before_retry is None else self.delay_before_retry
 
 
 class RealServer(_Model):

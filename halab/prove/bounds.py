@@ -9,8 +9,9 @@ reports print), derived only from the lab's own settings:
 - the MASTER back: one advert settles who holds the VIP;
 - a healed split brain: gratuitous ARP (garp_master_refresh) or the client's ARP ageing;
 - a real server's nginx stopped or its node crashed: the health checker notices within
-  delay_loop + connect_timeout, then retries once (keepalived's default `retry 1`,
-  `delay_before_retry 1`) before IPVS drops it; back, it rejoins at the next check.
+  delay_loop + connect_timeout, then retries `retry` times, `delay_before_retry` apart
+  (keepalived's defaults when the lab leaves them unset: 1 retry, after 1 s, or 3 s for
+  HTTP_GET), before IPVS drops it; back, it rejoins at the next check.
 
 `FORMULAS` names every bound, and a scenario entry refers to its bounds by those names
 (halab.prove.scenarios); the findings read which one a phase had (its `kind`).
@@ -21,11 +22,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from halab.spec import Lab
+from halab.spec import HealthCheck, Lab
 
-# keepalived's checker defaults (keepalived.conf(5)): one retry, one second apart.
-CHECK_RETRY = 1
-CHECK_DELAY_BEFORE_RETRY = 1
 # A client that gets no gratuitous ARP keeps a VIP's old MAC until its neighbour entry
 # ages out. Linux defaults: reachable for up to 1.5 x base_reachable_time (30 s), then
 # delay_first_probe_time (5 s), then ucast_solicit (3) unicast probes 1 s apart.
@@ -97,20 +95,20 @@ def heal(lab: Lab, refresh: float | None = None) -> Bound:
     )
 
 
-def detect(delay_loop: float, connect_timeout: float) -> Bound:
+def detect(check: HealthCheck) -> Bound:
     """How long a dead real server stays in IPVS: the checker notices within delay_loop +
-    connect_timeout, then retries (keepalived's defaults) before dropping it."""
+    connect_timeout, then retries (the check's own retry and delay_before_retry, else
+    keepalived's defaults) before dropping it."""
+    timeout, retries, delay = check.connect_timeout, check.retries, check.retry_delay
     return Bound(
-        delay_loop + connect_timeout + CHECK_RETRY * (CHECK_DELAY_BEFORE_RETRY + connect_timeout),
-        f"delay_loop {delay_loop} + connect_timeout {connect_timeout} "
-        f"+ {CHECK_RETRY} retry x ({CHECK_DELAY_BEFORE_RETRY} + {connect_timeout}) s",
+        check.delay_loop + timeout + retries * (delay + timeout),
+        f"delay_loop {check.delay_loop} + connect_timeout {timeout} + {retries} retry x ({delay} + {timeout}) s",
     )
 
 
 def check(lab: Lab) -> Bound:
     """A real server down: the first service's health check's detection time."""
-    health = lab.virtual_services[0].health_check
-    return detect(health.delay_loop, health.connect_timeout)
+    return detect(lab.virtual_services[0].health_check)
 
 
 def recheck(lab: Lab) -> Bound:

@@ -31,7 +31,7 @@ from halab.spec import Lab
 
 # The fixes proposed, and what they give.
 GARP_REFRESH = 2  # seconds: what the unicast lab uses
-FAST_CHECK = (1, 1)  # delay_loop, connect_timeout in seconds
+FAST_CHECK = {"delay_loop": 1, "connect_timeout": 1}  # seconds
 SKEW_WORTH = 0.1  # seconds of skew a higher BACKUP priority must save to be worth a finding
 
 
@@ -126,7 +126,7 @@ def _measured_elsewhere(name: str, artifacts: Path) -> str:
 
 def _slow_checks(lab: Lab, run: ScenarioRun, phase: PhaseResult, artifacts: Path) -> Iterator[Finding]:
     check = lab.virtual_services[0].health_check
-    fixed = bounds.detect(*FAST_CHECK).seconds
+    fixed = bounds.detect(check.model_copy(update=FAST_CHECK)).seconds
     failing = _failing_for(run, phase)
     if phase.bound_ms <= fixed * 1000 or failing <= fixed:
         return
@@ -134,8 +134,9 @@ def _slow_checks(lab: Lab, run: ScenarioRun, phase: PhaseResult, artifacts: Path
         run.scenario,
         phase.phase,
         f"requests failed for {failing * 1000:.0f} ms ({phase.failed} of them) until IPVS dropped the server",
-        f"health_check delay_loop {check.delay_loop} + connect_timeout {check.connect_timeout} + 1 retry",
-        f"health_check delay_loop: {FAST_CHECK[0]}, connect_timeout: {FAST_CHECK[1]}",
+        f"health_check delay_loop {check.delay_loop} + connect_timeout {check.connect_timeout} "
+        f"+ {check.retries} retry x ({check.retry_delay} + {check.connect_timeout})",
+        f"health_check delay_loop: {FAST_CHECK['delay_loop']}, connect_timeout: {FAST_CHECK['connect_timeout']}",
         phase.bound_ms,
         round(fixed * 1000),
     )

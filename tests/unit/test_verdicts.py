@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from halab import paths, spec
-from halab.prove import scenarios, verdicts
+from halab.prove import bounds, scenarios, verdicts
 from halab.prove.results import DEFAULT_MARGIN, FAIL, NOISE, WITHIN, Margin
 from halab.prove.scenarios import Phase
 from halab.providers.faults import Fault
@@ -258,3 +258,22 @@ def test_a_real_server_scenario_is_aimed_at_the_server_the_traffic_uses():
 def test_a_page_names_its_server():
     assert verdicts.server_of("<h1>web-1's page</h1>") == "web-1"
     assert verdicts.server_of("<html>welcome</html>") == ""
+
+
+def test_a_check_bound_uses_the_checks_own_retries_and_keepalived_defaults_per_type():
+    """keepalived 2.2.7 waits 3 s before retrying an HTTP_GET (1 s for TCP_CHECK); a lab file
+    may set retry and delay_before_retry, and the bound follows them."""
+    seed = spec.load(paths.LABS / "seed.yaml")
+
+    def check_bound(**settings) -> float:
+        service = seed.virtual_services[0]
+        check = service.health_check.model_copy(update=settings)
+        lab = seed.model_copy(update={"virtual_services": (service.model_copy(update={"health_check": check}),)})
+        return bounds.check(lab).seconds
+
+    assert check_bound() == 3 + 3 + 1 * (1 + 3)
+    assert check_bound(type="HTTP_GET") == 3 + 3 + 1 * (3 + 3)
+    assert check_bound(delay_loop=6, retry=3, delay_before_retry=3) == 27  # the operator's design
+    assert check_bound(retry=0) == 3 + 3
+    persistent = spec.load(paths.LABS / "persistent.yaml")
+    assert bounds.check(persistent).basis == "delay_loop 6 + connect_timeout 3 + 3 retry x (3 + 3) s"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from halab.prove import report, scenarios
-from halab.prove.results import DEFAULT_MARGIN, ScenarioRun
+from halab.prove.results import DEFAULT_MARGIN, NOT_EXERCISED, ScenarioRun
 from halab.prove.runner import Runner
 
 pytestmark = pytest.mark.root
@@ -25,6 +25,9 @@ FOCUS = {
     "t-unicast": {"director-crash", "keepalived-stop"},
     "t-nat": {"director-crash"},
     "t-tun": {"director-crash"},
+    # persistence pins the client: nginx-stop must aim at its server (and be exercised);
+    # its bound is the check's own retries (3 x (3 + 3) s after delay_loop 6 + 3).
+    "t-persistent": {"nginx-stop"},
 }
 
 
@@ -38,6 +41,7 @@ def test_scenario_stays_within_its_bound(lab_case, name):
     scenario = next(s for s in scenarios.scenarios(lab_case.lab) if s.name == name)
     run = Runner(lab_case.provider, progress=lambda _: None).run(scenario)
     assert run.passed, "\n" + report.table([run])
+    assert all(phase.verdict != NOT_EXERCISED for phase in run.phases), "\n" + report.table([run])
     if lab_case.lab.nat is not None:
         _the_gateway_followed_the_vip(run, scenario)
 

@@ -128,12 +128,33 @@ nginx_answers() { curl -s -o /dev/null -m 2 "http://$ADDRESS/"; }
 # /proc/net/tcp lists listening sockets in state 0A; port 25 is 0019.
 smtpd_listening() { awk '$4 == "0A" && $2 ~ /:0019$/ {found=1} END {exit !found}' /proc/net/tcp; }
 
+# Every VRRP instance of the rendered file has entered BACKUP or MASTER since keepalived
+# started ($1: the log's line count then), none last in FAULT. keepalived with a broken
+# instance (an interface that does not exist, a NIC down) runs on and serves nothing.
+vrrp_instances_up() {
+    for instance in $(awk '$1 == "vrrp_instance" {print $2}' "$RENDERED/etc/keepalived/keepalived.conf"); do
+        last=$(tail -n "+$(($1 + 1))" /var/log/keepalived.log |
+            grep -o "($instance)[: ]*[Ee]ntering [A-Z]* [Ss][Tt][Aa][Tt][Ee]" | tail -n 1)
+        case "$last" in *MASTER* | *BACKUP*) ;; *) return 1 ;; esac
+    done
+}
+
+# ...and when they do not within 20 s, keepalived's own words on why.
+vrrp_running() {
+    within 200 vrrp_instances_up "$1" && return 0
+    echo "keepalived's VRRP instances did not all reach BACKUP or MASTER; its log says:"
+    tail -n "+$(($1 + 1))" /var/log/keepalived.log | grep -i -E "warning|error|fault|exist|unknown|invalid" | tail -n 5
+    return 1
+}
+
 director_role() {
+    logged=$(cat /var/log/keepalived.log 2>/dev/null | wc -l)
     step modules load_modules ip_vs ip_vs_rr ip_vs_wrr ip_vs_lc ip_vs_wlc ip_vs_sh ip_vs_dh ip_vs_sed ip_vs_nq &&
         step "ipvs loaded" ipvs_loaded &&
         step sysctls sysctl -q -p "$RENDERED/etc/sysctl.d/90-lvs-director.conf" &&
         step "keepalived started" start_service keepalived &&
-        step "keepalived running with the rendered file" within 50 keepalived_running
+        step "keepalived running with the rendered file" within 50 keepalived_running &&
+        step "VRRP instances out of FAULT" vrrp_running "$logged"
 }
 
 # Per forwarding method, what lvs-realserver sets up and how to see that it did: DR, the VIP
@@ -218,10 +239,10 @@ boot() {
     ln -s "/usr/lib/uml/modules/$(uname -r)" "/run/modules/lib/modules/$(uname -r)"
 
     ip link set lo up
-    ip link set vec0 name eth0
-    ip link set eth0 address "$MAC"
-    ip link set eth0 up
-    ip addr add "$ADDRESS/$PREFIXLEN" dev eth0
+    ip link set vec0 name "$LAB_INTERFACE"
+    ip link set "$LAB_INTERFACE" address "$MAC"
+    ip link set "$LAB_INTERFACE" up
+    ip addr add "$ADDRESS/$PREFIXLEN" dev "$LAB_INTERFACE"
     # A NAT director's second NIC, on the real servers' network.
     if [ -n "${NAT_ADDRESS:-}" ]; then
         ip link set vec1 name "$NAT_INTERFACE"

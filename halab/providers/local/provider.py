@@ -256,6 +256,9 @@ class LocalProvider(Provider):
             "PREFIXLEN": str(self._subnet_of(name).prefixlen),
             "METHOD": self.lab.method,
             "MAC": self._mac(name),
+            # Every node's lab NIC carries the name the lab file gives it (vrrp.interface: a
+            # production `ens33` works as is), as keepalived.conf and the probe name it.
+            "LAB_INTERFACE": self.lab.vrrp.interface,
             "RENDERED": str(self.paths.node_files(name)),
             "SSH_DIR": str(self.paths.ssh),
             "KEEPALIVED_BUILD": str(self._builds["keepalived"]),
