@@ -85,6 +85,7 @@ class MemoryProvider(Provider):
         self.fail_boot = fail_boot
         self.missing = missing
         self.up_now = up
+        self.crashed: set[str] = set()
 
     def preflight(self) -> list[Requirement]:
         return [Requirement("a thing", not self.missing, self.missing)]
@@ -110,7 +111,7 @@ class MemoryProvider(Provider):
         return self.up_now
 
     def alive_nodes(self) -> set[str]:
-        return set(self.lab.nodes) if self.up_now else set()
+        return set(self.lab.nodes) - self.crashed if self.up_now else set()
 
     def service_command(self, service: str, verb: str) -> str:
         return f"svc {verb} {service}"
@@ -123,9 +124,11 @@ class MemoryProvider(Provider):
 
     def _crash(self, node: str) -> None:
         self.events.append(f"crash {node}")
+        self.crashed.add(node)
 
     def _restart(self, node: str) -> None:
         self.events.append(f"restart {node}")
+        self.crashed.discard(node)
 
     def _cut_link(self, node: str) -> None:
         self.events.append(f"cut {node}")

@@ -27,8 +27,13 @@ pytestmark = [needs_root("the lab creates network namespaces and user-mode Linux
 
 
 @pytest.fixture(scope="module")
-def seed_lab(builds, tmp_path_factory):
-    lab = spec.load(lab_file(tmp_path_factory.mktemp("seed"), "t-lab"))
+def seed_file(tmp_path_factory) -> Path:
+    return lab_file(tmp_path_factory.mktemp("seed"), "t-lab")
+
+
+@pytest.fixture(scope="module")
+def seed_lab(builds, seed_file):
+    lab = spec.load(seed_file)
     provider = LocalProvider(lab, progress=lambda _: None)
     provider.up()
     yield provider
@@ -143,7 +148,7 @@ def test_testinfra_reaches_nodes_through_the_ssh_config(seed_lab):
     assert host.file("/usr/local/nginx/html/index.html").content_string == "<h1>server1's page</h1>\n"
 
 
-def test_fault_verbs_move_the_vip_and_bring_it_back(seed_lab):
+def test_fault_verbs_move_the_vip_and_bring_it_back(seed_lab, seed_file):
     """Last in the module: it disturbs the lab, and leaves it as it found it.
 
     Bounds are VRRP's (3 x advert_int + skew = 3.8 s for the seed's BACKUP) plus a wide
@@ -171,6 +176,10 @@ def test_fault_verbs_move_the_vip_and_bring_it_back(seed_lab):
     assert wait_for({"server3"}) == {"server3"}, "one MASTER again once the link is back"
     seed_lab.crash("server3")
     assert wait_for({"server4"}) == {"server4"}, "BACKUP did not take the VIP after the MASTER crashed"
+    started = time.monotonic()
+    verb = invoke("fault.cut", "server3", "--lab", str(seed_file))
+    assert verb.returncode != 0 and "server3 is down" in verb.stderr and "Traceback" not in verb.stderr, verb.stderr
+    assert time.monotonic() - started < 10, "a fault verb on a crashed node must answer at once"
     seed_lab.restart("server3")
     assert wait_for({"server3"}) == {"server3"}, "MASTER did not take the VIP back after its restart"
     assert "FAILED" not in requests_through_vip(seed_lab, 4)

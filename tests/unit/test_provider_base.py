@@ -66,6 +66,28 @@ def test_fault_verbs_name_the_known_nodes_and_services(memory_provider):
 
 @pytest.mark.parametrize(
     "verb",
+    [
+        lambda p: p.cut_link("server3"),
+        lambda p: p.restore_link("server3"),
+        lambda p: p.stop_service("server3", "keepalived"),
+        lambda p: p.start_service("server3", "keepalived"),
+        lambda p: p.crash("server3"),
+    ],
+)
+def test_a_fault_verb_on_a_crashed_node_answers_at_once_with_what_to_do(memory_provider, fake_ssh, verb):
+    """An operator's `fault.cut` on a crashed node gave a traceback, `fault.stop` hung 30 s."""
+    memory_provider.up_now = True
+    memory_provider.crash("server3")
+    with pytest.raises(ProviderError, match=r"server3 is down \(crashed or powered off\): `invoke fault.restart"):
+        verb(memory_provider)
+    assert MemoryProvider.events == ["crash server3"] and fake_ssh.calls() == []
+    memory_provider.restart("server3")
+    memory_provider.cut_link("server3")
+    assert MemoryProvider.events[-2:] == ["restart server3", "cut server3"]
+
+
+@pytest.mark.parametrize(
+    "verb",
     [lambda p: p.crash("client"), lambda p: p.restart("server1"), lambda p: p.stop_service("server3", "keepalived")],
 )
 def test_a_fault_verb_on_a_lab_that_is_not_up_says_so_and_does_nothing(memory_provider, fake_ssh, verb):

@@ -185,6 +185,7 @@ def test_status_crash_and_restart_become_the_right_commands(home, fake_vagrant, 
     # guest down cleanly (a last VRRP advert) instead of pulling the plug.
     unplugged = []
     monkeypatch.setattr(Libvirt, "power_off", lambda self, domain: unplugged.append(domain))
+    monkeypatch.setattr(Libvirt, "running", lambda self, domain: True)  # what virsh domstate says of server3
     monkeypatch.setenv("HALAB_ACCELERATOR", "tcg")
     made.crash("server3")
     made.restart("server3")

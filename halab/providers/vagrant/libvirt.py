@@ -150,6 +150,10 @@ class Libvirt:
         if result.returncode != 0:
             raise ProviderError(f"virsh destroy {domain} failed: {result.stderr.strip() or result.returncode}")
 
+    def running(self, domain: str) -> bool:
+        """The VM runs (virsh domstate says so)."""
+        return self._virsh("domstate", domain).strip() == "running"
+
     def leftovers(self, prefix: str) -> list[str]:
         """The VMs libvirt still has whose names start with prefix."""
         return [name for name in self._virsh("list", "--all", "--name").split() if name.startswith(prefix)]

@@ -186,6 +186,13 @@ class VagrantProvider(Provider):
     def alive_nodes(self) -> set[str]:
         return {s.name for s in self._vagrant().status() if s.state == "running"}
 
+    def alive(self, node: str) -> bool:
+        """libvirt: the VM's state from virsh (a fault verb asks before acting; `vagrant status`
+        takes seconds); VirtualBox: Vagrant's status."""
+        if self.hypervisor == "libvirt":
+            return self.libvirt.running(self.paths.vm(node))
+        return super().alive(node)
+
     def service_command(self, service: str, verb: str) -> str:
         return f"systemctl {verb} {UNITS[service]}"
 
