@@ -272,6 +272,12 @@ class LabPaths:
         return self.rendered / "lab.json"
 
     @property
+    def as_run(self) -> Path:
+        """The lab as booted (the provider's view of the file, as JSON): what a running lab is
+        compared with before anything is done to it or judged on it."""
+        return self.root / "as-run.json"
+
+    @property
     def ssh(self) -> Path:
         """Per-lab keys, sshd_config, known_hosts and the ssh_config users and tests use."""
         return self.root / "ssh"

@@ -9,6 +9,8 @@ fixture all go through here.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
@@ -183,6 +185,9 @@ def _results(
         "not_run": not_run,
         "interrupted": interrupted,
         "margin": str(margin),
+        # The lab as it ran (what the verdicts were judged against) and a digest to compare runs by.
+        "as_run": (as_run := lab.model_dump(mode="json", by_alias=True)),
+        "as_run_sha256": hashlib.sha256(json.dumps(as_run, sort_keys=True).encode()).hexdigest(),
     }
     report.write_json(runs, lab.name, out / "failover.json", found, context)
     report.write_junit(runs, lab.name, out / "failover.xml", found, context)

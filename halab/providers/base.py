@@ -10,6 +10,7 @@ which logs the host keeps, and how to stop a service, crash a node or cut its li
 
 from __future__ import annotations
 
+import json
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -133,19 +134,27 @@ class Provider(ABC):
 
     # --- the lifecycle --------------------------------------------------------------------
 
-    def up(self, keep: bool = False) -> None:
+    def up(self, keep: bool = False, recreate: bool = False) -> None:
         """Boot the lab and wait for VRRP to place every VIP; on any failure (Ctrl-C too) tear
-        down what was started, unless keep."""
+        down what was started, unless keep. A lab already up from this very file is left as it
+        is; one booted from another version of the file is refused, or with recreate torn down
+        and booted again."""
         missing = [item for item in self.preflight() if not item.met]
         if missing:
             raise ProviderError("preflight failed:\n" + "\n".join(f"  - {i.name}: fix: {i.fix}" for i in missing))
         if self.running():
-            self.progress(f"lab {self.lab.name!r} is already up")
-            return
+            if recreate and self.drift():
+                self.progress(f"--recreate: lab {self.lab.name!r} runs another version of its file: tearing it down")
+                self.down()
+            else:
+                self.check_as_run()
+                self.progress(f"lab {self.lab.name!r} is already up")
+                return
         started = time.monotonic()
         try:
             self.boot()
             self.wait_converged()
+            self.record_as_run()
         except BaseException as exc:
             why = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
             if keep:
@@ -162,6 +171,34 @@ class Provider(ABC):
     def down(self) -> None:
         """Tear the lab down; idempotent."""
         self.teardown(self.paths)
+        self.paths.as_run.unlink(missing_ok=True)
+
+    # --- the lab as run -----------------------------------------------------------------
+
+    def record_as_run(self) -> None:
+        """Keep the lab as booted: later commands compare their file with it."""
+        self.paths.as_run.parent.mkdir(parents=True, exist_ok=True)
+        self.paths.as_run.write_text(json.dumps(self.lab.model_dump(mode="json", by_alias=True), indent=1) + "\n")
+
+    def drift(self) -> list[str]:
+        """How the lab file now differs from the lab as booted, one `field: was -> now` each
+        (empty when they agree, or when no record exists: a lab booted by an older version)."""
+        try:
+            booted = json.loads(self.paths.as_run.read_text())
+        except (OSError, ValueError):
+            return []
+        return _differences(booted, self.lab.model_dump(mode="json", by_alias=True))
+
+    def check_as_run(self) -> None:
+        """Refuse to act on, or judge, a running lab whose file has changed since it booted:
+        the results would be recorded against settings that are not running."""
+        changes = self.drift()
+        if changes:
+            shown = "\n".join(f"  {change}" for change in changes[:12])
+            raise ProviderError(
+                f"lab {self.lab.name!r} is up, but its file changed since it booted:\n{shown}\n"
+                f"`invoke lab.up --recreate` boots it as the file is now; or put the file back"
+            )
 
     @classmethod
     def down_by_name(cls, name: str) -> None:
@@ -275,3 +312,14 @@ def _vrrp(role: str, state: NodeState | None, holds: bool) -> str:
     if role != "director":
         return "-"
     return ("MASTER" if holds else "BACKUP") if state.keepalived else "stopped"
+
+
+def _differences(was: object, now: object, where: str = "") -> list[str]:
+    """`field: was -> now` for every leaf that differs between two JSON-like trees."""
+    if isinstance(was, dict) and isinstance(now, dict):
+        return [
+            change
+            for key in sorted(set(was) | set(now), key=str)
+            for change in _differences(was.get(key), now.get(key), f"{where}.{key}" if where else str(key))
+        ]
+    return [] if was == now else [f"{where}: {json.dumps(was)} -> {json.dumps(now)}"]

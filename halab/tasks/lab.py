@@ -86,17 +86,20 @@ def doctor(c, lab=None, provider="local"):
         **PROVIDER_HELP,
         "keep": "on failure, leave what started running for debugging",
         "no_build": "do not compile missing keepalived/nginx builds (the preflight then names them)",
+        "recreate": "if the lab is up from another version of its file, tear it down and boot it as the file is now",
     }
 )
-def up(c, lab=None, keep=False, provider="local", no_build=False):
+def up(c, lab=None, keep=False, provider="local", no_build=False, recreate=False):
     """Boot the lab, compiling its keepalived and nginx first when missing (cached).
 
     Then the preflight, then the nodes; on failure, show the node's console and tear down.
+    A lab already up from the same file is left as it is; one whose file changed since it
+    booted is refused with the changes listed (--recreate boots it again from the file).
     """
     running = provider_for(lab, provider, stopwatch.timed())
     if not no_build:
         running.prepare(lab_given=lab is not None)
-    running.up(keep=keep)
+    running.up(keep=keep, recreate=recreate)
     director = next(iter(running.lab.role("director")))
     print(f"ssh: {' '.join(running.remote.argv(director))}   (or: invoke lab.ssh {director})")
     _print_status(running)

@@ -122,3 +122,28 @@ def test_with_preempt_up_waits_for_the_vip_on_its_master_not_the_first_director_
         update={"vrrp": memory_provider.lab.vrrp.model_copy(update={"preempt": False})}
     )
     MemoryProvider(nopreempt, progress=lambda _: None).up()  # either director will do
+
+
+def test_a_running_lab_whose_file_changed_is_refused_not_judged_with_the_new_numbers(memory_provider):
+    """An operator raised the BACKUP's priority as a finding suggested; `lab.up` said
+    "already up" and kept the old one, and the failover run judged the old lab with the new
+    bound. Now the difference is named, and --recreate boots the file as it is."""
+    memory_provider.up()
+    edited = memory_provider.lab.model_copy(
+        update={
+            "nodes": {
+                **memory_provider.lab.nodes,
+                "server4": memory_provider.lab.nodes["server4"].model_copy(update={"priority": 99}),
+            }
+        }
+    )
+    again = MemoryProvider(edited, progress=lambda _: None, up=True)
+    with pytest.raises(
+        ProviderError, match=r"(?s)its file changed since it booted:\n  nodes.server4.priority: 50 -> 99\n.*--recreate"
+    ):
+        again.up()
+    assert MemoryProvider.events == ["boot"]
+    again.up(recreate=True)
+    assert MemoryProvider.events == ["boot", "teardown seed", "boot"]
+    again.up()  # the same file as booted: nothing to say
+    assert MemoryProvider.events[-1] == "boot" and not again.drift()
