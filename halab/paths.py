@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import time
 from pathlib import Path
 from typing import NamedTuple
 
@@ -197,6 +198,7 @@ def parse_guest_tag(tag: str) -> HostName | None:
 # Which state directory each checkout id belongs to (a tmpfs, like the namespaces it
 # describes): how `lab.down --orphans` tells a live checkout's lab from an orphan's.
 REGISTRY = Path("/run/halab")
+LATEST = "latest"  # under a lab's artifacts: the newest run's folder
 
 
 def in_guest(path: Path) -> str:
@@ -308,8 +310,33 @@ class LabPaths:
 
     @property
     def artifacts(self) -> Path:
-        """Reports (JSON, JUnit XML, PNG timelines) and the logs collected from the nodes."""
+        """Every run's folder (reports, node logs), `latest` (a link to the newest), and what
+        is not a run's: the pipeline's stage table, the topology drawing."""
         return self.root / "artifacts"
+
+    @property
+    def latest(self) -> Path:
+        """The newest run's folder (a symbolic link to it)."""
+        return self.artifacts / LATEST
+
+    def new_run(self, what: str) -> Path:
+        """A fresh folder for one run (`<UTC time>-<what>`, -2, -3... if taken), made the latest:
+        nothing of an earlier run ever sits beside a later one's files."""
+        stamp = f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{checked_name(what, 'run')}"
+        self.artifacts.mkdir(parents=True, exist_ok=True)
+        run, number = self.artifacts / stamp, 1
+        while True:
+            try:
+                run.mkdir()
+                break
+            except FileExistsError:
+                number += 1
+                run = self.artifacts / f"{stamp}-{number}"
+        link = self.artifacts / f".{LATEST}-{os.getpid()}"
+        link.unlink(missing_ok=True)
+        link.symlink_to(run.name)
+        link.replace(self.latest)  # atomic: `latest` always names a whole run
+        return run
 
     @property
     def uml(self) -> Path:

@@ -127,7 +127,7 @@ class Pipeline:
 
     def _acceptance(self) -> tuple[str, str]:
         passed = session.acceptance(self.provider, destroy="never")
-        return ("ok" if passed else "FAILED"), str(self.provider.paths.artifacts / "acceptance.xml")
+        return ("ok" if passed else "FAILED"), str(self.provider.paths.latest.resolve() / "acceptance.xml")
 
     def _failover(self) -> tuple[str, str]:
         lab = self.provider.lab

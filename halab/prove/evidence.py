@@ -31,7 +31,9 @@ def record(
         "build_inputs": build.inputs_digest(versions),
     }
     paths.evidence().mkdir(parents=True, exist_ok=True)
-    path = paths.evidence() / f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{kind}-{lab}.json"
+    now = time.time()  # to the microsecond: two runs within a second each keep their own record, in order
+    stamp = f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime(now))}.{int(now % 1 * 1e6):06d}-{kind}-{lab}"
+    path = paths.evidence() / f"{stamp}.json"
     path.write_text(json.dumps(data, indent=1) + "\n")
     return path
 

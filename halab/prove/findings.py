@@ -109,7 +109,7 @@ def _split_brain(lab: Lab, run: ScenarioRun, phase: PhaseResult, artifacts: Path
 
 def _measured_elsewhere(name: str, artifacts: Path) -> str:
     """What another lab with garp_master_refresh measured on the same phase, if it ran here."""
-    for report in sorted(artifacts.glob("*/artifacts/failover.json")):
+    for report in sorted(artifacts.glob(f"*/artifacts/{paths.LATEST}/failover.json")):
         data = json.loads(report.read_text())
         refresh = data.get("settings", {}).get("garp_master_refresh")
         if data.get("lab") == name or not refresh:

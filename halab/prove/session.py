@@ -64,10 +64,7 @@ class Session:
         self.progress = progress
         self.passed = False
         self.booted = False
-
-    @property
-    def artifacts(self) -> Path:
-        return self.provider.paths.artifacts
+        self.artifacts = provider.paths.new_run(what)  # this run's own folder, now the latest
 
     def __enter__(self) -> Session:
         self.booted = not self.provider.running()
@@ -147,8 +144,9 @@ def measure(
     runs: list[ScenarioRun] = []
     notes = substitutions or []
     current = ""  # the scenario under way: a Ctrl-C there loses its phases, which must be said
+    session = Session(provider, "failover", destroy, progress=progress, substitutions=notes)
     try:
-        with Session(provider, "failover", destroy, progress=progress, substitutions=notes) as session:
+        with session:
             runner = Runner(provider, progress, margin, accept_unexercised)
             for scenario in chosen:
                 current = scenario.name
@@ -162,21 +160,22 @@ def measure(
     finally:
         if runs or current:
             stopped = len(runs) + bool(current)
-            _results(provider, runs, [s.name for s in chosen[stopped:]], notes, current, margin)
+            _results(provider, session.artifacts, runs, [s.name for s in chosen[stopped:]], notes, current, margin)
     return runs
 
 
 def _results(
     provider: Provider,
+    out: Path,
     runs: list[ScenarioRun],
     not_run: list[str],
     notes: list[str],
     interrupted: str = "",
     margin: Margin = DEFAULT_MARGIN,
 ) -> None:
-    """Write failover.json and failover.xml (replacing an earlier run's), then print the table,
+    """Write failover.json and failover.xml into the run's folder (out), then print the table,
     the versions substituted and the findings: the last thing a run shows."""
-    lab, out = provider.lab, provider.paths.artifacts
+    lab = provider.lab
     found = findings.of(lab, runs)
     context = {
         "versions": lab.versions.model_dump(),

@@ -34,7 +34,7 @@ def test_fast_lab_keeps_established_connections_through_stop_and_crash_and_idles
             timeout=600,
         )
         assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-        report = json.loads((LabPaths("t-fast").artifacts / "failover.json").read_text())
+        report = json.loads((LabPaths("t-fast").latest / "failover.json").read_text())
         phases = {p["phase"]: p for s in report["scenarios"] for p in s["phases"]}
         for fault in ("stop keepalived on server3", "crash server3"):
             assert phases[fault]["established"] == "kept"

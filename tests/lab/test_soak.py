@@ -77,7 +77,7 @@ def test_ten_cycles_of_up_and_down_killed_and_interrupted_leave_nothing(builds, 
 
 def test_ctrl_c_during_failover_stops_the_probe_and_collects_the_logs(builds, tmp_path):
     file = lab_file(tmp_path, "t-ctrlc")
-    artifacts = LabPaths("t-ctrlc").artifacts
+    artifacts = LabPaths("t-ctrlc").latest
     provider = LocalProvider(spec.load(file), progress=lambda _: None)
     runner = start("test.failover", "--lab", str(file), "--scenario", "director-crash", "--destroy", "never")
     lines: list[str] = []

@@ -50,7 +50,7 @@ def test_the_split_brain_finding_cites_a_lab_with_the_fix_from_the_same_artifact
     report.write_json(
         [other],
         "t-unicast",
-        tmp_path / "t-unicast" / "artifacts" / "failover.json",
+        tmp_path / "t-unicast" / "artifacts" / "latest" / "failover.json",
         [],
         {"settings": findings.settings(unicast)},
     )

@@ -46,7 +46,7 @@ def test_a_passing_run_it_booted_collects_logs_records_evidence_and_tears_down(m
         assert MemoryProvider.events == ["boot"]
         session.passed = True
     assert MemoryProvider.events == ["boot", "teardown seed"]
-    assert (paths.LabPaths("seed").artifacts / "nodes" / "server3" / "ipvsadm.txt").read_text().startswith("TCP")
+    assert (paths.LabPaths("seed").latest / "nodes" / "server3" / "ipvsadm.txt").read_text().startswith("TCP")
     (record,) = [json.loads(p.read_text()) for p in paths.evidence().glob("*.json")]
     assert (record["kind"], record["lab"], record["passed"]) == ("acceptance", "seed", True)
 
@@ -59,7 +59,7 @@ def test_a_failure_or_ctrl_c_still_collects_logs_and_keeps_the_lab_for_debugging
         session.passed = True
         raise interruption
     assert MemoryProvider.events == ["boot"]  # passing: a failed run's lab stays up
-    assert (paths.LabPaths("seed").artifacts / "nodes" / "client" / "ip-addr.txt").exists()
+    assert (paths.LabPaths("seed").latest / "nodes" / "client" / "ip-addr.txt").exists()
     (record,) = [json.loads(p.read_text()) for p in paths.evidence().glob("*.json")]
     assert record["passed"] is False
 
@@ -157,7 +157,7 @@ def test_a_scenario_that_raises_still_gets_the_table_and_the_reports(memory_prov
     ], printed
     assert "restart-fails / restart server3: error: server3 did not answer over ssh within 60 s" in printed
     assert "not run (the run stopped before them): never" in printed
-    out = paths.LabPaths("seed").artifacts
+    out = paths.LabPaths("seed").latest
     data = json.loads((out / "failover.json").read_text())
     assert data["passed"] is False and data["not_run"] == ["never"]
     assert [s["scenario"] for s in data["scenarios"]] == ["quiet", "restart-fails"]
@@ -193,12 +193,33 @@ def test_ctrl_c_mid_run_still_prints_and_writes_what_ran(memory_provider, fake_s
     out = capsys.readouterr().out
     assert ["quiet", "wait"] in [line.split()[:2] for line in out.splitlines()]
     assert "interrupted during stopped: its phases were not recorded" in out and "not run (the run" in out
-    data = json.loads((paths.LabPaths("seed").artifacts / "failover.json").read_text())
+    data = json.loads((paths.LabPaths("seed").latest / "failover.json").read_text())
     assert [s["scenario"] for s in data["scenarios"]] == ["quiet"] and data["not_run"] == ["later"]
     assert data["interrupted"] == "stopped" and data["passed"] is False
     # Interrupted in its first scenario, a run still replaces the reports of the run before it.
     with pytest.raises(KeyboardInterrupt):
         session.measure(memory_provider, chosen[1:], progress=lambda _: None)
-    data = json.loads((paths.LabPaths("seed").artifacts / "failover.json").read_text())
+    data = json.loads((paths.LabPaths("seed").latest / "failover.json").read_text())
     assert data["scenarios"] == [] and data["interrupted"] == "stopped" and data["passed"] is False
-    assert 'name="interrupted"' in (paths.LabPaths("seed").artifacts / "failover.xml").read_text()
+    assert 'name="interrupted"' in (paths.LabPaths("seed").latest / "failover.xml").read_text()
+
+
+def test_two_runs_leave_two_folders_and_each_evidence_points_at_its_own(memory_provider, fake_ssh, monkeypatch):
+    """A one-scenario run left the last run's PNGs beside its own JSON, and both runs'
+    evidence pointed at the same, overwritten folder. Now each run has its own folder."""
+    _quick(monkeypatch)
+    _probe_answers(fake_ssh)
+    quiet = [Scenario("quiet", "nothing happens", (_phase("wait", WAIT),))]
+    first = [Scenario("first", "nothing either", (_phase("wait", WAIT),)), *quiet]
+    session.measure(memory_provider, first, destroy="never", progress=lambda _: None)
+    session.measure(memory_provider, quiet, destroy="never", progress=lambda _: None)
+    lab = paths.LabPaths("seed")
+    runs = sorted(p for p in lab.artifacts.iterdir() if p.is_dir() and not p.is_symlink())
+    assert len(runs) == 2 and lab.latest.resolve() == runs[1]
+    assert (runs[0] / "failover-first.png").exists() and not (runs[1] / "failover-first.png").exists()
+    assert [json.loads((run / "failover.json").read_text())["scenarios"][0]["scenario"] for run in runs] == [
+        "first",
+        "quiet",
+    ]
+    records = [json.loads(path.read_text()) for path in sorted(paths.evidence().glob("*-failover-seed*.json"))]
+    assert [record["report"] for record in records] == [str(run) for run in runs]
