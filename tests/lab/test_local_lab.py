@@ -206,6 +206,44 @@ def test_a_node_whose_role_breaks_fails_lab_up_naming_the_node_and_the_step(buil
     assert_clean("t-broken-role")
 
 
+def test_a_director_whose_vrrp_instance_cannot_run_is_not_up_and_says_why(builds, tmp_path, monkeypatch):
+    """An operator's `interface: ens33` passed validation and the config test, and lab.up
+    reported a director "role verified" while its keepalived ran no VRRP instance. Now the
+    director's role waits for its instances to leave FAULT, and the failure quotes keepalived."""
+    real = render.render
+
+    def missing_nic(lab):
+        files = real(lab)
+        conf = "server4/etc/keepalived/keepalived.conf"
+        files[conf] = files[conf].replace("interface eth0", "interface ens99")
+        return files
+
+    monkeypatch.setattr(render, "render", missing_nic)
+    provider = LocalProvider(spec.load(lab_file(tmp_path, "t-no-nic")), progress=lambda _: None)
+    with pytest.raises(ProviderError) as caught:
+        provider.up()
+    message = str(caught.value)
+    assert message.startswith("node server4 failed at step 'VRRP instances out of FAULT'"), message
+    assert "ens99" in message, message  # keepalived's own line naming the interface
+    assert_clean("t-no-nic")
+
+
+def test_a_lab_whose_nic_is_named_as_in_production_boots(builds, tmp_path):
+    """vrrp.interface: ens33 (a production name): every node's lab NIC carries it."""
+    text = lab_file(tmp_path, "t-ens33").read_text().replace("interface: eth0", "interface: ens33")
+    file = tmp_path / "ens33.yaml"
+    file.write_text(text)
+    provider = LocalProvider(spec.load(file), progress=lambda _: None)
+    try:
+        provider.up()
+        assert {row.name for row in provider.status() if row.vips} == {"server3"}
+        assert "ens33" in provider.remote.run("server3", "ip -o link show ens33").stdout
+        assert "FAILED" not in requests_through_vip(provider, 4)
+    finally:
+        provider.down()
+    assert_clean("t-ens33")
+
+
 def test_two_checkouts_run_the_same_lab_side_by_side(seed_lab, tmp_path):
     """Another checkout (another state directory) boots a lab of the same name: both serve,
     and tearing one down leaves the other serving."""
