@@ -148,6 +148,18 @@ def quick(lab: Lab) -> list[Scenario]:
     return [scenario(lab, entry) for entry in CATALOGUE if first[entry.primitive] is entry]
 
 
+def rebuilt(lab: Lab, chosen: list[Scenario]) -> list[Scenario]:
+    """The same scenarios, on the same targets, with this lab's numbers (keepalived's own
+    check timings, say, where they differ from the file's)."""
+    entries = {entry.name: entry for entry in CATALOGUE}
+    return [
+        scenario(lab, entries[s.name], s.phases[0].fault.node)
+        if s.name in entries
+        else soak(lab, s.phases[0].fault.seconds)
+        for s in chosen
+    ]
+
+
 def soak(lab: Lab, seconds: float = IDLE) -> Scenario:
     """Probing with no fault: run on request (`--scenario idle`), not with the faults. Short
     adverts must not make VRRP flap: no state transition and no failed request."""

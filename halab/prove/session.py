@@ -12,12 +12,13 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from types import TracebackType
 
 from halab import paths
 from halab.errors import HalabError, UsageError
-from halab.prove import artifacts, evidence, findings, report
+from halab.prove import artifacts, effective, evidence, findings, report, scenarios
 from halab.prove.results import DEFAULT_MARGIN, Margin, ScenarioRun
 from halab.prove.runner import Runner
 from halab.prove.scenarios import Scenario
@@ -64,11 +65,12 @@ class Session:
         self.progress = progress
         self.passed = False
         self.booted = False
-        self.artifacts = provider.paths.new_run(what)  # this run's own folder, now the latest
+        self.artifacts = provider.paths.artifacts  # the run's own folder once the lab is up
 
     def __enter__(self) -> Session:
         self.booted = not self.provider.running()
         self.provider.up()
+        self.artifacts = self.provider.paths.new_run(self.what)  # now the latest
         return self
 
     def __exit__(
@@ -116,6 +118,8 @@ def acceptance(provider: Provider, destroy: str = "passing", args: list[str] | N
             f"--rootdir={paths.ROOT}",
             "-p",
             "no:cacheprovider",
+            "-v",  # one line per check with its result
+            "-rs",  # and why each skipped check does not apply to this lab ("n/a: ...")
             f"--junitxml={out / 'acceptance.xml'}",
             f"--report-json={out / 'acceptance.json'}",
             *(args or []),
@@ -142,11 +146,18 @@ def measure(
     scenarios that ran are still written and printed.
     """
     runs: list[ScenarioRun] = []
+    checks: list[effective.Check] = []
+    differ: list[str] = []
     notes = substitutions or []
     current = ""  # the scenario under way: a Ctrl-C there loses its phases, which must be said
     session = Session(provider, "failover", destroy, progress=progress, substitutions=notes)
     try:
         with session:
+            checks = effective.read(provider)
+            judged, differ = effective.applied(provider.lab, checks)
+            for difference in differ:
+                progress(f"{difference}: the bounds use keepalived's")
+            chosen = scenarios.rebuilt(judged, chosen) if differ else chosen
             runner = Runner(provider, progress, margin, accept_unexercised)
             for scenario in chosen:
                 current = scenario.name
@@ -160,7 +171,8 @@ def measure(
     finally:
         if runs or current:
             stopped = len(runs) + bool(current)
-            _results(provider, session.artifacts, runs, [s.name for s in chosen[stopped:]], notes, current, margin)
+            ran = {"keepalived_checks": [asdict(check) for check in checks], "differ": differ}
+            _results(provider, session.artifacts, runs, [s.name for s in chosen[stopped:]], notes, current, margin, ran)
     return runs
 
 
@@ -172,6 +184,7 @@ def _results(
     notes: list[str],
     interrupted: str = "",
     margin: Margin = DEFAULT_MARGIN,
+    ran: dict | None = None,
 ) -> None:
     """Write failover.json and failover.xml into the run's folder (out), then print the table,
     the versions substituted and the findings: the last thing a run shows."""
@@ -187,6 +200,7 @@ def _results(
         # The lab as it ran (what the verdicts were judged against) and a digest to compare runs by.
         "as_run": (as_run := lab.model_dump(mode="json", by_alias=True)),
         "as_run_sha256": hashlib.sha256(json.dumps(as_run, sort_keys=True).encode()).hexdigest(),
+        **(ran or {}),  # the checks as keepalived ran them, and where the file differed
     }
     report.write_json(runs, lab.name, out / "failover.json", found, context)
     report.write_junit(runs, lab.name, out / "failover.xml", found, context)

@@ -19,7 +19,7 @@ from collections import Counter
 import pytest
 
 from halab import paths, render
-from halab.prove import ipvs, probe
+from halab.prove import effective, ipvs, probe
 
 pytestmark = pytest.mark.root
 # ipvsadm's name for each forwarding method, and where a real server holds the VIPs.
@@ -143,6 +143,18 @@ def test_keepalived_config_is_clean_on_every_director(lab_case):
         config = command[command.index("-f") + 1] if "-f" in command else "/etc/keepalived/keepalived.conf"
         result = host.run(f"keepalived -t -f {config}")
         assert result.rc == 0, f"{name}: keepalived -t -f {config}:\n{result.stdout}{result.stderr}"
+
+
+def test_keepalived_runs_the_check_timings_the_bounds_assume(lab_case):
+    """The MASTER's keepalived, asked for its running configuration (SIGUSR1), runs every real
+    server's check with the lab's delay_loop, connect_timeout, retry and delay_before_retry,
+    or, where the file leaves them unset, with the defaults halab.spec assumes (1 retry after
+    1 s; 3 s for HTTP_GET): the numbers every real-server bound is made of."""
+    checks = effective.read(lab_case.provider)
+    service = lab_case.lab.virtual_services[0]
+    assert {c.server for c in checks} >= {str(lab_case.lab.nodes[n].address) for n in service.real_servers}, checks
+    assert effective.applied(lab_case.lab, checks)[1] == [], [c.words() for c in checks]
+    assert {c.method for c in checks} == {service.health_check.type}
 
 
 def test_requests_through_each_vip_follow_the_scheduler(lab_case):
