@@ -127,7 +127,7 @@ def _measured_elsewhere(name: str, artifacts: Path) -> str:
 def _slow_checks(lab: Lab, run: ScenarioRun, phase: PhaseResult, artifacts: Path) -> Iterator[Finding]:
     check = lab.virtual_services[0].health_check
     fixed = bounds.detect(check.model_copy(update=FAST_CHECK)).seconds
-    failing = _failing_for(run, phase)
+    failing = phase.failing_ms / 1000
     if phase.bound_ms <= fixed * 1000 or failing <= fixed:
         return
     yield Finding(
@@ -142,15 +142,31 @@ def _slow_checks(lab: Lab, run: ScenarioRun, phase: PhaseResult, artifacts: Path
     )
 
 
-def _failing_for(run: ScenarioRun, phase: PhaseResult) -> float:
-    """Seconds from the phase's action to its last failed request's end (0: none failed)."""
-    failed = [r["done"] for r in run.requests if not r["ok"] and phase.start <= r["sent"] < phase.end]
-    return max(failed, default=phase.start) - phase.start
+def _return(lab: Lab, run: ScenarioRun, phase: PhaseResult, artifacts: Path) -> Iterator[Finding]:
+    """The MASTER back: with preempt, a second disruption; with nopreempt, the VIP stays put."""
+    yield from _preempt(lab, run, phase) if lab.vrrp.preempt else _nopreempt(lab, run, phase)
 
 
-def _nopreempt(lab: Lab, run: ScenarioRun, phase: PhaseResult, artifacts: Path) -> Iterator[Finding]:
-    if lab.vrrp.preempt:
+def _preempt(lab: Lab, run: ScenarioRun, phase: PhaseResult) -> Iterator[Finding]:
+    """A preempting MASTER moves the VIP a second time, and what was in flight or held on the
+    BACKUP then is cut again: worth saying when the client saw it."""
+    lost = phase.held - phase.survived
+    if not phase.vip_moves or not (phase.failed or lost):
         return
+    master, backup = bounds.pair(lab)
+    yield Finding(
+        run.scenario,
+        phase.phase,
+        f"{master}'s return moved the VIP a second time: {phase.failed} requests failed and "
+        f"{lost} of {phase.held} held connections were cut",
+        "vrrp.preempt: true",
+        f"vrrp.preempt: false ({backup} keeps the VIP; no second move, and {master} waits as BACKUP)",
+        phase.bound_ms,
+        0,
+    )
+
+
+def _nopreempt(lab: Lab, run: ScenarioRun, phase: PhaseResult) -> Iterator[Finding]:
     master, backup = bounds.pair(lab)
     yield Finding(
         run.scenario,
@@ -181,7 +197,7 @@ def _low_backup(lab: Lab, run: ScenarioRun, phase: PhaseResult, artifacts: Path)
     )
 
 
-RULES = {"heal": _split_brain, "check": _slow_checks, "return": _nopreempt, "stop": _low_backup}
+RULES = {"heal": _split_brain, "check": _slow_checks, "return": _return, "stop": _low_backup}
 
 
 def settings(lab: Lab) -> dict:

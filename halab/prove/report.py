@@ -14,7 +14,10 @@ from halab.prove import established, verdicts
 from halab.prove.findings import Finding
 from halab.prove.results import NOISE, NOT_EXERCISED, WITHIN, PhaseResult, ScenarioRun
 
-# "verdict": "within" the protocol bound (to the probe's resolution), "noise +N ms" over it
+# "longest gap ms": the longest wait between two answers (what one polling user saw);
+# "failing for ms": from the fault to the end of the last failed request (what every
+# user sent to the dead path saw); "limit ms": the bound plus the margin, the longest gap
+# that passes. "verdict": "within" the protocol bound (to the probe's resolution), "noise +N ms" over it
 # but inside the noise margin (a pass, said as such), "NOT EXERCISED" (the traffic never met
 # the fault: no verdict at all), or FAIL; "finding": [n] when a configuration change
 # would shorten the phase (the numbered findings under the table say which).
@@ -27,10 +30,11 @@ INTERRUPTED = (
 COLUMNS = (
     "scenario",
     "phase",
-    "outage ms",
+    "longest gap ms",
+    "failing for ms",
     "failed",
     "bound ms",
-    "margin ms",
+    "limit ms",
     "conns survived",
     "stall ms",
     "VIP moved",
@@ -74,9 +78,10 @@ def rows(runs: list[ScenarioRun], found: list[Finding] | None = None) -> list[tu
                 run.scenario,
                 phase.phase,
                 str(phase.outage_ms),
+                str(phase.failing_ms) if phase.failed else "-",
                 str(phase.failed),
                 str(phase.bound_ms),
-                str(phase.margin_ms),
+                str(phase.limit_ms),
                 phase.connections,
                 str(phase.longest_stall_ms) if phase.held else "-",
                 _moved(phase),
@@ -86,7 +91,7 @@ def rows(runs: list[ScenarioRun], found: list[Finding] | None = None) -> list[tu
             for phase in run.phases
         ]
         if run.error:
-            lines.append((run.scenario, run.failed_step, "-", "-", "-", "-", "-", "-", "-", "ERROR", ""))
+            lines.append((run.scenario, run.failed_step, *["-"] * (len(COLUMNS) - 4), "ERROR", ""))
     return lines
 
 
@@ -236,8 +241,12 @@ def plot(run: ScenarioRun, path: Path) -> Path:
     for number, connection in enumerate(run.connections):
         for start, end in established.stalls(connection):  # one line per held connection, high up
             axes.plot([start, end], [5000 + 200 * number] * 2, color="darkred", linewidth=1.5)
-    for phase in run.phases:
+    for number, phase in enumerate(run.phases):
+        first = number == 0  # one legend entry for each kind of mark
         axes.axvline(phase.start, color="black", linewidth=1)
+        if phase.bound_ms:
+            bound_end = phase.start + phase.bound_ms / 1000
+            axes.axvline(bound_end, color="green", linestyle="--", linewidth=1, label="bound" if first else None)
         axes.annotate(
             phase.phase,
             (phase.start, 1.0),
@@ -247,7 +256,8 @@ def plot(run: ScenarioRun, path: Path) -> Path:
             ha="right",
             fontsize=8,
         )
-        axes.axvspan(phase.start, phase.window_end, color="orange", alpha=0.12)
+        window = "failure window (bound + margin)" if first else None
+        axes.axvspan(phase.start, phase.window_end, color="orange", alpha=0.12, label=window)
         for move in phase.vip_moves:
             axes.axvline(move["at"], color="purple", linestyle=":", linewidth=1)
             axes.annotate(
@@ -262,9 +272,14 @@ def plot(run: ScenarioRun, path: Path) -> Path:
             )
     axes.set_yscale("symlog", linthresh=10)
     axes.set_ylim(bottom=0)
+    if run.requests:  # the probe's span and the actions in it, not matplotlib's margins around every mark
+        starts = [phase.start for phase in run.phases]
+        left = min([r["sent"] for r in run.requests] + starts)
+        axes.set_xlim(left - 0.5, max([r["done"] for r in run.requests] + starts) + 0.5)
     axes.set_xlabel("seconds since the probe started")
     axes.set_ylabel("response time, ms")
-    title = f"{run.scenario}: {run.description}  ({'pass' if run.passed else 'FAIL'})"
+    verdicts_seen = ", ".join(dict.fromkeys(_verdict(phase) for phase in run.phases)) or "no phase"
+    title = f"{run.scenario}: {run.description}  ({verdicts_seen})"
     if run.connections:
         title += "\ndark red, at the top: each held connection's stalls"
     axes.set_title(title, fontsize=10)

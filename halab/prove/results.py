@@ -83,6 +83,7 @@ class PhaseResult:
     stall_bound_ms: int = 0
     transitions: int | None = None  # VRRP state changes counted on the directors (idle only)
     gateway_moves: list[dict] = field(default_factory=list)  # NAT: a real server's gateway changing owner
+    failing_ms: int = 0  # from the action to the end of the phase's last failed request; 0: none failed
     unexercised: str = ""  # why the probe's traffic never met the fault; "" when it did
     accept_unexercised: bool = False  # the operator asked that a phase not exercised not fail the run
 
@@ -90,6 +91,11 @@ class PhaseResult:
     def connections(self) -> str:
         """ "survived/held", or "-" when no connection was held."""
         return f"{self.survived}/{self.held}" if self.held else "-"
+
+    @property
+    def limit_ms(self) -> int:
+        """The longest gap that still passes: the bound plus the margin."""
+        return self.bound_ms + self.margin_ms
 
     @property
     def over_ms(self) -> int:

@@ -122,6 +122,7 @@ def judge(scenario: str, mark: Mark, seen: Seen, margin: Margin, resolution: flo
         outage_ms=round(outage(requests, mark.acted, mark.until) * 1000),
         failed=len(failures),
         failed_outside=len(outside),
+        failing_ms=round((max(r["done"] for r in failures) - mark.acted) * 1000) if failures else 0,
         first_outside=_first(outside, mark.acted),
         vip_moves=vip_moves(requests, mark.acted, mark.until, seen.macs),
         problems=mark.problems + _phase_problems(mark, requests, len(failures)),

@@ -106,3 +106,16 @@ def test_established_connections_lost_without_sync_name_lvs_sync_daemon_as_the_f
     assert [f.fix.split(" (")[0] for f in found] == ["vrrp.lvs_sync_daemon: true"]
     assert "1 of 2 established connections lost" in found[0].sentence()
     assert "conns survived" in report.table([run], found) and "1/2" in report.table([run], found)
+
+
+def test_a_preempting_return_that_cut_requests_again_is_a_finding(seed, tmp_path):
+    """The MASTER's return moves the VIP a second time: requests in flight on the BACKUP
+    are reset then. Nopreempt avoids it; the finding says so, with what the client lost."""
+    run = run_of(seed, "keepalived-stop", (54.0, 54.2))
+    run.phases[1].vip_moves = [{"vip": "vip", "at": 54.1, "from": "server4", "to": "server3"}]
+    found = [f for f in findings.of(seed, [run], tmp_path) if f.phase == "start keepalived on server3"]
+    assert len(found) == 1 and "server3's return moved the VIP a second time: 4 requests failed" in found[0].measured
+    assert found[0].fix.startswith("vrrp.preempt: false (server4 keeps the VIP")
+    quiet = run_of(seed, "keepalived-stop", (11.0, 11.5))  # nothing failed on the return
+    quiet.phases[1].vip_moves = run.phases[1].vip_moves
+    assert not [f for f in findings.of(seed, [quiet], tmp_path) if f.phase == "start keepalived on server3"]
