@@ -5,6 +5,8 @@ Only this package looks inside a provider; everything else asks for one by name 
 
 from __future__ import annotations
 
+import json
+
 from halab import paths
 from halab.errors import UsageError
 from halab.paths import LabPaths
@@ -30,6 +32,15 @@ def kind(name: str) -> type[Provider]:
 def checkout_labs() -> list[str]:
     """The names of every lab this checkout has state for (booted at least once)."""
     return sorted(p.name for p in paths.labs().iterdir() if p.is_dir()) if paths.labs().exists() else []
+
+
+def current() -> Lab | None:
+    """The lab as run of the one lab this checkout has up, for commands given no --lab (day-2
+    use need not repeat it); None when none is up. Several up: UsageError naming them."""
+    up = [name for name in checkout_labs() if LabPaths(name).as_run.exists() and footprint(name)]
+    if len(up) > 1:
+        raise UsageError(f"labs {', '.join(up)} are up in this checkout: say which with --lab FILE")
+    return Lab.model_validate(json.loads(LabPaths(up[0]).as_run.read_text())) if up else None
 
 
 def down_everywhere(name: str) -> None:

@@ -8,6 +8,7 @@ never a traceback; and a short flag means the same option in every task (SHORT_F
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -15,7 +16,7 @@ import invoke
 
 from halab import spec
 from halab.errors import HalabError, UsageError
-from halab.providers import NAMES, Provider, make
+from halab.providers import NAMES, Provider, current, make
 
 # The project's short flags: one letter, one option, in every task. invoke would give each
 # option the first letter still free in its own task, so -d meant --destroy in one task and
@@ -48,7 +49,9 @@ class Task(invoke.Task):
         return opts
 
 
-LAB_HELP = {"lab": "lab file (YAML); default: labs/seed.yaml, the write-up's lab"}
+LAB_HELP = {
+    "lab": "lab file (YAML); default: the lab this checkout has up, if just one is; else labs/seed.yaml, the write-up's"
+}
 PROVIDER_HELP = {
     "provider": f"what runs the lab: {' or '.join(NAMES)} (default: local, user-mode Linux on "
     "this host; vagrant: libvirt/VirtualBox VMs)"
@@ -82,9 +85,13 @@ def key_values(items: list[str], flag: str, example: str) -> dict[str, str]:
 
 
 def load(lab: str | None) -> spec.Lab:
-    """The lab model of the --lab file (default: the seed lab); `--lab ""` is a mistake, not the default."""
+    """The lab model of the --lab file; without one, the lab this checkout has up (the only
+    one), else the seed lab. `--lab ""` is a mistake, not the default."""
     if lab is not None and not lab.strip():
         raise UsageError("--lab needs a lab file, e.g. --lab labs/unicast.yaml; leave it out for the seed lab")
+    if lab is None and (up := current()) is not None:
+        print(f"(lab {up.name!r}: the one up in this checkout; --lab FILE for another)", file=sys.stderr)
+        return up
     return spec.load(lab)
 
 

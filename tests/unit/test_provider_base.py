@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from halab import paths, spec
 from halab.errors import ProviderError, UsageError
 from tests.fixtures import MemoryProvider
 
@@ -147,3 +148,21 @@ def test_a_running_lab_whose_file_changed_is_refused_not_judged_with_the_new_num
     assert MemoryProvider.events == ["boot", "teardown seed", "boot"]
     again.up()  # the same file as booted: nothing to say
     assert MemoryProvider.events[-1] == "boot" and not again.drift()
+
+
+def test_commands_without_a_lab_act_on_the_one_lab_this_checkout_has_up(home, monkeypatch):
+    """Day-2 use: once `lab.up --lab labs/persistent.yaml` ran, `lab.status`, `fault.*` and
+    `test.*` need no --lab; with two labs up they ask which; with none, the seed lab."""
+    from halab import providers, tasks
+
+    assert tasks.load(None).name == "seed"
+    persistent = MemoryProvider(spec.load(paths.LABS / "persistent.yaml"), progress=lambda _: None)
+    persistent.record_as_run()
+    up = {"persistent"}
+    monkeypatch.setattr(providers, "footprint", lambda name: "1 guest(s)" if name in up else "")
+    assert tasks.load(None) == persistent.lab
+    assert tasks.load(str(paths.LABS / "seed.yaml")).name == "seed"  # --lab always wins
+    MemoryProvider(spec.load(paths.LABS / "seed.yaml"), progress=lambda _: None).record_as_run()
+    up.add("seed")
+    with pytest.raises(UsageError, match="labs persistent, seed are up in this checkout: say which with --lab FILE"):
+        tasks.load(None)
