@@ -185,47 +185,41 @@ def test_fault_verbs_move_the_vip_and_bring_it_back(seed_lab, seed_file):
     assert "FAILED" not in requests_through_vip(seed_lab, 4)
 
 
+def _up_fails_with(monkeypatch, tmp_path, name: str, edited: str, old: str, new: str) -> str:
+    """lab.up of a seed lab one of whose rendered files is edited (old -> new): the error it
+    fails with; and nothing of the lab is left."""
+    real = render.render
+
+    def broken(lab):
+        files = real(lab)
+        files[edited] = files[edited].replace(old, new)
+        return files
+
+    monkeypatch.setattr(render, "render", broken)
+    provider = LocalProvider(spec.load(lab_file(tmp_path, name)), progress=lambda _: None)
+    with pytest.raises(ProviderError) as caught:
+        provider.up()
+    assert_clean(name)
+    return str(caught.value)
+
+
 def test_a_node_whose_role_breaks_fails_lab_up_naming_the_node_and_the_step(builds, tmp_path, monkeypatch):
     """server1's nginx listens on the wrong port: it starts, but does not answer. Up means
     working: lab.up names the node and the step, shows its log, and leaves nothing behind."""
-    real = render.render
-
-    def wrong_port(lab):
-        files = real(lab)
-        conf = "server1/usr/local/nginx/conf/nginx.conf"
-        files[conf] = files[conf].replace("listen       80;", "listen       8080;")
-        return files
-
-    monkeypatch.setattr(render, "render", wrong_port)
-    provider = LocalProvider(spec.load(lab_file(tmp_path, "t-broken-role")), progress=lambda _: None)
-    with pytest.raises(ProviderError) as caught:
-        provider.up()
-    message = str(caught.value)
+    conf = "server1/usr/local/nginx/conf/nginx.conf"
+    message = _up_fails_with(monkeypatch, tmp_path, "t-broken-role", conf, "listen       80;", "listen       8080;")
     assert message.startswith("node server1 failed at step 'nginx answering' of its role"), message
     assert "boot.log" in message and "==> nginx started" in message
-    assert_clean("t-broken-role")
 
 
 def test_a_director_whose_vrrp_instance_cannot_run_is_not_up_and_says_why(builds, tmp_path, monkeypatch):
     """An operator's `interface: ens33` passed validation and the config test, and lab.up
     reported a director "role verified" while its keepalived ran no VRRP instance. Now the
     director's role waits for its instances to leave FAULT, and the failure quotes keepalived."""
-    real = render.render
-
-    def missing_nic(lab):
-        files = real(lab)
-        conf = "server4/etc/keepalived/keepalived.conf"
-        files[conf] = files[conf].replace("interface eth0", "interface ens99")
-        return files
-
-    monkeypatch.setattr(render, "render", missing_nic)
-    provider = LocalProvider(spec.load(lab_file(tmp_path, "t-no-nic")), progress=lambda _: None)
-    with pytest.raises(ProviderError) as caught:
-        provider.up()
-    message = str(caught.value)
+    conf = "server4/etc/keepalived/keepalived.conf"
+    message = _up_fails_with(monkeypatch, tmp_path, "t-no-nic", conf, "interface eth0", "interface ens99")
     assert message.startswith("node server4 failed at step 'VRRP instances out of FAULT'"), message
     assert "ens99" in message, message  # keepalived's own line naming the interface
-    assert_clean("t-no-nic")
 
 
 def test_a_lab_whose_nic_is_named_as_in_production_boots(builds, tmp_path):
