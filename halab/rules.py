@@ -51,6 +51,30 @@ def node_count(lab: Lab) -> Iterator[Problem]:
     )
 
 
+# Names a node may not take because a format the lab is written into gives them a meaning:
+# Ansible's implicit hosts and groups, the inventory's own groups (halab.inventory), and the
+# lab switch of `lab.show --format dot`. A node called localhost would turn `hosts:
+# localhost` and `delegate_to: localhost` into ssh to an address the lab file chose.
+RESERVED_NAMES = {
+    "localhost": "Ansible's implicit localhost: plays for it would run over ssh on this node",
+    "all": "Ansible's group of every host",
+    "ungrouped": "Ansible's group of hosts in no other group",
+    "directors": "the inventory's group of directors",
+    "realservers": "the inventory's group of real servers",
+    "clients": "the inventory's group of clients",
+    "switch": "the lab switch in `lab.show --format dot`",
+}
+
+
+def node_names_mean_nothing_else(lab: Lab) -> Iterator[Problem]:
+    """No node takes a name a downstream format reserves (RESERVED_NAMES)."""
+    for name in lab.nodes:
+        if name in RESERVED_NAMES:
+            yield Problem(
+                f"nodes.{name}", f"{name!r} is {RESERVED_NAMES[name]}; reserved: {', '.join(sorted(RESERVED_NAMES))}"
+            )
+
+
 def addresses_in_subnet(lab: Lab) -> Iterator[Problem]:
     """Nodes and VIPs sit on the lab's L2 segment (DR forwards by MAC, not by route); with NAT
     the real servers sit on the NAT network behind the directors instead (nat_network checks)."""
@@ -413,6 +437,7 @@ def versions_pinned(lab: Lab) -> Iterator[Problem]:
 
 RULES: tuple[Rule, ...] = (
     node_count,
+    node_names_mean_nothing_else,
     addresses_in_subnet,
     unique_addresses,
     access_point_free,

@@ -230,3 +230,20 @@ def test_every_lab_file_is_shipped_the_seed_first():
     shipped = paths.shipped_labs()
     assert shipped[0] == paths.DEFAULT_LAB and sorted(shipped) == sorted(LABS.glob("*.yaml"))
     assert all(spec.load(path) for path in shipped)
+
+
+@pytest.mark.parametrize("name", ["localhost", "all", "ungrouped", "directors", "realservers", "clients", "switch"])
+def test_a_node_may_not_take_a_name_ansible_or_the_pictures_give_a_meaning(name):
+    """A real server called localhost made `hosts: localhost` and `delegate_to: localhost` run
+    over ssh on an address the lab file chose; `all` shrank to one host; `directors` received
+    the directors' plays; `switch` merged with the lab switch in the DOT picture."""
+    text = (paths.LABS / "seed.yaml").read_text().replace("server1", name)
+    with pytest.raises(SpecError) as caught:
+        spec.parse(text)
+    assert f"nodes.{name}" in str(caught.value) and "reserved: all, clients, directors" in str(caught.value)
+
+
+def test_the_reserved_names_cover_every_group_the_inventory_writes():
+    from halab import inventory, rules
+
+    assert set(inventory.GROUPS.values()) <= set(rules.RESERVED_NAMES)
