@@ -19,6 +19,11 @@ from halab.paths import LabPaths
 
 # ssh's exit code for "could not reach the node"; a timeout is reported the same way.
 UNREACHABLE = 255
+# Seconds a node's idle master connection lives on (teardown stops it sooner). Longer than a
+# VM's restart under TCG (2-4 minutes): otherwise every node's master expires meanwhile, and
+# the next lab-state read opens five fresh ssh sessions at once, whose key exchanges stall
+# emulated guests for over a second, MASTER included (CI saw two probe requests time out so).
+CONTROL_PERSIST = 900
 
 
 def client_options(paths: LabPaths, netns: str | None = None) -> str:
@@ -32,7 +37,7 @@ def client_options(paths: LabPaths, netns: str | None = None) -> str:
     return proxy + (
         "    ControlMaster auto\n"
         f"    ControlPath {paths.control_sockets}\n"
-        "    ControlPersist 120\n"
+        f"    ControlPersist {CONTROL_PERSIST}\n"
         "    BatchMode yes\n"
         "    ConnectTimeout 10\n"
         "    LogLevel ERROR\n"

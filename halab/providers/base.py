@@ -283,8 +283,11 @@ class Provider(ABC):
         self._crash(self.alive_node(node))
 
     def restart(self, node: str) -> None:
-        """Boot the node again (crashing it first if it runs); returns once it answers."""
+        """Boot the node again (crashing it first if it runs); returns once it answers over the
+        lab's ssh: its new master connection (a key exchange, costly in an emulated guest) is
+        part of the restart, not of whatever reads the lab next."""
         self._restart(self.node(node))
+        self.remote.check(node, "true", timeout=120)
 
     def cut_link(self, node: str) -> None:
         self._cut_link(self.alive_node(node))

@@ -178,7 +178,7 @@ def test_the_baked_box_is_used_when_present_else_the_public_one_compiling(home, 
     assert made.box() == ("halab/rocky-9", False)
 
 
-def test_status_crash_and_restart_become_the_right_commands(home, fake_vagrant, monkeypatch):
+def test_status_crash_and_restart_become_the_right_commands(home, fake_vagrant, fake_ssh, monkeypatch):
     made = provider(home)
     assert not made.running()  # server4 is shut off in the recorded status
     # Found by the first failover run on VMs: vagrant-libvirt's `halt --force` shuts the
@@ -192,6 +192,8 @@ def test_status_crash_and_restart_become_the_right_commands(home, fake_vagrant, 
     calls = fake_vagrant.read_text().splitlines()
     assert "status --machine-readable" in calls and unplugged == [made.paths.vm("server3")]
     assert "up server3 --no-provision" in calls and not any(call.startswith("halt") for call in calls)
+    # the restart ends once the lab's ssh reaches the VM: its key exchange is the restart's cost
+    assert ("server3", "true") in fake_ssh.calls()
     boxed = VagrantProvider(made.lab, progress=lambda _: None, hypervisor="virtualbox")
     boxed.crash("server3")
     assert "halt server3 --force" in fake_vagrant.read_text().splitlines()
@@ -216,7 +218,7 @@ def test_the_ssh_config_logs_in_as_root_with_each_vms_key(home, fake_vagrant):
 
 
 def test_with_a_private_libvirt_vagrant_and_ssh_run_inside_the_labs_namespace(
-    home, fake_vagrant, tmp_path, monkeypatch
+    home, fake_vagrant, fake_ssh, tmp_path, monkeypatch
 ):
     made = provider(home)
     wrapper = tmp_path / "bin" / "in-namespace"
