@@ -42,6 +42,7 @@ class Pipeline:
     STAGES = ("base", "bake", "box add", "up", "acceptance", "failover", "down")
 
     def __init__(self, os_name: str, lab_file: Path, progress: Progress = print, quick: bool = False) -> None:
+        packer.vars_file(os_name)  # an unknown --os (a path, a typo) is refused before any stage runs
         self.os_name = os_name
         self.quick = quick  # the failover stage runs scenarios.quick: one scenario per fault primitive
         self.lab_file = lab_file

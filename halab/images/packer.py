@@ -45,10 +45,12 @@ def oses() -> list[str]:
 
 
 def vars_file(os_name: str) -> Path:
-    path = paths.PACKER / "vars" / f"{os_name}.pkrvars.hcl"
-    if not path.exists():
-        raise ImageError(f"unknown OS {os_name!r}; known: {', '.join(oses())}")
-    return path
+    """The OS's vars file; an --os that is not one of oses() (a path, `../`, a typo) is refused
+    by name before it becomes part of any path."""
+    known = oses()
+    if os_name not in known:
+        raise ImageError(f"unknown OS {str(os_name)[:40]!r}; known: {', '.join(known)}")
+    return paths.PACKER / "vars" / f"{os_name}.pkrvars.hcl"
 
 
 def distribution(os_name: str) -> str:

@@ -30,6 +30,10 @@ BROKEN_LAB = paths.ROOT / "tests" / "unit" / "broken" / "two-masters.yaml"
         (("test.failover", "--destroy", "sometimes"), 2, "--destroy must be one of passing, booted, always, never"),
         (("image.build", "--var", "no-equals-sign", "--dry-run"), 2, "--var takes KEY=VALUE; got 'no-equals-sign'"),
         (("image.build", "--os", "windows-11", "--dry-run"), 1, "unknown OS 'windows-11'; known: rocky-9"),
+        # an --os that is a path never becomes one: absolute, or climbing out of packer/vars
+        (("image.build", "--os", "/etc/passwd", "--dry-run"), 1, "unknown OS '/etc/passwd'; known: rocky-9"),
+        (("image.build", "--os", "../vars/rocky-9", "--dry-run"), 1, "unknown OS '../vars/rocky-9'; known:"),
+        (("test.pipeline", "--os", "/abs/path"), 1, "unknown OS '/abs/path'; known:"),
         (("ami.publish", "--regions", "eu-west-1", "--kms-key", "alias/x"), 2, "--kms-key takes REGION=KEY"),
         (("ami.publish", "--regions", "eu-west-1"), 1, "no Packer manifest at"),
         (("ami.list",), 2, "--regions is required"),
