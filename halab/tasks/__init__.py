@@ -46,7 +46,34 @@ class Task(invoke.Task):
         opts = super().arg_opts(name, default, taken_names)
         letter = SHORT_FLAGS.get(opts["names"][0])
         opts["names"] += [letter] if letter else []
+        if opts.get("kind") is int:
+            opts["kind"] = whole_number(opts["names"][0])
         return opts
+
+
+class _IntLike(type):
+    """A type that invoke's help takes for int (it looks kinds up in {str: ..., int: "INT"})."""
+
+    def __eq__(cls, other: object) -> bool:
+        return other is int or type.__eq__(cls, other) is True
+
+    def __hash__(cls) -> int:
+        return hash(int)
+
+
+def whole_number(option: str) -> type[int]:
+    """An int option's type whose parse error is one line naming the option (invoke's own
+    int() would end in a traceback): `--retain x`, `--lines 1e9`."""
+    flag = "--" + option.replace("_", "-")
+
+    class WholeNumber(int, metaclass=_IntLike):
+        def __new__(cls, text: str) -> WholeNumber:
+            try:
+                return super().__new__(cls, text)
+            except ValueError:
+                raise invoke.ParseError(f"{flag} takes a whole number; got {text!r}") from None
+
+    return WholeNumber
 
 
 LAB_HELP = {

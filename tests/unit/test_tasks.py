@@ -38,6 +38,9 @@ BROKEN_LAB = paths.ROOT / "tests" / "unit" / "broken" / "two-masters.yaml"
         (("ami.publish", "--regions", "eu-west-1"), 1, "no Packer manifest at"),
         (("ami.list",), 2, "--regions is required"),
         (("ami.prune", "--regions", "eu-west-1", "--retain", "-1"), 2, "--retain must be 0 or more"),
+        # an integer option given something else: invoke's own int() ended in a traceback
+        (("ami.prune", "--regions", "eu-west-1", "--retain", "x"), 1, "--retain takes a whole number; got 'x'"),
+        (("lab.logs", "server3", "--lines", "1e9"), 1, "--lines takes a whole number; got '1e9'"),
         (("ami.publish", "--regions", "eu-west-1", "--deprecate-days", "-5"), 2, "--deprecate-days must be 0 or more"),
         (("demo", "--destroy=pasing"), 2, "--destroy must be one of passing"),
         (("lab.validate", "--lab", ""), 2, "--lab needs a lab file"),
