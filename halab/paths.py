@@ -199,6 +199,7 @@ def parse_guest_tag(tag: str) -> HostName | None:
 # describes): how `lab.down --orphans` tells a live checkout's lab from an orphan's.
 REGISTRY = Path("/run/halab")
 LATEST = "latest"  # under a lab's artifacts: the newest run's folder
+RUN_KIND = re.compile(r"[a-z][a-z0-9-]{0,31}")  # what a run's folder is named after: failover, acceptance-suite
 
 
 def in_guest(path: Path) -> str:
@@ -322,7 +323,9 @@ class LabPaths:
     def new_run(self, what: str) -> Path:
         """A fresh folder for one run (`<UTC time>-<what>`, -2, -3... if taken), made the latest:
         nothing of an earlier run ever sits beside a later one's files."""
-        stamp = f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{checked_name(what, 'run')}"
+        if not RUN_KIND.fullmatch(what):  # the project's own words (failover, acceptance-suite), never input
+            raise UsageError(f"{what!r} is not a kind of run: a lowercase letter, then up to 31 of a-z 0-9 -")
+        stamp = f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{what}"
         self.artifacts.mkdir(parents=True, exist_ok=True)
         run, number = self.artifacts / stamp, 1
         while True:

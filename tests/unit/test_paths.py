@@ -8,6 +8,7 @@ import itertools
 import pytest
 
 from halab import paths
+from halab.errors import UsageError
 from halab.paths import LabPaths
 
 # Lab names chosen to collide under a careless format: a lab called like another's kind.
@@ -61,3 +62,12 @@ def test_every_name_parses_back_to_its_checkout_lab_and_kind(home):
 def test_anything_else_parses_to_none(name):
     assert paths.parse_host_name(name) is None
     assert paths.parse_guest_tag(name) is None
+
+
+def test_every_kind_of_run_the_project_makes_gets_its_own_folder(home):
+    """The suite's own labs run as "acceptance-suite": a name longer than a lab's may be."""
+    lab = paths.LabPaths("seed")
+    made = [lab.new_run(what) for what in ("acceptance-suite", "acceptance", "failover", "failover")]
+    assert len(set(made)) == 4 and lab.latest.resolve() == made[-1] and made[-1].name.endswith("-failover-2")
+    with pytest.raises(UsageError):
+        lab.new_run("../x")
