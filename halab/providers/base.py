@@ -53,6 +53,10 @@ class NodeStatus:
     vips: tuple[str, ...]
 
 
+# Seconds a restarted node has to answer over the lab's ssh (a TCG VM's sshd included).
+RESTART_SSH_TIMEOUT = 120.0
+
+
 class Provider(ABC):
     """One lab on one kind of machinery. `lab` is the lab *as this provider runs it* (e.g. its
     NIC name): the only view anything measuring the lab may use."""
@@ -287,7 +291,17 @@ class Provider(ABC):
         lab's ssh: its new master connection (a key exchange, costly in an emulated guest) is
         part of the restart, not of whatever reads the lab next."""
         self._restart(self.node(node))
-        self.remote.check(node, "true", timeout=120)
+        self._answers(node, RESTART_SSH_TIMEOUT)
+
+    def _answers(self, node: str, timeout: float) -> None:
+        """Until one ssh round trip to node succeeds. The first may fail: the master connection
+        to the node's previous life lingers (a crash sends no FIN) and dies on its first use."""
+        deadline = time.monotonic() + timeout
+        while (result := self.remote.run(node, "true", timeout=30)).returncode != 0:
+            if time.monotonic() > deadline:
+                why = result.stderr.strip() or f"exit code {result.returncode}"
+                raise ProviderError(f"{node} did not answer over ssh within {timeout:g} s of its restart: {why}")
+            time.sleep(1)
 
     def cut_link(self, node: str) -> None:
         self._cut_link(self.alive_node(node))

@@ -166,3 +166,22 @@ def test_commands_without_a_lab_act_on_the_one_lab_this_checkout_has_up(home, mo
     up.add("seed")
     with pytest.raises(UsageError, match="labs persistent, seed are up in this checkout: say which with --lab FILE"):
         tasks.load(None)
+
+
+def test_a_restart_outlasts_the_stale_ssh_master_of_the_nodes_previous_life(memory_provider, monkeypatch):
+    """A crash sends no FIN: the master connection to the node's previous life lingers and
+    fails its first use once the node is back (ssh exits 255). The restart retries, it does
+    not fail on it (the acceptance tier's director-crash did, once)."""
+    import subprocess
+
+    memory_provider.up_now = True
+    codes, calls = iter([255, 0]), []
+
+    def run(node: str, command: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+        calls.append((node, command))
+        return subprocess.CompletedProcess([], next(codes), "", "mux_client_request_session: read from master failed")
+
+    monkeypatch.setattr(memory_provider.remote, "run", run)
+    monkeypatch.setattr("halab.providers.base.time.sleep", lambda seconds: None)
+    memory_provider.restart("server3")
+    assert calls == [("server3", "true"), ("server3", "true")]
