@@ -65,13 +65,20 @@ class Session:
         self.progress = progress
         self.passed = False
         self.booted = False
-        self.artifacts = provider.paths.artifacts  # the run's own folder once the lab is up
+        self._run: Path | None = None  # the run's own folder, made once the lab is up
 
     def __enter__(self) -> Session:
         self.booted = not self.provider.running()
         self.provider.up()
-        self.artifacts = self.provider.paths.new_run(self.what)  # now the latest
+        self._run = self.provider.paths.new_run(self.what)  # now the latest
         return self
+
+    @property
+    def artifacts(self) -> Path:
+        """This run's folder: there is none before the lab is up."""
+        if self._run is None:
+            raise RuntimeError("a session's artifacts exist once it is entered")
+        return self._run
 
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
