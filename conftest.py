@@ -18,6 +18,8 @@ import pytest
 TIMINGS = "HALAB_TIMINGS"
 _started: dict[str, float] = {}
 _tiers: defaultdict[str, float] = defaultdict(float)
+_tests: dict[str, float] = {}
+SLOWEST = 15  # the tests named under the tiers: where a budget cut would start
 
 
 def _tier(nodeid: str) -> str:
@@ -32,7 +34,9 @@ def pytest_runtest_logstart(nodeid: str) -> None:
 
 
 def pytest_runtest_logfinish(nodeid: str) -> None:
-    _tiers[_tier(nodeid)] += time.monotonic() - _started.pop(nodeid, time.monotonic())
+    seconds = time.monotonic() - _started.pop(nodeid, time.monotonic())
+    _tiers[_tier(nodeid)] += seconds
+    _tests[nodeid] = seconds
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
@@ -41,6 +45,9 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     terminalreporter.section("time per tier")
     for tier, seconds in _tiers.items():
         terminalreporter.write_line(f"{tier:<12} {seconds / 60:5.1f} min")
+    terminalreporter.write_line(f"the {SLOWEST} slowest tests (setup and teardown included):")
+    for nodeid, seconds in sorted(_tests.items(), key=lambda item: -item[1])[:SLOWEST]:
+        terminalreporter.write_line(f"  {seconds:7.1f} s  {nodeid}")
     if os.environ.get(TIMINGS):
         with open(os.environ[TIMINGS], "a") as out:
             out.writelines(f"{tier}\t{seconds:.0f}\n" for tier, seconds in _tiers.items())
