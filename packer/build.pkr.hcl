@@ -6,7 +6,7 @@ build {
   sources = ["source.qemu.rocky", "source.virtualbox-iso.rocky", "source.amazon-ebs.rocky", "source.qemu.debian"]
 
   provisioner "shell" {
-    inline = ["mkdir -p /tmp/halab/provision"]
+    inline = ["mkdir -p '/tmp/halab/provision'"]
   }
 
   provisioner "file" {
@@ -24,12 +24,25 @@ build {
     destination = "/tmp/halab/nginx-${var.nginx_version}.tar.gz"
   }
 
+  # The credentials travel in a file Packer writes with each value single-quoted, mode 0600,
+  # removed after the run (use_env_var_file), which root's shell sources: no shell ever
+  # parses them as code, and no command line holds them. (Packer's already-quoted
+  # {{ .Vars }} inside sh -c '...' were unquoted by it: a password with a space ran no
+  # provisioning at all, and the bake exited 0.)
   provisioner "shell" {
-    execute_command  = "chmod +x {{ .Path }}; sudo -E sh -c '{{ .Vars }} {{ .Path }}'"
+    use_env_var_file = true
+    execute_command  = "chmod +x {{ .Path }}; sudo sh -c '. {{ .EnvVarFile }} && {{ .Path }}'"
     environment_vars = ["RHSM_USERNAME=${var.rhsm_username}", "RHSM_PASSWORD=${var.rhsm_password}"]
     inline = [
-      "sh /tmp/halab/provision/image.sh /tmp/halab/keepalived-${var.keepalived_version}.tar.gz /tmp/halab/nginx-${var.nginx_version}.tar.gz",
+      "sh '/tmp/halab/provision/image.sh' '/tmp/halab/keepalived-${var.keepalived_version}.tar.gz' '/tmp/halab/nginx-${var.nginx_version}.tar.gz'",
     ]
+  }
+
+  # No image without its provisioning: image.sh's last command leaves this mark (in /run, so
+  # never in the image), and a bake without it fails here, before any post-processor
+  # records an image under its input hash.
+  provisioner "shell" {
+    inline = ["test -e '/run/halab-provisioned' || { echo 'provision/image.sh did not run to its end: no image is recorded' >&2; exit 1; }"]
   }
 
   # A chain: the manifest records what the vagrant post-processor made (the .box) for the

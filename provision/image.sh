@@ -4,18 +4,19 @@
 # ready for a director or real server, the services installed but not enabled (the lab
 # enables them per role), and the image cleaned for cloning.
 # usage: image.sh KEEPALIVED_TARBALL NGINX_TARBALL
-# Environment: RHSM_USERNAME / RHSM_PASSWORD (RHEL only) to reach CodeReady Builder.
+# Environment: RHSM_USERNAME / RHSM_PASSWORD (RHEL only) to reach CodeReady Builder (rhsm.sh).
+# Its last command leaves the mark that the bake's next step checks: an image whose
+# provisioning did not run to its end is never recorded.
 set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
+. "$HERE/rhsm.sh"
 KEEPALIVED_TARBALL=$1
 NGINX_TARBALL=$2
 
 registered=""
 if [ -n "${RHSM_USERNAME:-}" ] && command -v subscription-manager >/dev/null 2>&1; then
-    step "registering with Red Hat Subscription Management (unregistered at the end)"
-    subscription-manager register --username "$RHSM_USERNAME" --password "$RHSM_PASSWORD" --auto-attach >/dev/null
-    subscription-manager repos --enable "codeready-builder-for-rhel-$(rpm -E %rhel)-x86_64-rpms" >/dev/null
+    rhsm_register
     registered=yes
 fi
 
@@ -52,7 +53,7 @@ step "services installed, not enabled: the lab enables them per role"
 if has_systemd; then systemctl disable keepalived nginx >/dev/null 2>&1 || true; fi
 
 step "cleaning the image: caches, logs, machine-id, ssh host keys"
-[ -n "$registered" ] && subscription-manager unregister >/dev/null || true
+if [ -n "$registered" ]; then rhsm_unregister; fi
 if command -v dnf >/dev/null 2>&1; then dnf -y -q clean all; fi
 if command -v apt-get >/dev/null 2>&1; then apt-get clean; fi
 rm -rf /tmp/halab /var/cache/dnf/* /var/tmp/*
@@ -60,3 +61,6 @@ find /var/log -type f -exec truncate -s 0 {} +
 rm -f /etc/ssh/ssh_host_*
 : > /etc/machine-id
 rm -f /var/lib/systemd/random-seed
+
+# The mark of a provisioning that ran to its end, in /run: tmpfs, so never in the image.
+: > /run/halab-provisioned

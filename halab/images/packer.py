@@ -26,6 +26,8 @@ from halab import build, paths, pins, sources
 from halab.errors import ImageError, UsageError
 from halab.images import base
 from halab.images.manifest import builds
+from halab.images.overrides import check as check_overrides
+from halab.images.overrides import content as content_overrides
 
 # Credentials Packer takes only from the environment (PKR_VAR_<name>), never as -var.
 SECRETS = ("rhsm_username", "rhsm_password", "ssh_password")
@@ -77,9 +79,10 @@ def inputs(os_name: str) -> list[Path]:
     return sorted(path for path in files if path.is_file())
 
 
-def input_hash(os_name: str, versions: dict[str, str]) -> str:
-    """sha256 over the build's inputs (pins, provision scripts: build.inputs_digest) and the
-    image's own inputs' paths and text."""
+def input_hash(os_name: str, versions: dict[str, str], content: dict[str, str] | None = None) -> str:
+    """sha256 over the build's inputs (pins, provision scripts: build.inputs_digest), the
+    image's own inputs' paths and text, and the --var overrides that change its content
+    (none leaves the hash as it was)."""
     digest = hashlib.sha256()
     digest.update(f"build {build.inputs_digest(versions)}\n".encode())
     if from_disk_image(os_name):
@@ -87,6 +90,8 @@ def input_hash(os_name: str, versions: dict[str, str]) -> str:
     for path in inputs(os_name):
         digest.update(f"file {path.relative_to(paths.ROOT)} {len(path.read_bytes())}\n".encode())
         digest.update(path.read_bytes())
+    for name, value in sorted((content or {}).items()):
+        digest.update(f"var {name}={value}\n".encode())
     return digest.hexdigest()
 
 
@@ -122,6 +127,7 @@ class Plan:
             raise ImageError(
                 f"{self.os_name} is baked for {', '.join(targets(self.os_name))} only (from its base disk image)"
             )
+        check_overrides(self.overrides, self.os_name, self.target, from_disk_image(self.os_name))
 
     @property
     def source(self) -> str:
@@ -135,7 +141,7 @@ class Plan:
 
     @property
     def input_hash(self) -> str:
-        return input_hash(self.os_name, self.versions)
+        return input_hash(self.os_name, self.versions, content_overrides(self.overrides))
 
     def tarballs(self) -> dict[str, Path]:
         return {name: sources.cached(pins.pin(name, version)) for name, version in self.versions.items()}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from halab import accelerator
 from halab.errors import ImageError
-from halab.images import base, packer
+from halab.images import base, overrides, packer
 from halab.tasks import LAB_HELP, key_values, load, task
 
 TARGET_HELP = f"what to build: {', '.join(packer.TARGETS)}"
@@ -18,7 +18,8 @@ TARGET_HELP = f"what to build: {', '.join(packer.TARGETS)}"
         "target": TARGET_HELP + " (default: libvirt)",
         "dry_run": "print the packer command and its variables, run nothing",
         "force": "build even when an image with the same input hash exists",
-        "var": "extra Packer variable, KEY=VALUE (repeatable), e.g. --var iso_url=... for RHEL",
+        "var": "Packer variable of how or where to build, KEY=VALUE (repeatable): "
+        f"{', '.join(sorted(overrides.VARIABLES))}; e.g. --var iso_url=... for RHEL",
     },
 )
 def build(c, os="rocky-9", target="libvirt", lab=None, dry_run=False, force=False, var=None):

@@ -195,3 +195,85 @@ def test_a_bake_whose_inputs_changed_while_packer_ran_says_so(project, monkeypat
     plan = packer.Plan("rocky-9", "libvirt", VERSIONS)
     with pytest.raises(packer.ImageError, match="changed while Packer ran"):
         packer.bake(plan, progress=lambda _: None)
+
+
+LOCAL_ALLOWED = "cpus, disk_size, headless, iso_checksum, iso_url, memory"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("input_hash", "0" * 64),  # what an image is found and published by
+        ("build_inputs", "0" * 64),  # what matches it to the tests that proved it
+        ("git_revision", "v1.0"),
+        ("keepalived_version", "2.2.7; reboot"),  # reached a root shell line in the build VM
+        ("nginx_tarball", "/tmp/other.tar.gz"),
+        ("nginx_sha256", "0" * 64),
+        ("output_dir", "/tmp/elsewhere"),  # where the manifest that records it lives
+        ("os_version", "10"),
+        ("ami_owner", "123456789012"),  # the AMI an image starts from
+        ("accelerator", "tcg"),  # HALAB_ACCELERATOR's, checked there
+    ],
+)
+def test_var_refuses_what_decides_or_records_the_image(name, value):
+    with pytest.raises(UsageError) as refused:
+        packer.Plan("rocky-9", "libvirt", VERSIONS, {name: value})
+    assert str(refused.value) == (
+        f"--var {name} cannot be set: it decides what the image is or records it; "
+        f"--var may set, for rocky-9 libvirt: {LOCAL_ALLOWED}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("target", "name", "value", "allowed"),
+    [
+        ("libvirt", "cpus", "0", "a whole number 1..64"),
+        ("libvirt", "cpus", "2; reboot", "a whole number 1..64"),
+        ("libvirt", "memory", "1e9", "a whole number 512..262144 (MiB)"),
+        ("libvirt", "disk_size", "-1", "a whole number 2048..2097152 (MiB)"),
+        ("libvirt", "headless", "yes", "true or false"),
+        ("libvirt", "iso_url", "https://mirror.example/a b.iso", "an http(s) URL"),
+        ("libvirt", "iso_url", "/isos/$(reboot).iso", "an http(s) URL"),
+        ("libvirt", "iso_url", "git::https://example.com/repo", "an http(s) URL"),
+        ("libvirt", "iso_url", "https://example.com/x.iso?archive=zip", "an http(s) URL"),
+        ("libvirt", "iso_checksum", "none", "sha256:<64 hex digits>"),
+        ("libvirt", "iso_checksum", "sha256:abc", "sha256:<64 hex digits>"),
+        ("ami", "aws_region", "eu-west-1 --debug", "an AWS region like eu-west-1"),
+        ("ami", "aws_instance_type", "t3.small'", "an EC2 instance type like t3.small"),
+    ],
+)
+def test_each_variable_var_may_set_has_a_strict_form(target, name, value, allowed):
+    with pytest.raises(UsageError) as refused:
+        packer.Plan("rocky-9", target, VERSIONS, {name: value})
+    assert str(refused.value).startswith(f"--var {name}={value!r}: allowed: {allowed}")
+
+
+def test_var_sets_the_iso_the_build_vm_and_the_aws_placement_in_their_forms():
+    iso = {"iso_url": "/isos/rhel-9.4-x86_64-dvd.iso", "iso_checksum": "sha256:" + "a" * 64}
+    vm = {"cpus": "4", "memory": "4096", "disk_size": "40960", "headless": "false"}
+    command = packer.Plan("rhel-9", "libvirt", VERSIONS, iso | vm).command()
+    assert {f"{k}={v}" for k, v in (iso | vm).items()} <= set(command)
+    mirror = {
+        "iso_url": "https://mirror.example/rocky/9/Rocky-9.4-x86_64-boot.iso",
+        "iso_checksum": "file:https://mirror.example/rocky/9/CHECKSUM",
+    }
+    assert "iso_url=" + mirror["iso_url"] in packer.Plan("rocky-9", "virtualbox", VERSIONS, mirror).command()
+    aws = {"aws_region": "us-gov-west-1", "aws_instance_type": "m7i-flex.large"}
+    assert "aws_region=us-gov-west-1" in packer.Plan("rocky-9", "ami", VERSIONS, aws).command()
+
+
+def test_var_is_per_target_and_debian_starts_from_its_base_image_only():
+    with pytest.raises(UsageError, match=r"may set, for rocky-9 ami: aws_instance_type, aws_region$"):
+        packer.Plan("rocky-9", "ami", VERSIONS, {"cpus": "4"})
+    with pytest.raises(UsageError, match=r"may set, for debian-12 libvirt: cpus, disk_size, headless, memory$"):
+        packer.Plan("debian-12", "libvirt", VERSIONS, {"iso_url": "/tmp/other.qcow2"})
+
+
+def test_an_override_that_changes_the_image_changes_its_input_hash():
+    def digest(**overrides: str) -> str:
+        return packer.Plan("rhel-9", "libvirt", VERSIONS, overrides).input_hash
+
+    plain = digest()
+    assert len({plain, digest(iso_url="/isos/a.iso"), digest(iso_url="/isos/b.iso")}) == 3
+    assert digest(iso_checksum="sha256:" + "a" * 64) != plain and digest(disk_size="40960") != plain
+    assert digest(cpus="8", memory="8192", headless="false") == plain  # how fast, not what

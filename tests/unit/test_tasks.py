@@ -30,6 +30,14 @@ BROKEN_LAB = paths.ROOT / "tests" / "unit" / "broken" / "two-masters.yaml"
         (("test.failover", "--destroy", "sometimes"), 2, "--destroy must be one of passing, booted, always, never"),
         (("image.build", "--var", "no-equals-sign", "--dry-run"), 2, "--var takes KEY=VALUE; got 'no-equals-sign'"),
         (("image.build", "--os", "windows-11", "--dry-run"), 1, "unknown OS 'windows-11'; known: rocky-9"),
+        # --var sets how and where an image is built, never what it is or what records it
+        (("image.build", "--var", "input_hash=0", "--dry-run"), 2, "--var input_hash cannot be set: it decides"),
+        (
+            ("image.build", "--var", "nginx_version=1.22.1;id", "--dry-run"),
+            2,
+            "--var may set, for rocky-9 libvirt: cpus",
+        ),
+        (("image.build", "--var", "cpus=0", "--dry-run"), 2, "--var cpus='0': allowed: a whole number 1..64"),
         # an --os that is a path never becomes one: absolute, or climbing out of packer/vars
         (("image.build", "--os", "/etc/passwd", "--dry-run"), 1, "unknown OS '/etc/passwd'; known: rocky-9"),
         (("image.build", "--os", "../vars/rocky-9", "--dry-run"), 1, "unknown OS '../vars/rocky-9'; known:"),
