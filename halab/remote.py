@@ -71,6 +71,17 @@ class Remote:
             raise ProviderError(f"{node}: `{command}` failed: {why}")
         return result.stdout
 
+    def forget(self, node: str) -> None:
+        """Close the master connection to node, if there is one. After a crash (no FIN was
+        sent) or a cut link (TCP backed off its retransmissions), the old master would carry
+        the next command into a dead or stalled connection; the next command opens a fresh one."""
+        subprocess.run(
+            ["ssh", "-F", str(self.ssh_config), "-O", "exit", node],
+            capture_output=True,
+            timeout=10,
+            stdin=subprocess.DEVNULL,
+        )
+
     def spawn(self, node: str, command: str) -> subprocess.Popen[str]:
         """A command running in the background with pipes on all three streams; closing its
         stdin is how a long-running command (a probe) is told to stop."""

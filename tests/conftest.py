@@ -75,7 +75,10 @@ def fake_ssh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeSsh:
 import json, sys, time
 args = sys.argv[1:]
 assert args[0] == "-F", args
-node, command = args[2], " ".join(args[3:])
+if args[2] == "-O":  # a control command to the master connection (ssh -O exit node)
+    node, command = args[4], "-O " + args[3]
+else:
+    node, command = args[2], " ".join(args[3:])
 with open({str(fake.log)!r}, "a") as log:
     log.write(json.dumps([node, command]) + "\\n")
 rules = json.load(open({str(fake.rules_file)!r}))

@@ -285,17 +285,18 @@ class Provider(ABC):
     def crash(self, node: str) -> None:
         """Kill the node outright: no clean shutdown, no last VRRP advert."""
         self._crash(self.alive_node(node))
+        self.remote.forget(node)
 
     def restart(self, node: str) -> None:
         """Boot the node again (crashing it first if it runs); returns once it answers over the
         lab's ssh: its new master connection (a key exchange, costly in an emulated guest) is
         part of the restart, not of whatever reads the lab next."""
         self._restart(self.node(node))
+        self.remote.forget(node)
         self._answers(node, RESTART_SSH_TIMEOUT)
 
     def _answers(self, node: str, timeout: float) -> None:
-        """Until one ssh round trip to node succeeds. The first may fail: the master connection
-        to the node's previous life lingers (a crash sends no FIN) and dies on its first use."""
+        """Until one ssh round trip to node succeeds: a node still booting refuses or times out."""
         deadline = time.monotonic() + timeout
         while (result := self.remote.run(node, "true", timeout=30)).returncode != 0:
             if time.monotonic() > deadline:
@@ -305,9 +306,11 @@ class Provider(ABC):
 
     def cut_link(self, node: str) -> None:
         self._cut_link(self.alive_node(node))
+        self.remote.forget(node)
 
     def restore_link(self, node: str) -> None:
         self._restore_link(self.alive_node(node))
+        self.remote.forget(node)  # one opened during the cut may still be backing off
 
     def _service(self, node: str, service: str) -> str:
         """service, if it is one of SERVICES and the one node's role runs."""

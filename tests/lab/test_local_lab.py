@@ -173,9 +173,7 @@ def test_fault_verbs_move_the_vip_and_bring_it_back(seed_lab, seed_file):
     assert wait_for({"server4"}) == {"server4"}, "BACKUP did not take the VIP after the MASTER's link was cut"
     assert {row.name: row.vrrp for row in seed_lab.status()}["server3"] == "unreachable"
     seed_lab.restore_link("server3")
-    # 30 s: the reads go through server3's ssh master, whose TCP connection backed off its
-    # retransmissions while the link was cut (CI once saw no answer within 15 s)
-    assert wait_for({"server3"}, bound=30) == {"server3"}, "one MASTER again once the link is back"
+    assert wait_for({"server3"}) == {"server3"}, "one MASTER again once the link is back"
     seed_lab.crash("server3")
     assert wait_for({"server4"}) == {"server4"}, "BACKUP did not take the VIP after the MASTER crashed"
     started = time.monotonic()

@@ -81,10 +81,21 @@ def test_a_fault_verb_on_a_crashed_node_answers_at_once_with_what_to_do(memory_p
     memory_provider.crash("server3")
     with pytest.raises(ProviderError, match=r"server3 is down \(crashed or powered off\): `invoke fault.restart"):
         verb(memory_provider)
-    assert MemoryProvider.events == ["crash server3"] and fake_ssh.calls() == []
+    assert MemoryProvider.events == ["crash server3"] and fake_ssh.calls() == [("server3", "-O exit")]
     memory_provider.restart("server3")
     memory_provider.cut_link("server3")
     assert MemoryProvider.events[-2:] == ["restart server3", "cut server3"]
+
+
+def test_a_fault_that_leaves_a_dead_or_stalled_connection_closes_the_nodes_ssh_master(memory_provider, fake_ssh):
+    """A crash sends no FIN and a cut link backs TCP's retransmissions off: a master connection
+    kept from before would carry the next command into it (CI saw reads stall 15 s, and a
+    restart's first ssh fail). Each such verb closes it; the next command opens a fresh one."""
+    memory_provider.up_now = True
+    for verb in (memory_provider.crash, memory_provider.restart, memory_provider.cut_link, memory_provider.restore_link):
+        fake_ssh.log.unlink(missing_ok=True)
+        verb("server3")
+        assert ("server3", "-O exit") in fake_ssh.calls(), verb.__name__
 
 
 @pytest.mark.parametrize(
