@@ -7,13 +7,12 @@ fields are individually valid (see spec.parse), so each rule can trust the types
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from halab import pins
+from halab import environment, pins
 from halab.errors import Problem
 
 if TYPE_CHECKING:
@@ -423,8 +422,8 @@ def versions_pinned(lab: Lab) -> Iterator[Problem]:
     table = pins.pinned()
     for name, version in lab.versions.model_dump().items():
         usable = ", ".join(v for v, pin in table[name].items() if pin.sha256)
-        variable = pins.version_variable(name)
-        origin = f" (set by {variable})" if os.environ.get(variable) == version else ""
+        variable = environment.version_variable(name)
+        origin = f" (set by {variable})" if environment.version(name) == version else ""
         if version not in table[name]:
             yield Problem(f"versions.{name}", f"{version!r}{origin} is not pinned; pinned: {usable}")
         elif not table[name][version].sha256:

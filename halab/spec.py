@@ -19,7 +19,6 @@ each other (addresses in the subnet, one MASTER, peers that are directors...).
 
 from __future__ import annotations
 
-import os
 import re
 import reprlib
 from collections.abc import Callable
@@ -42,7 +41,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from halab import paths, pins, rules
+from halab import environment, paths, rules
 from halab.errors import Problem, SpecError, UsageError
 
 # The seed lab is 2 KiB; 256 KiB leaves room for any real lab and bounds what a hostile
@@ -224,7 +223,7 @@ BoxName = Annotated[
     ),
 ]
 Version = Annotated[
-    StrictStr, AfterValidator(_matching(r"[0-9]{1,4}(?:\.[0-9]{1,4}){1,3}", "should be a version number like 2.2.7"))
+    StrictStr, AfterValidator(_matching(environment.VERSION.pattern, f"should be {environment.VERSION_RULE}"))
 ]
 # keepalived keeps these timeouts in microseconds in 32 bits: at most 4294 s.
 MicrosecondTimeout = Annotated[StrictInt, Field(ge=1, le=4294)]
@@ -655,13 +654,10 @@ def version_overrides() -> dict[str, str]:
     """HALAB_KEEPALIVED_VERSION / HALAB_NGINX_VERSION: this machine's choice over the lab file's.
 
     For hosts that cannot fetch the lab's version (nginx 1.17.x exists only upstream);
-    the override is validated like the file's own value.
+    the override is checked where it is read (halab.environment), then like the file's own
+    value (pinned, with a sum).
     """
-    return {
-        name: os.environ[pins.version_variable(name)]
-        for name in Versions.model_fields
-        if os.environ.get(pins.version_variable(name))
-    }
+    return {name: environment.version(name) for name in Versions.model_fields if environment.version(name)}
 
 
 def _apply_version_overrides(data: dict) -> None:
