@@ -52,17 +52,18 @@ def node_count(lab: Lab) -> Iterator[Problem]:
     )
 
 
+# The Ansible inventory's groups, one per role (halab.inventory writes them; here, as the
+# lab's rules keep every node's name apart from them).
+GROUPS = {"director": "directors", "realserver": "realservers", "client": "clients"}
 # Names a node may not take because a format the lab is written into gives them a meaning:
-# Ansible's implicit hosts and groups, the inventory's own groups (halab.inventory), and the
-# lab switch of `lab.show --format dot`. A node called localhost would turn `hosts:
-# localhost` and `delegate_to: localhost` into ssh to an address the lab file chose.
+# Ansible's implicit hosts and groups, the inventory's own groups, and the lab switch of
+# `lab.show --format dot`. A node called localhost would turn `hosts: localhost` and
+# `delegate_to: localhost` into ssh to an address the lab file chose.
 RESERVED_NAMES = {
     "localhost": "Ansible's implicit localhost: plays for it would run over ssh on this node",
     "all": "Ansible's group of every host",
     "ungrouped": "Ansible's group of hosts in no other group",
-    "directors": "the inventory's group of directors",
-    "realservers": "the inventory's group of real servers",
-    "clients": "the inventory's group of clients",
+    **{group: f"the inventory's group of every {role}" for role, group in GROUPS.items()},
     "switch": "the lab switch in `lab.show --format dot`",
 }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import get_args
 
 import pytest
 
@@ -246,7 +247,9 @@ def test_a_node_may_not_take_a_name_ansible_or_the_pictures_give_a_meaning(name)
 def test_the_reserved_names_cover_every_group_the_inventory_writes():
     from halab import inventory, rules
 
-    assert set(inventory.GROUPS.values()) <= set(rules.RESERVED_NAMES)
+    lab = spec.load()
+    assert set(inventory.groups(lab)) <= set(rules.RESERVED_NAMES)
+    assert set(rules.GROUPS) == set(get_args(spec.Role)), "every role has its inventory group"
 
 
 def test_a_vrrp_instance_holds_up_to_255_addresses_the_nat_gateway_included():
