@@ -8,14 +8,15 @@ boots count in that tier.
 
 from __future__ import annotations
 
-import os
 import time
 from collections import defaultdict
 from pathlib import Path
 
 import pytest
 
-TIMINGS = "HALAB_TIMINGS"
+from halab import environment
+from halab.errors import UsageError
+
 _started: dict[str, float] = {}
 _tiers: defaultdict[str, float] = defaultdict(float)
 _tests: dict[str, float] = {}
@@ -27,6 +28,16 @@ def _tier(nodeid: str) -> str:
     if parts[:1] == ("tests",) and len(parts) > 2:
         return parts[1]
     return "acceptance" if "acceptance" in parts else parts[0]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The suite's own variables, checked before any test runs: a bad one is one line, not an
+    error after the whole run (HALAB_TIMINGS) or a lab kept by mistake (HALAB_KEEP_LABS)."""
+    try:
+        environment.timings()
+        environment.keep_labs()
+    except UsageError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 def pytest_runtest_logstart(nodeid: str) -> None:
@@ -48,6 +59,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     terminalreporter.write_line(f"the {SLOWEST} slowest tests (setup and teardown included):")
     for nodeid, seconds in sorted(_tests.items(), key=lambda item: -item[1])[:SLOWEST]:
         terminalreporter.write_line(f"  {seconds:7.1f} s  {nodeid}")
-    if os.environ.get(TIMINGS):
-        with open(os.environ[TIMINGS], "a") as out:
+    timings = environment.timings()
+    if timings:
+        with timings.open("a") as out:
             out.writelines(f"{tier}\t{seconds:.0f}\n" for tier, seconds in _tiers.items())

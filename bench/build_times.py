@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from halab import paths, pins, sources
+from halab import environment, paths, pins, sources
 from halab.errors import HalabError
 
 # The longest one `invoke build` may take before the benchmark gives up (2 cores compile
@@ -52,7 +52,7 @@ def timed_build(home: Path, versions: dict[str, str]) -> float:
     env = {
         **os.environ,
         "HALAB_HOME": str(home),
-        **{pins.version_variable(name): version for name, version in versions.items()},
+        **{environment.version_variable(name): version for name, version in versions.items()},
     }
     started = time.monotonic()
     try:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from halab.errors import BuildError
-from halab.spec import Lab
+from halab.spec import CONFIG_TEST_PEER, Lab
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ def keepalived(conf: Path, binary: str | Path = "keepalived", interfaces: Sequen
     """
     script = (
         'binary=$1 conf=$2; shift 2; n=0; for nic in "$@"; do n=$((n + 1)); '
-        'ip link add "$nic" type veth peer name "halab-peer$n" || exit 1; done; exec "$binary" -t -f "$conf"'
+        f'ip link add "$nic" type veth peer name "{CONFIG_TEST_PEER}$n" || exit 1; done; exec "$binary" -t -f "$conf"'
     )
     result = subprocess.run(
         ["unshare", "-n", "sh", "-c", script, "sh", _which(binary), str(conf.resolve()), *interfaces],

@@ -19,9 +19,8 @@ from typing import Any
 import yaml
 
 from halab import render
+from halab.rules import GROUPS
 from halab.spec import Lab
-
-GROUPS = {"director": "directors", "realserver": "realservers", "client": "clients"}
 
 
 def lab_vars(lab: Lab) -> dict[str, str]:

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
+from halab import environment
 from halab.errors import UsageError
 
 # --- the project's own files ----------------------------------------------------------
@@ -47,8 +48,8 @@ GUEST_PROJECT = "/vagrant"
 
 
 def home() -> Path:
-    """Where state and caches live: $HALAB_HOME, else .halab in the checkout."""
-    return Path(os.environ.get("HALAB_HOME", ROOT / ".halab"))
+    """Where state and caches live: $HALAB_HOME (checked: halab.environment), else .halab in the checkout."""
+    return environment.home(LABS) or ROOT / ".halab"
 
 
 def sources() -> Path:

@@ -30,11 +30,6 @@ class Pin:
         return f"{self.name}-{self.version}.tar.gz"
 
 
-def version_variable(name: str) -> str:
-    """The environment variable that overrides a lab file's version of `name` on one host."""
-    return f"HALAB_{name.upper()}_VERSION"
-
-
 def pinned(pins_file: Path = paths.PINS) -> dict[str, dict[str, Pin]]:
     """Every pin, by name then version."""
     data = yaml.safe_load(pins_file.read_text())

@@ -7,13 +7,12 @@ fields are individually valid (see spec.parse), so each rule can trust the types
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from halab import pins
+from halab import environment, pins
 from halab.errors import Problem
 
 if TYPE_CHECKING:
@@ -24,7 +23,9 @@ Rule = Callable[["Lab"], Iterator[Problem]]
 # The local provider gives node i the MAC 02:xx:xx:xx:00:<i+1>, one byte: 254 nodes at most.
 # Each node is a guest of about 200 MiB, so 64 is already more than a lab host runs.
 MAX_NODES = 64
-# A VRRP advert counts its addresses in 8 bits; keepalived moves any beyond to unadvertised eVIPs.
+# Addresses one VRRP instance holds: its advert counts them in 8 bits, and keepalived moves any
+# beyond to unadvertised eVIPs, which `keepalived -t` reports (seen with 2.2.7: 255 pass, 256 do
+# not; at an MTU of 1500 the packet has room for more, so the count is the limit).
 MAX_VIPS = 255
 # Every node's sshd: the way into the lab, so no service may take it.
 SSH_PORT = 22
@@ -51,17 +52,18 @@ def node_count(lab: Lab) -> Iterator[Problem]:
     )
 
 
+# The Ansible inventory's groups, one per role (halab.inventory writes them; here, as the
+# lab's rules keep every node's name apart from them).
+GROUPS = {"director": "directors", "realserver": "realservers", "client": "clients"}
 # Names a node may not take because a format the lab is written into gives them a meaning:
-# Ansible's implicit hosts and groups, the inventory's own groups (halab.inventory), and the
-# lab switch of `lab.show --format dot`. A node called localhost would turn `hosts:
-# localhost` and `delegate_to: localhost` into ssh to an address the lab file chose.
+# Ansible's implicit hosts and groups, the inventory's own groups, and the lab switch of
+# `lab.show --format dot`. A node called localhost would turn `hosts: localhost` and
+# `delegate_to: localhost` into ssh to an address the lab file chose.
 RESERVED_NAMES = {
     "localhost": "Ansible's implicit localhost: plays for it would run over ssh on this node",
     "all": "Ansible's group of every host",
     "ungrouped": "Ansible's group of hosts in no other group",
-    "directors": "the inventory's group of directors",
-    "realservers": "the inventory's group of real servers",
-    "clients": "the inventory's group of clients",
+    **{group: f"the inventory's group of every {role}" for role, group in GROUPS.items()},
     "switch": "the lab switch in `lab.show --format dot`",
 }
 
@@ -173,9 +175,21 @@ def one_master(lab: Lab) -> Iterator[Problem]:
 
 
 def vip_count(lab: Lab) -> Iterator[Problem]:
-    """Every VIP of a VRRP instance is in its adverts; see MAX_VIPS."""
+    """Every address of a VRRP instance is in its adverts (see MAX_VIPS): the VIPs, and with NAT
+    the real servers' gateway, which the first instance holds with them (active-active splits
+    its two VIPs between two instances, and cannot forward by NAT)."""
+    gateway = lab.nat is not None and lab.method == "NAT"
+    what = (
+        f"addresses in one VRRP instance ({len(lab.vips)} distinct VIPs and the NAT gateway)"
+        if gateway
+        else "distinct VIPs"
+    )
     yield from _at_most(
-        "virtual_services", len(lab.vips), MAX_VIPS, "distinct VIPs", "a VRRP advert counts its addresses in 8 bits"
+        "virtual_services",
+        len(lab.vips) + gateway,
+        MAX_VIPS,
+        what,
+        "a VRRP advert counts its addresses in 8 bits; keepalived -t refuses more",
     )
 
 
@@ -423,8 +437,8 @@ def versions_pinned(lab: Lab) -> Iterator[Problem]:
     table = pins.pinned()
     for name, version in lab.versions.model_dump().items():
         usable = ", ".join(v for v, pin in table[name].items() if pin.sha256)
-        variable = pins.version_variable(name)
-        origin = f" (set by {variable})" if os.environ.get(variable) == version else ""
+        variable = environment.version_variable(name)
+        origin = f" (set by {variable})" if environment.version(name) == version else ""
         if version not in table[name]:
             yield Problem(f"versions.{name}", f"{version!r}{origin} is not pinned; pinned: {usable}")
         elif not table[name][version].sha256:

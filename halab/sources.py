@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import Protocol
 
 from halab import paths
+from halab.environment import version_variable
 from halab.errors import ChecksumMismatch, SourceError
-from halab.pins import Pin, version_variable
+from halab.pins import Pin
 
 Progress = Callable[[str], None]
 

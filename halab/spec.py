@@ -19,7 +19,6 @@ each other (addresses in the subnet, one MASTER, peers that are directors...).
 
 from __future__ import annotations
 
-import os
 import re
 import reprlib
 from collections.abc import Callable
@@ -42,7 +41,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from halab import paths, pins, rules
+from halab import environment, paths, rules
 from halab.errors import Problem, SpecError, UsageError
 
 # The seed lab is 2 KiB; 256 KiB leaves room for any real lab and bounds what a hostile
@@ -120,18 +119,20 @@ def _address(value: Any) -> IPv4Address:
     raise _refusal("should be an IPv4 address written a.b.c.d, each part 0..255")
 
 
-# Ranges no lab subnet may touch: they are not one ordinary Ethernet segment of unicast hosts.
-_SPECIAL_NETWORKS = {
-    IPv4Network("0.0.0.0/8"): "this network",
-    IPv4Network("127.0.0.0/8"): "loopback",
-    IPv4Network("169.254.0.0/16"): "link-local",
-    IPv4Network("224.0.0.0/4"): "multicast",
-    IPv4Network("240.0.0.0/4"): "reserved and broadcast",
+# A lab's networks are private (RFC 1918): a public range would shadow real hosts for the
+# nodes, and on the Vagrant provider for the host that routes to the lab's libvirt network.
+PRIVATE_NETWORKS = (IPv4Network("10.0.0.0/8"), IPv4Network("172.16.0.0/12"), IPv4Network("192.168.0.0/16"))
+# The hypervisors' own networks inside every VM: a lab network overlapping one would give a
+# VM two routes to it (and vagrant-libvirt refuses a network that overlaps its management one).
+MANAGEMENT_NETWORKS = {
+    IPv4Network("192.168.121.0/24"): "vagrant-libvirt's management network",
+    IPv4Network("10.0.2.0/24"): "VirtualBox's NAT network",
 }
 
 
 def _subnet(value: Any) -> IPv4Network:
-    """The lab's one L2 segment: a.b.c.d/prefix, ordinary unicast, with room for the switch and nodes.
+    """One of the lab's L2 segments: a.b.c.d/prefix, private and clear of the hypervisors' own
+    networks (PRIVATE_NETWORKS, MANAGEMENT_NETWORKS), with room for the switch and nodes.
 
     /31 and /32 have no usable address left once the switch takes the last one (and the
     code that finds that address would fail), so the longest prefix is /30.
@@ -147,9 +148,12 @@ def _subnet(value: Any) -> IPv4Network:
         raise _refusal("should be an IPv4 network written a.b.c.d/prefix, e.g. 172.25.1.0/24")
     if network.prefixlen > 30:
         raise _refusal("should have a prefix of /30 or shorter: nodes and the lab switch need usable addresses")
-    for special, kind in _SPECIAL_NETWORKS.items():
-        if network.overlaps(special):
-            raise _refusal(f"overlaps {special} ({kind}); a lab subnet is ordinary unicast")
+    if not any(network.subnet_of(private) for private in PRIVATE_NETWORKS):
+        ranges = ", ".join(map(str, PRIVATE_NETWORKS))
+        raise _refusal(f"should lie inside a private range (RFC 1918): {ranges}")
+    for management, whose in MANAGEMENT_NETWORKS.items():
+        if network.overlaps(management):
+            raise _refusal(f"overlaps {management}, {whose}; allowed: any other private range")
     return network
 
 
@@ -204,6 +208,29 @@ UrlPath = Annotated[
         )
     ),
 ]
+# The config test's veth peers: `halab-peer<N>`, one beside each interface a lab names, in the
+# test's own namespace (halab.configtest).
+CONFIG_TEST_PEER = "halab-peer"
+# Interface names that something a lab runs on already gives a device of its own: a lab NIC
+# named so cannot be made, or takes the name from the device that needs it.
+RESERVED_INTERFACES = {
+    re.compile(rf"{CONFIG_TEST_PEER}[0-9]+"): f"{CONFIG_TEST_PEER}<N> is the config test's own veth peers' form "
+    "(one beside each interface the lab names: keepalived -t could not run)",
+    re.compile(r"vec[0-9]+"): "vec<N> is what user-mode Linux calls a local guest's NICs until boot names them "
+    "vrrp.interface, then nat.interface (naming the first vec1 fails: the second still is)",
+    re.compile(r"tunl0"): "tunl0 is the kernel's IP-in-IP device, where a TUN lab's real servers hold the VIPs "
+    "(it appears when ipip loads, which fails if a NIC has the name)",
+}
+
+
+def _unreserved(value: str) -> str:
+    """An interface name no part of the lab's life already uses (RESERVED_INTERFACES)."""
+    for form, why in RESERVED_INTERFACES.items():
+        if form.fullmatch(value):
+            raise _refusal(f"{why}; allowed: any other interface name")
+    return value
+
+
 Interface = Annotated[
     StrictStr,
     AfterValidator(
@@ -212,6 +239,7 @@ Interface = Annotated[
             "should be a network interface name: a letter, then up to 14 of A-Z a-z 0-9 _ . - (not lo, all or default)",
         )
     ),
+    AfterValidator(_unreserved),
 ]
 BoxName = Annotated[
     StrictStr,
@@ -224,7 +252,7 @@ BoxName = Annotated[
     ),
 ]
 Version = Annotated[
-    StrictStr, AfterValidator(_matching(r"[0-9]{1,4}(?:\.[0-9]{1,4}){1,3}", "should be a version number like 2.2.7"))
+    StrictStr, AfterValidator(_matching(environment.VERSION.pattern, f"should be {environment.VERSION_RULE}"))
 ]
 # keepalived keeps these timeouts in microseconds in 32 bits: at most 4294 s.
 MicrosecondTimeout = Annotated[StrictInt, Field(ge=1, le=4294)]
@@ -655,13 +683,10 @@ def version_overrides() -> dict[str, str]:
     """HALAB_KEEPALIVED_VERSION / HALAB_NGINX_VERSION: this machine's choice over the lab file's.
 
     For hosts that cannot fetch the lab's version (nginx 1.17.x exists only upstream);
-    the override is validated like the file's own value.
+    the override is checked where it is read (halab.environment), then like the file's own
+    value (pinned, with a sum).
     """
-    return {
-        name: os.environ[pins.version_variable(name)]
-        for name in Versions.model_fields
-        if os.environ.get(pins.version_variable(name))
-    }
+    return {name: environment.version(name) for name in Versions.model_fields if environment.version(name)}
 
 
 def _apply_version_overrides(data: dict) -> None:

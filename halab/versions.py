@@ -10,11 +10,10 @@ command that works on this host.
 
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import asdict, dataclass
 
-from halab import pins, sources
+from halab import environment, pins, sources
 from halab.errors import SourceError
 from halab.sources import Progress
 from halab.spec import Lab, Versions
@@ -38,7 +37,7 @@ class Choice:
         """The substitution in one line, for the banner and the reports."""
         return (
             f"{self.name} {self.used} instead of the lab's default {self.asked}: {self.asked} cannot be had on "
-            f"this host, {self.used} can ({self.where}); set {pins.version_variable(self.name)} to choose"
+            f"this host, {self.used} can ({self.where}); set {environment.version_variable(self.name)} to choose"
         )
 
     def as_dict(self) -> dict:
@@ -65,16 +64,16 @@ def nearest(name: str, version: str, progress: Progress = sources.print_nothing)
 
 def origin(name: str, lab_given: bool) -> str:
     """Where the lab's version of name came from: the environment, a lab file the user passed, or the default."""
-    if os.environ.get(pins.version_variable(name)):
+    if environment.version(name):
         return "environment"
     return "lab file" if lab_given else "default"
 
 
 def command(overrides: dict[str, str], drop: str = "") -> str:
     """The command line of this run with overrides put in front (and one flag dropped): what would work."""
-    launcher = os.environ.get("HALAB_LAUNCHER", "invoke")
+    launcher = environment.launcher()
     words = [launcher, *(arg for arg in sys.argv[1:] if arg != drop)]
-    prefix = " ".join(f"{pins.version_variable(name)}={version}" for name, version in sorted(overrides.items()))
+    prefix = " ".join(f"{environment.version_variable(name)}={version}" for name, version in sorted(overrides.items()))
     return f"{prefix} {' '.join(words)}".strip()
 
 
@@ -82,13 +81,13 @@ def build_hint(name: str, version: str) -> str:
     """The command that builds name version on this host: `invoke build`, or, when the fetch
     chain cannot get that version, the same with the variable choosing the nearest one it can
     (a hint that fails in turn is worse than none)."""
-    launcher = os.environ.get("HALAB_LAUNCHER", "invoke")
+    launcher = environment.launcher()
     if sources.available(pins.pin(name, version), progress=sources.print_nothing):
         return f"`{launcher} build`"
     found = nearest(name, version)
     if found is None:
         return f"nothing here: {name} {version} cannot be had on this host, nor any other pinned {name}"
-    variable = f"{pins.version_variable(name)}={found[0]}"
+    variable = f"{environment.version_variable(name)}={found[0]}"
     return (
         f"`{variable} {launcher} build` ({name} {version} cannot be had on this host; "
         f"give every task the same {variable})"
@@ -135,5 +134,5 @@ def strict(lab: Lab, lab_given: bool) -> None:
     """Refuse, before any work, a lab version the chain cannot get here, naming the command that works."""
     for name, version in lab.versions.model_dump().items():
         if not sources.available(pins.pin(name, version), progress=sources.print_nothing):
-            how = {"default": "the lab's default", "environment": f"set by {pins.version_variable(name)}"}
+            how = {"default": "the lab's default", "environment": f"set by {environment.version_variable(name)}"}
             raise unavailable(name, version, how.get(origin(name, lab_given), "the lab file's"))

@@ -9,16 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from halab import build, pins, providers, spec
+from halab import build, environment, pins, providers, spec
 from halab.prove import labstate
-from halab.prove.acceptance import KEEP_LABS
 from tests.fixtures import SUITE_VERSIONS, MemoryProvider
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """The safety net: whatever happened, no lab the suite booted (all are named t-*) stays up,
     unless the developer asked to keep them (HALAB_KEEP_LABS, named in the failure summary)."""
-    if os.environ.get(KEEP_LABS) or os.geteuid() != 0:
+    if environment.keep_labs() or os.geteuid() != 0:
         return
     for name in providers.checkout_labs():
         if name.startswith("t-") and providers.footprint(name):
@@ -31,8 +30,8 @@ def versions_from_the_lab(request: pytest.FixtureRequest, monkeypatch: pytest.Mo
     (HALAB_NGINX_VERSION=1.22.1 on a host without upstream access must not change them)."""
     if request.path.is_relative_to(Path(__file__).parent / "unit"):
         for name in pins.pinned():
-            monkeypatch.delenv(pins.version_variable(name), raising=False)
-        monkeypatch.delenv("HALAB_LAUNCHER", raising=False)
+            monkeypatch.delenv(environment.version_variable(name), raising=False)
+        monkeypatch.delenv(environment.LAUNCHER, raising=False)
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from halab import build, pins, stopwatch, versions
+from halab import build, environment, stopwatch, versions
 from halab.errors import HalabError
 from halab.prove import scenarios, session
 from halab.providers import make
@@ -48,5 +48,7 @@ def _day_two(choices: list[versions.Choice]) -> None:
     """After a substitution, the other tasks need the same choice (they never substitute)."""
     chosen = {choice.name: choice.used for choice in choices if choice.substituted}
     if chosen:
-        settings = " ".join(f"{pins.version_variable(name)}={version}" for name, version in sorted(chosen.items()))
+        settings = " ".join(
+            f"{environment.version_variable(name)}={version}" for name, version in sorted(chosen.items())
+        )
         print(f"for the other tasks on this lab (lab.up, test.failover, ...): export {settings}")

@@ -3,12 +3,11 @@ failover runs on a lab (halab.prove.session does the work)."""
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from pathlib import Path
 
-from halab import paths, stopwatch
+from halab import environment, paths, stopwatch
 from halab.errors import HalabError
 from halab.prove import scenarios, session
 from halab.prove.results import Margin
@@ -33,8 +32,9 @@ def all_(c, args=""):
     """
     started = time.monotonic()
     lint(c)
-    if os.environ.get("HALAB_TIMINGS"):
-        with open(os.environ["HALAB_TIMINGS"], "a") as out:
+    timings = environment.timings()
+    if timings:
+        with timings.open("a") as out:
             out.write(f"lint\t{time.monotonic() - started:.0f}\n")
     c.run(f"{sys.executable} -m pytest {args}", echo=True)
 

@@ -4,5 +4,3 @@
 # files' default nginx (1.17.8, the write-up's) exists only upstream; Debian's source
 # archive has these two, byte-identical to upstream's tarballs.
 SUITE_VERSIONS = {"keepalived": "2.2.7", "nginx": "1.22.1"}
-# Set (to anything) to keep the labs the suite booted, failed or not, for debugging.
-KEEP_LABS = "HALAB_KEEP_LABS"

@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 import testinfra
 
-from halab import build, paths, spec
-from halab.prove.acceptance import KEEP_LABS, SUITE_VERSIONS
+from halab import build, environment, paths, spec
+from halab.prove.acceptance import SUITE_VERSIONS
 from halab.prove.runner import Runner
 from halab.prove.session import Session
 from halab.providers import make
@@ -112,7 +112,7 @@ def lab_case(request: pytest.FixtureRequest) -> Iterator[LabCase]:
     build.ensure_all(SUITE_VERSIONS, progress=lambda _: None)
     provider = make(lab, "local", progress=lambda _: None)
     failed_before = request.session.testsfailed
-    destroy = "never" if os.environ.get(KEEP_LABS) else "booted"
+    destroy = "never" if environment.keep_labs() else "booted"
     with Session(provider, "acceptance-suite", destroy=destroy, record=False, progress=lambda _: None) as session:
         _baseline(provider)
         yield LabCase(provider)
@@ -150,10 +150,10 @@ class JsonReport:
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int) -> None:
     """After a failure: where the nodes' logs are, and how to keep the labs next time."""
-    if exitstatus != 0 and not os.environ.get(KEEP_LABS):
+    if exitstatus != 0 and not environment.keep_labs():
         terminalreporter.write_line(
             f"the labs this run booted were torn down after their logs were collected into "
-            f"{paths.labs()}/<lab>/artifacts/nodes/; set {KEEP_LABS}=1 to keep them for debugging"
+            f"{paths.labs()}/<lab>/artifacts/nodes/; set {environment.KEEP_LABS}=1 to keep them for debugging"
         )
 
 

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import vagrant
-from halab import accelerator, paths, pins, render, sources
+from halab import accelerator, environment, paths, pins, render, sources
 from halab.errors import ProviderError
 from halab.paths import LabPaths
 from halab.providers.base import NGINX_ERROR_LOG, Progress, Provider, Requirement
@@ -41,7 +41,7 @@ class VagrantProvider(Provider):
 
     def __init__(self, lab: Lab, progress: Progress = print, hypervisor: str | None = None) -> None:
         super().__init__(lab, progress)
-        self.hypervisor = hypervisor or os.environ.get("HALAB_VAGRANT_PROVIDER") or _default_hypervisor()
+        self.hypervisor = hypervisor or environment.vagrant_provider() or _default_hypervisor()
         self.libvirt = Libvirt(self.paths)
 
     @classmethod
