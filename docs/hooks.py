@@ -4,8 +4,9 @@ A page asks for a generated part with a line of its own, `<!-- generated: NAME -
 the build replaces with GENERATORS[NAME](): the lab file's fields from the pydantic model
 (halab/spec.py) and its cross-field rules (halab/rules.py), the tasks and their options
 from the invoke collection (tasks.py), the fault catalogue (halab/prove/scenarios.py) and
-its bounds (halab/prove/bounds.py). Written by hand, those tables would drift from the code
-the day someone adds a field, an option or a scenario; generated, they cannot. An unknown
+its bounds (halab/prove/bounds.py), and the lab file the walkthrough models. Written by
+hand, those tables would drift from the code the day someone adds a field, an option or a
+scenario; generated, they cannot. An unknown
 marker, a model field without a description in lab-fields.yaml, or a description of a field
 the model no longer has fails the build (`mkdocs build --strict`, tests/unit/test_docs.py).
 """
@@ -207,7 +208,7 @@ def lab_file_fields() -> str:
             rows.append((f"`{path.removeprefix(prefix)}`", kind, _default(field), "; ".join(allowed), described[path]))
         intro = _paragraph(model) if model.__doc__ else ""
         parts.append(
-            f"### {heading}\n\n{intro}\n\n" + _table(("field", "type", "default", "allowed", "what it is"), rows)
+            f"## {heading}\n\n{intro}\n\n" + _table(("field", "type", "default", "allowed", "what it is"), rows)
         )
     return "\n".join(parts)
 
@@ -334,6 +335,14 @@ def bounds_per_lab() -> str:
     return _table(("scenario", "phase (seed's nodes)", *(f"`{lab.name}`" for lab in labs)), rows)
 
 
+# --- a shipped lab file, as it is -------------------------------------------------------
+
+
+def persistent_lab() -> str:
+    """labs/persistent.yaml whole: the walkthrough's lab file is the file the suite boots."""
+    return f"```yaml\n{(paths.LABS / 'persistent.yaml').read_text()}```\n"
+
+
 GENERATORS: dict[str, Callable[[], str]] = {
     "lab-file-fields": lab_file_fields,
     "lab-rules": lab_rules,
@@ -342,4 +351,5 @@ GENERATORS: dict[str, Callable[[], str]] = {
     "fault-catalogue": fault_catalogue,
     "bound-formulas": bound_formulas,
     "bounds-per-lab": bounds_per_lab,
+    "persistent-lab": persistent_lab,
 }
