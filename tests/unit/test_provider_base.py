@@ -92,7 +92,12 @@ def test_a_fault_that_leaves_a_dead_or_stalled_connection_closes_the_nodes_ssh_m
     kept from before would carry the next command into it (CI saw reads stall 15 s, and a
     restart's first ssh fail). Each such verb closes it; the next command opens a fresh one."""
     memory_provider.up_now = True
-    for verb in (memory_provider.crash, memory_provider.restart, memory_provider.cut_link, memory_provider.restore_link):
+    for verb in (
+        memory_provider.crash,
+        memory_provider.restart,
+        memory_provider.cut_link,
+        memory_provider.restore_link,
+    ):
         fake_ssh.log.unlink(missing_ok=True)
         verb("server3")
         assert ("server3", "-O exit") in fake_ssh.calls(), verb.__name__
