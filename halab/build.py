@@ -9,13 +9,15 @@ config tests check rendered files with them.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import shutil
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -127,6 +129,31 @@ def ensure(pin: Pin, progress: Progress = print) -> Build:
         return cached
     build_key = key(pin)
     root = location(pin, build_key)
+    with _exclusive(root.with_name(root.name + ".lock"), f"{pin.name} {pin.version}", progress):
+        cached = find(pin)
+        if cached:
+            progress(f"{pin.name} {pin.version}: built meanwhile by another run ({cached.root})")
+            return cached
+        return _compile(pin, build_key, root, progress)
+
+
+@contextlib.contextmanager
+def _exclusive(lock: Path, what: str, progress: Progress) -> Iterator[None]:
+    """One compile per build key on this host: two runs sharing the cache (two shells, a
+    test run beside a task) would otherwise compile into the same staging directory and
+    remove it under each other."""
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with lock.open("w") as held:
+        try:
+            fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            progress(f"{what}: another run is building it on this host; waiting for it")
+            fcntl.flock(held, fcntl.LOCK_EX)
+        yield
+
+
+def _compile(pin: Pin, build_key: str, root: Path, progress: Progress) -> Build:
+    """Fetch the pin's tarball and compile it into the cache, atomically (a staging directory renamed)."""
     tarball = sources.fetch(pin, progress=progress)
     staging = root.with_name(root.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)

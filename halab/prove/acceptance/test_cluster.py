@@ -157,13 +157,39 @@ def test_keepalived_runs_the_check_timings_the_bounds_assume(lab_case):
     assert {c.method for c in checks} == {service.health_check.type}
 
 
+# keepalived's checker logs each change it makes to a virtual server's pool.
+POOL_CHANGE = re.compile(r"(Removing|Adding|Disabling|Enabling) service")
+SCHEDULER_TRIES = 3
+
+
+def _pool_changes(case, master: str) -> int:
+    """How many pool changes the MASTER's checker has logged so far."""
+    log = case.host(master).check_output(case.provider.log_command("keepalived"))
+    return len(POOL_CHANGE.findall(log))
+
+
+def _pages_from_a_stable_pool(case, service, count: int) -> list[str]:
+    """The pages of `count` requests during which the health checker left the pool alone.
+
+    A check that times out on a loaded host takes a real server out for a few seconds and
+    the scheduler starts its cycle again: that run says nothing about the scheduler, so it
+    is repeated (CI once saw 7:5 for weights 2:1 across such a change)."""
+    master = case.masters[str(service.vip)]
+    for _ in range(SCHEDULER_TRIES):
+        before = _pool_changes(case, master)
+        pages = _pages(case, f"{service.vip}:{service.port}", count)
+        if _pool_changes(case, master) == before:
+            return pages
+    pytest.fail(f"the checker on {master} changed the pool of {service.vip} during each of {SCHEDULER_TRIES} tries")
+
+
 def test_requests_through_each_vip_follow_the_scheduler(lab_case):
     """Round robin alternates, weighted round robin follows the weights; with persistence
     one client stays on one real server (that is the design, not a fault)."""
     for service in lab_case.lab.virtual_services:
         weights = {f"<h1>{name}'s page</h1>": s.weight for name, s in service.real_servers.items()}
         cycle = sum(weights.values())
-        pages = _pages(lab_case, f"{service.vip}:{service.port}", 4 * cycle)
+        pages = _pages_from_a_stable_pool(lab_case, service, 4 * cycle)
         if service.persistence_timeout:
             assert len(set(pages)) == 1 and set(pages) <= set(weights), f"persistence: one server expected: {pages}"
             continue
