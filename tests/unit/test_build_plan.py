@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
 import shutil
+import threading
+import time
 
 import pytest
 
@@ -57,3 +60,28 @@ def test_a_missing_build_is_found_or_named_with_the_command_that_makes_it(tmp_pa
     (root / "build.json").write_text("{}")
     assert (build.how_to_build("keepalived", "2.2.7"), build.how_to_build("nginx", "1.22.1")) == ("", "`make nginx`")
     assert build.built({"keepalived": "2.2.7"})["keepalived"].root == root
+
+
+def test_a_second_run_waits_for_the_build_in_progress_and_compiles_nothing(tmp_path, monkeypatch):
+    """Two runs sharing one cache: the second waits on the first's lock, then takes its build."""
+    monkeypatch.setenv("HALAB_HOME", str(tmp_path))
+    pin = pins.pin("keepalived", "2.2.7")
+    root = build.location(pin, build.key(pin))
+    compiled = []
+    monkeypatch.setattr(build, "_compile", lambda *args: compiled.append(args))
+    lock = root.with_name(root.name + ".lock")
+    lock.parent.mkdir(parents=True)
+    seen: list[str] = []
+    with lock.open("w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        waiting = threading.Thread(target=build.ensure, args=(pin, seen.append))
+        waiting.start()
+        deadline = time.monotonic() + 10
+        while not seen and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert seen and "another run is building it" in seen[0], seen
+        root.mkdir()
+        (root / "build.json").write_text("{}")
+    waiting.join(10)
+    assert not waiting.is_alive() and compiled == [], compiled
+    assert "built meanwhile by another run" in seen[-1], seen
