@@ -157,8 +157,8 @@ def test_keepalived_runs_the_check_timings_the_bounds_assume(lab_case):
     assert {c.method for c in checks} == {service.health_check.type}
 
 
-# keepalived's checker logs each change it makes to a virtual server's pool.
-POOL_CHANGE = re.compile(r"(Removing|Adding|Disabling|Enabling) service")
+# keepalived's checker logs each change it makes to a virtual server's pool (check/ipwrapper.c).
+POOL_CHANGE = re.compile(r"(Removing|Adding|Disabling|Enabling) service|Changing weight")
 SCHEDULER_TRIES = 3
 
 
