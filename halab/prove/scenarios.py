@@ -11,6 +11,7 @@ a scenario is adding an entry (and, if its fault is new, one primitive).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from halab.errors import UsageError
@@ -133,6 +134,9 @@ class Scenario:
     name: str
     description: str
     phases: tuple[Phase, ...]
+    # How to make it again with another lab's numbers (a campaign's schedule); None: by its
+    # catalogue entry's name (see `rebuilt`).
+    remake: Callable[[Lab], Scenario] | None = field(default=None, compare=False)
 
 
 def scenarios(lab: Lab) -> list[Scenario]:
@@ -153,7 +157,9 @@ def rebuilt(lab: Lab, chosen: list[Scenario]) -> list[Scenario]:
     check timings, say, where they differ from the file's)."""
     entries = {entry.name: entry for entry in CATALOGUE}
     return [
-        scenario(lab, entries[s.name], s.phases[0].fault.node)
+        s.remake(lab)
+        if s.remake
+        else scenario(lab, entries[s.name], s.phases[0].fault.node)
         if s.name in entries
         else soak(lab, s.phases[0].fault.seconds)
         for s in chosen
@@ -163,9 +169,14 @@ def rebuilt(lab: Lab, chosen: list[Scenario]) -> list[Scenario]:
 def soak(lab: Lab, seconds: float = IDLE) -> Scenario:
     """Probing with no fault: run on request (`--scenario idle`), not with the faults. Short
     adverts must not make VRRP flap: no state transition and no failed request."""
+    words = f"no fault for {seconds:g} s: no VRRP transition, no failed request"
+    return Scenario("idle", words, (quiet(lab, seconds),))
+
+
+def quiet(lab: Lab, seconds: float) -> Phase:
+    """A phase with no fault: every VIP on its MASTER, no VRRP transition, no failed request."""
     expect = Expect("idle", "normal", sticky="in-place", observe=("transitions",))
-    phase = _phase(lab, Fault("wait", seconds=seconds), False, expect, {})
-    return Scenario("idle", f"no fault for {seconds:g} s: no VRRP transition, no failed request", (phase,))
+    return _phase(lab, Fault("wait", seconds=seconds), False, expect, {})
 
 
 def scenario(lab: Lab, entry: Entry, target: str = "") -> Scenario:

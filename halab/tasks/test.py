@@ -3,16 +3,18 @@ failover runs on a lab (halab.prove.session does the work)."""
 
 from __future__ import annotations
 
+import secrets
+import shlex
 import sys
 import time
 from pathlib import Path
 
 from halab import environment, paths, stopwatch
-from halab.errors import HalabError
-from halab.prove import scenarios, session
+from halab.errors import HalabError, UsageError
+from halab.prove import campaign, scenarios, session
 from halab.prove.results import Margin
 from halab.spec import Lab
-from halab.tasks import LAB_HELP, PROVIDER_HELP, provider_for, task
+from halab.tasks import LAB_HELP, PROVIDER_HELP, load, provider_for, task
 
 RUN_HELP = {**LAB_HELP, **PROVIDER_HELP, "destroy": session.DESTROY_HELP}
 
@@ -98,6 +100,58 @@ def failover_(
     runs = session.measure(running, chosen, destroy, say, margin=slack, accept_unexercised=accept_unexercised)
     if not all(run.passed for run in runs):
         raise HalabError(f"failover failed on lab {running.lab.name!r}")
+
+
+@task(
+    name="chaos",
+    help={
+        **RUN_HELP,
+        "seed": "the schedule's seed, a whole number (default: a random one, printed so the run can be replayed)",
+        "duration": "about how long the schedule runs: 90, 90s, 3m, 1h (default 3m)",
+        "plan": "print the schedule the seed gives and run nothing (the same seed, the same plan)",
+        "margin": Margin.HELP,
+    },
+)
+def chaos(c, lab=None, provider="local", destroy="passing", seed="", duration="3m", plan=False, margin="2s+20%"):
+    """Run a seeded random schedule of the catalogue's faults under one continuous probe.
+
+    Each step is a fault and its heal on a target the seed picks, then a quiet gap; every
+    phase is judged as in test.failover (the invariants: the VIPs served again within each
+    bound, end states, nothing left of a fault after its heal, connections, no flap while
+    quiet). A step the traffic never met is reported as not exercised and fails nothing.
+    The report is the failover report (JSON, JUnit, PNG timeline); the seed is printed with
+    the command that replays the run.
+    """
+    chosen_seed = _seed(seed)
+    seconds = campaign.duration(duration)
+    slack = Margin.parse(margin)
+    if plan:
+        lab_model = load(lab)
+        print(campaign.plan_text(lab_model, chosen_seed, campaign.plan(lab_model, chosen_seed, seconds)))
+        return
+    session.checked_destroy(destroy)
+    say = stopwatch.timed()
+    running = provider_for(lab, provider, say)
+    steps = campaign.plan(running.lab, chosen_seed, seconds)
+    print(campaign.plan_text(running.lab, chosen_seed, steps))
+    where = f" --lab {shlex.quote(lab)}" if lab else ""
+    replay = f"{environment.launcher()} test.chaos{where} --seed {chosen_seed} --duration {shlex.quote(duration)}"
+    run = campaign.scenario(running.lab, chosen_seed, steps)
+    try:
+        runs = session.measure(running, [run], destroy, say, margin=slack, accept_unexercised=True)
+    finally:
+        print(f"seed {chosen_seed}; replay: {replay}")
+    if not all(r.passed for r in runs):
+        raise HalabError(f"the campaign (seed {chosen_seed}) broke an invariant on lab {running.lab.name!r}: see above")
+
+
+def _seed(text: str) -> int:
+    """--seed as given, or a fresh random one."""
+    if not text:
+        return secrets.randbelow(campaign.SEED_LIMIT)
+    if not text.isdigit():
+        raise UsageError(f"--seed takes a whole number from 0 to {campaign.SEED_LIMIT - 1}; got {text!r}")
+    return campaign.seed(int(text))
 
 
 def _list(lab: Lab, listed: list[scenarios.Scenario], named: bool, margin: Margin) -> None:

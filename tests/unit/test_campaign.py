@@ -1,0 +1,93 @@
+"""The fault campaign without a lab: the schedule a seed gives, and the invariants judged on
+synthetic histories (each must fail where the history breaks one)."""
+
+from __future__ import annotations
+
+import pytest
+
+from halab import paths, spec
+from halab.errors import UsageError
+from halab.prove import campaign, verdicts
+from halab.prove.results import DEFAULT_MARGIN, FAIL
+from tests.fixtures import probe_record as record
+
+SEED = spec.load(paths.LABS / "seed.yaml")
+
+
+def test_the_same_seed_gives_the_same_plan_and_another_seed_another():
+    first = campaign.plan(SEED, 7, 600)
+    assert first == campaign.plan(SEED, 7, 600)
+    assert first != campaign.plan(SEED, 8, 600)
+    assert campaign.plan_text(SEED, 7, first) == campaign.plan_text(SEED, 7, campaign.plan(SEED, 7, 600))
+
+
+def test_a_plan_fills_its_duration_and_no_more():
+    steps = campaign.plan(SEED, 3, 300)
+    total = sum(step.estimate for step in steps)
+    assert total >= 300 and total - steps[-1].estimate < 300
+    assert all(campaign.GAP[0] <= step.gap <= campaign.GAP[1] for step in steps)
+    assert {step.entry for step in campaign.plan(SEED, 3, 3600)} == {entry.name for entry in campaign.entries(SEED)[0]}
+
+
+def test_nopreempt_leaves_director_faults_out_and_says_why():
+    unicast = spec.load(paths.LABS / "unicast.yaml")
+    usable, left_out = campaign.entries(unicast)
+    assert all(entry.target == "server" for entry in usable)
+    assert left_out and all("nopreempt" in reason for reason in left_out)
+    assert "left out: director-crash" in campaign.plan_text(unicast, 1, campaign.plan(unicast, 1, 60))
+
+
+@pytest.mark.parametrize("text, seconds", [("90", 90), ("90s", 90), ("3m", 180), ("1h", 3600)])
+def test_durations(text, seconds):
+    assert campaign.duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "0", "-3m", "3 m", "3d", "25h", "1e3", "3m\n"])
+def test_bad_durations_are_refused_in_one_line(text):
+    with pytest.raises(UsageError, match="--duration"):
+        campaign.duration(text)
+
+
+@pytest.mark.parametrize("value", [-1, campaign.SEED_LIMIT])
+def test_seeds_outside_the_range_are_refused(value):
+    with pytest.raises(UsageError, match="--seed"):
+        campaign.seed(value)
+
+
+def test_the_schedule_is_one_scenario_with_a_quiet_phase_after_each_step():
+    steps = campaign.plan(SEED, 7, 200)
+    run = campaign.scenario(SEED, 7, steps)
+    quiet = [phase for phase in run.phases if phase.kind == "idle"]
+    assert len(quiet) == len(steps) and run.name == "chaos-7"
+    assert [phase.fault.seconds for phase in quiet] == [step.gap for step in steps]
+    assert run.remake is not None and run.remake(SEED).phases == run.phases
+
+
+def _history(run, broken: str) -> tuple[list[verdicts.Mark], verdicts.Seen]:
+    """Marks one second apart per phase, 20 requests a second, all answered except where
+    `broken` says: "quiet" fails requests in the first quiet gap, "slow" keeps the first
+    fault's outage three times past its bound and margin."""
+    marks, requests, at = [], [], 0.0
+    first_quiet = next(i for i, p in enumerate(run.phases) if p.kind == "idle")
+    for index, phase in enumerate(run.phases):
+        length = max(4.0, 3 * (phase.bound + DEFAULT_MARGIN.of(phase.bound)) + 4) if index == 0 else 4.0
+        marks.append(verdicts.Mark(phase, at, at + 0.1, at + length, [], 0 if phase.kind == "idle" else None))
+        for tick in range(int(length * 20)):
+            sent = at + tick / 20
+            failing = (broken == "quiet" and index == first_quiet and 1.0 <= sent - at <= 2.0) or (
+                broken == "slow" and index == 0 and sent - at <= length - 2
+            )
+            requests.append(record(sent, not failing))
+        at += length
+    return marks, verdicts.Seen(requests, macs={})
+
+
+@pytest.mark.parametrize("broken", ["quiet", "slow"])
+def test_a_history_that_breaks_an_invariant_fails_the_campaign(broken):
+    run = campaign.scenario(SEED, 7, campaign.plan(SEED, 7, 100))
+    marks, seen = _history(run, broken)
+    results = verdicts.judge_all(run.name, marks, seen, DEFAULT_MARGIN, 0.05, accept=True)
+    failed = [result for result in results if result.verdict == FAIL]
+    assert failed, [(r.phase, r.verdict) for r in results]
+    marks, seen = _history(run, "")
+    assert all(r.verdict != FAIL for r in verdicts.judge_all(run.name, marks, seen, DEFAULT_MARGIN, 0.05, accept=True))
