@@ -129,6 +129,11 @@ def idle(lab: Lab) -> Bound:
     return Bound(0.0, "none: nothing happens")
 
 
+def quiet(lab: Lab) -> Bound:
+    """The gap between two faults of a campaign costs nothing; a blip within the margin is noise."""
+    return Bound(0.0, "none: the quiet gap between two faults")
+
+
 # Every bound a scenario entry may name, and what each one is, for the findings and docs.
 FORMULAS: dict[str, Callable[[Lab], Bound]] = {
     "stop": stop,
@@ -139,6 +144,7 @@ FORMULAS: dict[str, Callable[[Lab], Bound]] = {
     "recheck": recheck,
     "rejoin": rejoin,
     "idle": idle,
+    "quiet": quiet,
 }
 
 

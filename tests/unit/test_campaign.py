@@ -57,24 +57,25 @@ def test_seeds_outside_the_range_are_refused(value):
 def test_the_schedule_is_one_scenario_with_a_quiet_phase_after_each_step():
     steps = campaign.plan(SEED, 7, 200)
     run = campaign.scenario(SEED, 7, steps)
-    quiet = [phase for phase in run.phases if phase.kind == "idle"]
+    quiet = [phase for phase in run.phases if phase.kind == "quiet"]
     assert len(quiet) == len(steps) and run.name == "chaos-7"
     assert [phase.fault.seconds for phase in quiet] == [step.gap for step in steps]
     assert run.remake is not None and run.remake(SEED).phases == run.phases
 
 
 def _history(run, broken: str) -> tuple[list[verdicts.Mark], verdicts.Seen]:
-    """Marks one second apart per phase, 20 requests a second, all answered except where
-    `broken` says: "quiet" fails requests in the first quiet gap, "slow" keeps the first
-    fault's outage three times past its bound and margin."""
+    """Marks per phase, 20 requests a second, all answered except where `broken` says:
+    "quiet" fails requests for 3 s of the first quiet gap (past the 2 s margin), "flap" has a
+    VRRP transition in it, "slow" keeps the first fault's outage past its bound and margin."""
     marks, requests, at = [], [], 0.0
-    first_quiet = next(i for i, p in enumerate(run.phases) if p.kind == "idle")
+    first_quiet = next(i for i, p in enumerate(run.phases) if p.kind == "quiet")
     for index, phase in enumerate(run.phases):
-        length = max(4.0, 3 * (phase.bound + DEFAULT_MARGIN.of(phase.bound)) + 4) if index == 0 else 4.0
-        marks.append(verdicts.Mark(phase, at, at + 0.1, at + length, [], 0 if phase.kind == "idle" else None))
+        length = 3 * (phase.bound + DEFAULT_MARGIN.of(phase.bound)) + 4 if index == 0 else 6.0
+        flaps = (1 if broken == "flap" and index == first_quiet else 0) if phase.kind == "quiet" else None
+        marks.append(verdicts.Mark(phase, at, at + 0.1, at + length, [], flaps))
         for tick in range(int(length * 20)):
             sent = at + tick / 20
-            failing = (broken == "quiet" and index == first_quiet and 1.0 <= sent - at <= 2.0) or (
+            failing = (broken == "quiet" and index == first_quiet and 1.0 <= sent - at <= 4.0) or (
                 broken == "slow" and index == 0 and sent - at <= length - 2
             )
             requests.append(record(sent, not failing))
@@ -82,7 +83,7 @@ def _history(run, broken: str) -> tuple[list[verdicts.Mark], verdicts.Seen]:
     return marks, verdicts.Seen(requests, macs={})
 
 
-@pytest.mark.parametrize("broken", ["quiet", "slow"])
+@pytest.mark.parametrize("broken", ["quiet", "flap", "slow"])
 def test_a_history_that_breaks_an_invariant_fails_the_campaign(broken):
     run = campaign.scenario(SEED, 7, campaign.plan(SEED, 7, 100))
     marks, seen = _history(run, broken)
@@ -91,3 +92,15 @@ def test_a_history_that_breaks_an_invariant_fails_the_campaign(broken):
     assert failed, [(r.phase, r.verdict) for r in results]
     marks, seen = _history(run, "")
     assert all(r.verdict != FAIL for r in verdicts.judge_all(run.name, marks, seen, DEFAULT_MARGIN, 0.05, accept=True))
+
+
+def test_a_request_in_flight_when_the_next_fault_hits_is_charged_to_that_fault():
+    """Sent 0.2 s before a crash, timed out 0.8 s after it: the crash's failure, not the gap's."""
+    run = campaign.scenario(SEED, 7, campaign.plan(SEED, 7, 100))
+    gap, fault = run.phases[2], run.phases[3]
+    requests = [record(t / 20, True) for t in range(196)] + [record(9.8, False, latency=1.0)]
+    requests += [record(10.0 + t / 20, True) for t in range(100)]
+    seen = verdicts.Seen(requests, macs={})
+    quiet = verdicts.judge("c", verdicts.Mark(gap, 0.0, 0.1, 10.0, [], 0), seen, DEFAULT_MARGIN)
+    crash = verdicts.judge("c", verdicts.Mark(fault, 10.0, 10.1, 15.0), seen, DEFAULT_MARGIN)
+    assert (quiet.failed, crash.failed) == (0, 1)
