@@ -198,8 +198,10 @@ def stuck(requests: list[dict], start: float, end: float) -> list[str]:
 
 def outage(requests: list[dict], start: float, end: float) -> float:
     """The longest time, per VIP, between two successful responses (the probe's first and
-    last requests count as the ends), over gaps that reach into [start, end): what a user
-    polling the VIP saw as the service being down."""
+    last requests count as the ends), over gaps that reach into [start, end), up to `end`:
+    what a user polling the VIP saw as the service being down. A gap that runs on past the
+    phase's end is the next action's too, and only its part before `end` is this phase's (a
+    campaign's link cut was charged the 50 s of stale ARP that its heal caused)."""
     longest = 0.0
     for target in {r["target"] for r in requests}:
         mine = [r for r in requests if r["target"] == target]
@@ -210,7 +212,7 @@ def outage(requests: list[dict], start: float, end: float) -> float:
         )
         for before, after in itertools.pairwise(times):
             if after > start and before < end:
-                longest = max(longest, after - before)
+                longest = max(longest, min(after, end) - before)
     return longest
 
 

@@ -35,7 +35,7 @@ def test_a_failed_command_names_the_node_the_command_and_why(fake_ssh):
 
 
 def test_the_clock_offset_is_the_node_s_clock_minus_ours(fake_ssh):
-    fake_ssh.answer("time.time()", stdout=f"{time.time() + 100:.6f}\n", node="client")
+    fake_ssh.answer("date +%s.%N", stdout=f"{time.time() + 100:.9f}\n", node="client")
     assert 95 < Remote(Path("c")).clock_offset("client") < 101
     fake_ssh.answer("", rc=UNREACHABLE)
     with pytest.raises(ProviderError, match="cannot read the clock of server9"):

@@ -113,7 +113,7 @@ def _probe_answers(fake_ssh) -> None:
         for n in range(60)
     ]
     fake_ssh.answer(" http --rate", stdout="".join(json.dumps(r) + "\n" for r in records))
-    fake_ssh.answer("print(time.time())", stdout="1000.0\n")
+    fake_ssh.answer("date +%s.%N", stdout="1000.0\n")
     fake_ssh.answer(" capture --target", stdout=json.dumps({"pages": ["<h1>server1's page</h1>"] * 3}) + "\n")
     fake_ssh.answer(
         "ipvsadm -Ln",

@@ -277,3 +277,13 @@ def test_a_check_bound_uses_the_checks_own_retries_and_keepalived_defaults_per_t
     assert check_bound(retry=0) == 3 + 3
     persistent = spec.load(paths.LABS / "persistent.yaml")
     assert bounds.check(persistent).basis == "delay_loop 6 + connect_timeout 3 + 3 retry x (3 + 3) s"
+
+
+def test_a_gap_that_runs_past_the_phase_is_only_its_own_up_to_the_phase_s_end():
+    """A link cut recovered in 1 s, then its heal left the client on a stale MAC for 50 s:
+    the cut's outage is what it saw before the heal began, not the heal's 50 s."""
+    requests = [record(t / 10, True) for t in range(30)] + [record(3.0 + t / 10, False) for t in range(10)]
+    requests += [record(4.0 + t / 10, True) for t in range(60)] + [record(10.0 + t, False) for t in range(50)]
+    requests += [record(60.0 + t / 10, True) for t in range(10)]
+    assert verdicts.outage(requests, 3.0, 10.05) == pytest.approx(4.0 - 2.9, abs=0.05)
+    assert verdicts.outage(requests, 10.05, 61.0) == pytest.approx(60.0 - 9.9, abs=0.05)
