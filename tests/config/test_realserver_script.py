@@ -45,7 +45,8 @@ done
 state() {
     sysctl -a 2>/dev/null | grep '^net\.ipv4\.conf\.' | sort
     ip -4 -o addr show
-    ip -o link show | sed 's/link\/ether [0-9a-f:]*//; s/qdisc [a-z_]* //'  # up once, a link keeps a qdisc
+    # A link up once keeps a qdisc; its operstate follows its flags (kept) a moment later.
+    ip -o link show | sed 's/link\/ether [0-9a-f:]*//; s/qdisc [a-z_]* //; s/ state [A-Z]* / /'
     ip rule show
     ip -4 route show table all
     arptables -L -n 2>/dev/null || true
