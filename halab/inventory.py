@@ -3,10 +3,13 @@
 Hosts are grouped by role (directors, realservers, clients); each carries its address as
 `ansible_host` and what the rendered configs say about it: a director's state, priority
 and VRRP instances (VRID, VIPs, state and priority in each), a real server's VIPs and
-weights. What holds for the whole lab (its name, mode, subnet, the versions to build)
-is in `all`'s vars. Both formats carry the same values with the same types: in INI,
-host vars are read as Python literals and group vars as strings, so every group var
-here is a string and every list or number sits on a host line.
+weights. What holds for the whole lab (its name, mode, subnet, the versions to build;
+with NAT, the NAT network, its interface and the real servers' gateway) is in `all`'s
+vars. A NAT lab adds the group `nat_network`, whose children are the groups on that
+network (the directors, by their second NIC, and the real servers). Both formats carry
+the same values with the same types: in INI, host vars are read as Python literals and
+group vars as strings, so every group var here is a string and every list or number
+sits on a host line.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from typing import Any
 import yaml
 
 from halab import render
-from halab.rules import GROUPS
+from halab.rules import GROUPS, NAT_GROUP
 from halab.spec import Lab
 
 
@@ -31,8 +34,29 @@ def lab_vars(lab: Lab) -> dict[str, str]:
         "halab_subnet": str(lab.subnet),
         "halab_interface": lab.vrrp.interface,
         "halab_arp_suppression": lab.arp_suppression,
+        **_nat_vars(lab),
         **{f"halab_{name}_version": version for name, version in lab.versions.model_dump().items()},
     }
+
+
+def _nat_vars(lab: Lab) -> dict[str, str]:
+    """A NAT lab's second network: the subnet, the directors' NIC on it and the gateway the
+    real servers route through (a VIP: the MASTER holds it with the others)."""
+    if not nat_groups(lab) or lab.nat is None:
+        return {}
+    nat = lab.nat
+    return {
+        "halab_nat_subnet": str(nat.subnet),
+        "halab_nat_interface": nat.interface,
+        "halab_nat_gateway": str(nat.gateway),
+    }
+
+
+def nat_groups(lab: Lab) -> list[str]:
+    """The groups on the NAT network, nat_network's children; none unless the lab forwards by NAT."""
+    if lab.nat is None or lab.method != "NAT":
+        return []
+    return [group for group in groups(lab) if group in (GROUPS["director"], GROUPS["realserver"])]
 
 
 def host_vars(lab: Lab, name: str) -> dict[str, Any]:
@@ -40,6 +64,8 @@ def host_vars(lab: Lab, name: str) -> dict[str, Any]:
     node = lab.nodes[name]
     found: dict[str, Any] = {"ansible_host": str(node.address), "halab_role": node.role}
     if node.role == "director":
+        if lab.nat is not None and nat_groups(lab):
+            found["halab_nat_address"] = str(lab.nat.directors[name])
         found |= {
             "halab_state": node.state,
             "halab_priority": node.priority,
@@ -67,15 +93,14 @@ def groups(lab: Lab) -> dict[str, list[str]]:
 
 
 def as_yaml(lab: Lab) -> str:
-    """The YAML inventory: all -> vars, children -> group -> hosts -> host -> vars."""
-    tree = {
-        "all": {
-            "vars": lab_vars(lab),
-            "children": {
-                group: {"hosts": {name: host_vars(lab, name) for name in hosts}} for group, hosts in groups(lab).items()
-            },
-        }
+    """The YAML inventory: all -> vars, children -> group -> hosts -> host -> vars (and with
+    NAT, nat_network -> children -> its groups)."""
+    children: dict[str, Any] = {
+        group: {"hosts": {name: host_vars(lab, name) for name in hosts}} for group, hosts in groups(lab).items()
     }
+    if nat_groups(lab):
+        children[NAT_GROUP] = {"children": {group: {} for group in nat_groups(lab)}}
+    tree = {"all": {"vars": lab_vars(lab), "children": children}}
     return f"# Ansible inventory of lab {lab.name!r}, from its lab file (invoke lab.inventory)\n" + yaml.safe_dump(
         tree, sort_keys=False, default_flow_style=False
     )
@@ -83,13 +108,15 @@ def as_yaml(lab: Lab) -> str:
 
 def as_ini(lab: Lab) -> str:
     """The INI inventory: one section per group, each host on one line with its vars as
-    Python literals, then [all:vars]."""
+    Python literals, [nat_network:children] with NAT, then [all:vars]."""
     lines = [f"# Ansible inventory of lab {lab.name!r}, from its lab file (invoke lab.inventory)"]
     for group, hosts in groups(lab).items():
         lines += ["", f"[{group}]"]
         for name in hosts:
             pairs = (f"{key}={_literal(value)}" for key, value in host_vars(lab, name).items())
             lines.append(" ".join([name, *pairs]))
+    if nat_groups(lab):
+        lines += ["", f"[{NAT_GROUP}:children]", *nat_groups(lab)]
     lines += ["", "[all:vars]", *(f"{key}={value}" for key, value in lab_vars(lab).items())]
     return "\n".join(lines) + "\n"
 

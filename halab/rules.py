@@ -55,6 +55,8 @@ def node_count(lab: Lab) -> Iterator[Problem]:
 # The Ansible inventory's groups, one per role (halab.inventory writes them; here, as the
 # lab's rules keep every node's name apart from them).
 GROUPS = {"director": "directors", "realserver": "realservers", "client": "clients"}
+# With NAT, the group of the groups on the NAT network (the directors and the real servers).
+NAT_GROUP = "nat_network"
 # Names a node may not take because a format the lab is written into gives them a meaning:
 # Ansible's implicit hosts and groups, the inventory's own groups, and the lab switch of
 # `lab.show --format dot`. A node called localhost would turn `hosts: localhost` and
@@ -64,6 +66,7 @@ RESERVED_NAMES = {
     "all": "Ansible's group of every host",
     "ungrouped": "Ansible's group of hosts in no other group",
     **{group: f"the inventory's group of every {role}" for role, group in GROUPS.items()},
+    NAT_GROUP: "the inventory's group of the NAT network's nodes",
     "switch": "the lab switch in `lab.show --format dot`",
 }
 

@@ -7,6 +7,7 @@ operator can read the table, and the publish step (issue 8) can find the verdict
 from __future__ import annotations
 
 import json
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -41,6 +42,19 @@ COLUMNS = (
     "verdict",
     "finding",
 )
+
+
+# What XML 1.0 cannot carry (C0 controls but tab, newline and carriage return; lone
+# surrogates; U+FFFE and U+FFFF), and what a terminal would act on rather than show (every
+# C0 and C1 control and DEL). Node stderr, an HTTP status line or an exception's text may
+# hold any of them; the reports show each as \xNN (\uNNNN beyond a byte) instead.
+NOT_XML = re.compile(r"[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+NOT_PRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def escaped(text: str, unsafe: re.Pattern[str] = NOT_PRINTABLE) -> str:
+    """text with every character `unsafe` matches written as \\xNN (or \\uNNNN)."""
+    return unsafe.sub(lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 0x100 else f"\\u{ord(m[0]):04x}", text)
 
 
 def _moved(phase: PhaseResult) -> str:
@@ -101,7 +115,7 @@ def table(
     """A plain-text table, one line per phase, then the reasons of every failed phase, the
     error of a scenario that raised, the one an interruption cut short and the scenarios that
     were not run after it."""
-    lines = [COLUMNS, *rows(runs, found)]
+    lines = [COLUMNS, *(tuple(map(escaped, row)) for row in rows(runs, found))]
     widths = [max(len(line[i]) for line in lines) for i in range(len(COLUMNS))]
     text = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=False)).rstrip() for line in lines]
     text.insert(1, "  ".join("-" * width for width in widths))
@@ -121,7 +135,7 @@ def table(
         text.append(f"  {INTERRUPTED.format(interrupted)}")
     if not_run:
         text.append(f"  not run (the run stopped before them): {', '.join(not_run)}")
-    return "\n".join(text)
+    return "\n".join(map(escaped, text))
 
 
 def findings_text(found: list[Finding]) -> str:
@@ -129,7 +143,7 @@ def findings_text(found: list[Finding]) -> str:
     if not found:
         return ""
     lines = ["Findings (the verdict is against the protocol bound; these say what a setting would change):"]
-    return "\n".join(lines + [f"  [{n}] {finding.sentence()}" for n, finding in enumerate(found, 1)])
+    return "\n".join(lines + [escaped(f"  [{n}] {finding.sentence()}") for n, finding in enumerate(found, 1)])
 
 
 def write_json(
@@ -205,9 +219,20 @@ def write_junit(
     for name in not_run:
         case = ET.SubElement(suite, "testcase", classname=f"failover.{name}", name="not run")
         ET.SubElement(case, "skipped", message="not run: the run stopped before it (an error or an interruption)")
+    _well_formed(suites)
     path.parent.mkdir(parents=True, exist_ok=True)
     ET.ElementTree(suites).write(path, encoding="unicode", xml_declaration=True)
     return path
+
+
+def _well_formed(root: ET.Element) -> None:
+    """Every text and attribute of the tree made XML 1.0 characters (ElementTree escapes
+    markup but writes a control character as it is, and no parser reads the file back)."""
+    for element in root.iter():
+        element.text = escaped(element.text, NOT_XML) if element.text else element.text
+        element.tail = escaped(element.tail, NOT_XML) if element.tail else element.tail
+        for key, value in element.attrib.items():
+            element.set(key, escaped(value, NOT_XML))
 
 
 def plot(run: ScenarioRun, path: Path) -> Path:

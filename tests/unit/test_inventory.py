@@ -14,22 +14,24 @@ import yaml
 
 from halab import inventory, paths, spec
 
-LABS = [paths.DEFAULT_LAB, paths.LABS / "dual.yaml", paths.LABS / "unicast.yaml"]
+LABS = [paths.DEFAULT_LAB, paths.LABS / "dual.yaml", paths.LABS / "unicast.yaml", paths.LABS / "nat.yaml"]
 
 
 def read_yaml(text: str) -> tuple[dict[str, list[str]], dict[str, dict[str, Any]]]:
     """(group -> hosts, host -> vars with `all`'s vars under them), from Ansible's YAML
     inventory structure: all: vars, children: GROUP: hosts: HOST: vars."""
     top = yaml.safe_load(text)["all"]
-    groups = {group: list(body["hosts"]) for group, body in top["children"].items()}
-    hosts = {h: {**top["vars"], **v} for body in top["children"].values() for h, v in body["hosts"].items()}
+    groups = {group: list(body["hosts"]) for group, body in top["children"].items() if "hosts" in body}
+    for group, body in top["children"].items():  # a group of groups: their hosts
+        groups.update({group: [h for child in body["children"] for h in groups[child]]} if "children" in body else {})
+    hosts = {h: {**top["vars"], **v} for body in top["children"].values() for h, v in body.get("hosts", {}).items()}
     return groups, hosts
 
 
 def read_ini(text: str) -> tuple[dict[str, list[str]], dict[str, dict[str, Any]]]:
     """The same, by the INI rules Ansible documents: `[group]` sections of host lines split
-    like a shell, their KEY=VALUE read as Python literals (else text); `[all:vars]` KEY=VALUE
-    read as text."""
+    like a shell, their KEY=VALUE read as Python literals (else text); `[group:children]`
+    sections of group names; `[all:vars]` KEY=VALUE read as text."""
     groups: dict[str, list[str]] = {}
     host_vars: dict[str, dict[str, Any]] = {}
     common: dict[str, str] = {}
@@ -43,6 +45,9 @@ def read_ini(text: str) -> tuple[dict[str, list[str]], dict[str, dict[str, Any]]
         if section == "all:vars":
             key, value = line.split("=", 1)
             common[key.strip()] = value.strip()
+            continue
+        if section.endswith(":children"):
+            groups.setdefault(section.removesuffix(":children"), []).extend(groups[line.strip()])
             continue
         host, *pairs = shlex.split(line)
         groups.setdefault(section, []).append(host)
@@ -88,12 +93,29 @@ def test_active_active_gives_each_director_both_instances_swapped():
     }
 
 
+def test_a_nat_inventory_has_the_nat_network_its_gateway_and_each_director_s_address_there():
+    """Once a NAT lab's inventory said nothing of the network its real servers are on."""
+    groups, hosts = read_yaml(inventory.as_yaml(spec.load(paths.LABS / "nat.yaml")))
+    assert groups["nat_network"] == ["server1", "server2", "server3", "server4"]
+    assert (
+        hosts["server1"]["halab_nat_gateway"] == "172.25.2.100" and hosts["server1"]["ansible_host"] == "172.25.2.101"
+    )
+    assert hosts["server3"]["halab_nat_subnet"] == "172.25.2.0/24" and hosts["server3"]["halab_nat_interface"] == "eth1"
+    assert (hosts["server3"]["halab_nat_address"], hosts["server4"]["halab_nat_address"]) == (
+        "172.25.2.1",
+        "172.25.2.2",
+    )
+    assert "nat_network" not in read_yaml(inventory.as_yaml(spec.load()))[0]
+    assert not any(key.startswith("halab_nat") for key in read_yaml(inventory.as_yaml(spec.load()))[1]["server3"])
+
+
 @pytest.mark.skipif(
     not shutil.which("ansible-inventory"), reason="ansible-core is not installed (./bootstrap installs it)"
 )
+@pytest.mark.parametrize("lab_file", [paths.LABS / "dual.yaml", paths.LABS / "nat.yaml"], ids=lambda p: p.stem)
 @pytest.mark.parametrize("form", list(inventory.FORMATS))
-def test_ansible_reads_it_as_written(tmp_path, form):
-    lab = spec.load(paths.LABS / "dual.yaml")
+def test_ansible_reads_it_as_written(tmp_path, form, lab_file):
+    lab = spec.load(lab_file)
     path = tmp_path / f"inventory.{form}"
     path.write_text(inventory.FORMATS[form](lab))
     listed = json.loads(
@@ -103,4 +125,7 @@ def test_ansible_reads_it_as_written(tmp_path, form):
     )
     groups, hosts = read_yaml(inventory.as_yaml(lab))
     assert listed["_meta"]["hostvars"] == hosts
-    assert {group: listed[group]["hosts"] for group in groups} == groups
+    roles = {group: hosts for group, hosts in groups.items() if group != "nat_network"}
+    assert {group: listed[group]["hosts"] for group in roles} == roles
+    if lab.nat:  # the NAT network's group, by its children
+        assert listed["nat_network"]["children"] == ["realservers", "directors"]
