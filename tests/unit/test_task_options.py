@@ -56,7 +56,7 @@ FREE = {
     "the table drives the newline, which every option refuses",
 }
 # Words a refusal uses to say what is allowed.
-ALLOWED = ("allowed", "known", "nodes:", "one of", "takes", "needs", "is not", "not a", "no such", "e.g.")
+ALLOWED = ("allowed", "known", "nodes:", "whole", "one of", "takes", "needs", "is not", "not a", "no such", "e.g.")
 
 
 def cases() -> list[object]:
