@@ -47,6 +47,25 @@ BROKEN_LAB = paths.ROOT / "tests" / "unit" / "broken" / "two-masters.yaml"
         (("ami.publish", "--regions", "eu-west-1", "--kms-key", "alias/x"), 2, "--kms-key takes REGION=KEY"),
         (("ami.publish", "--regions", "eu-west-1"), 1, "no Packer manifest at"),
         (("ami.list",), 2, "--regions is required"),
+        # the copy's key for a region not published to was silently dropped
+        (
+            ("ami.publish", "-r", "eu-west-1", "--kms-key", "us-east-1=alias/ami"),
+            2,
+            "'us-east-1': not one of --regions",
+        ),
+        (("ami.publish", "-r", "eu-west-1,eu-west-1"), 2, "--regions names eu-west-1 more than once"),
+        (
+            ("ami.publish", "-r", "eu-west-1", "--share", "all"),
+            2,
+            "--share: 'all' is not an AWS account id (12 digits)",
+        ),
+        (
+            ("ami.publish", "-r", "eu-west-1", "--kms-key", "eu-west-1=a", "--kms-key", "eu-west-1=b"),
+            2,
+            "more than once",
+        ),
+        (("ami.list", "-r", "eu-west-1", "--manifest", ""), 2, "--manifest '': no such file"),
+        (("lab.inventory", "--output", "/nonexistent/x.ini"), 2, "not a file name in an existing directory"),
         (("ami.prune", "--regions", "eu-west-1", "--retain=-1"), 2, "--retain takes a whole number from 0 to 1000"),
         # an integer option given something else: invoke's own int() ended in a traceback
         (("ami.prune", "--regions", "eu-west-1", "--retain", "x"), 2, "--retain takes a whole number from 0 to 1000"),
