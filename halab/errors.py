@@ -10,6 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+def shown(value: str, width: int = 60) -> str:
+    """A value as a one-line message quotes it: repr (a line end shows as \\n), cut to width."""
+    return repr(value[:width]) + ("..." if len(value) > width else "")
+
+
 class HalabError(Exception):
     """A failure with a message a person can act on."""
 

@@ -9,6 +9,7 @@ by tags), so a rerun after a failure completes the work instead of repeating it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -19,8 +20,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, WaiterError
 
-from halab.errors import AmiError
-from halab.images import manifest
+from halab.errors import AmiError, UsageError, shown
+from halab.images import manifest, packer
 from halab.prove import evidence
 
 # Throttling and transient errors: retried with exponential backoff by botocore itself.
@@ -29,6 +30,14 @@ WAIT = {"Delay": 15, "MaxAttempts": 120}  # available within 30 minutes, or an e
 DENIED = {"UnauthorizedOperation", "AccessDenied", "AccessDeniedException", "AuthFailure"}
 NOT_FOUND = {"InvalidAMIID.NotFound", "InvalidAMIID.Malformed", "InvalidAMIID.Unavailable"}
 TAG_KEYS = ("Name", "Family", "OS", "KeepalivedVersion", "NginxVersion", "InputHash", "GitRevision")
+# The options' forms. A region as AWS names one (eu-west-1, us-gov-west-1); an account to
+# share with: 12 digits (launch permission goes to accounts by UserId; `all`, public, is not
+# offered); a KMS key as CopyImage takes one: key id, alias, or either's ARN in that region.
+REGION = re.compile(r"[a-z]{2,4}(?:-[a-z]+)+-[0-9]{1,2}")
+ACCOUNT = re.compile(r"[0-9]{12}")
+_KEY_ID = r"(?:mrk-[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"
+_ALIAS = r"alias/[A-Za-z0-9/_-]{1,250}"
+KMS_KEY_RULE = "a key id, alias/NAME, or the key's or alias's ARN in that region"
 
 
 @dataclass(frozen=True)
@@ -67,7 +76,12 @@ def source_from_manifest(path: Path) -> Source:
     if not region or not image_id.startswith("ami-"):
         raise AmiError(f"{path}: artifact_id {artifact[:60]!r} is not REGION:ami-ID; was this manifest edited by hand?")
     data = newest["custom_data"]
-    os_name = data.get("os", "unknown")
+    os_name = data.get("os", "")
+    if os_name not in packer.oses():
+        # The family ami.prune retires from: a pattern (`*`) or another OS's name would retire other images.
+        raise AmiError(f"{path}: custom_data.os {shown(os_name)} is not one of {', '.join(packer.oses())}")
+    if not data.get("input_hash"):
+        raise AmiError(f"{path}: the amazon-ebs build records no custom_data.input_hash; was it built by image.build?")
     tags = {
         "Family": f"halab-{os_name}",
         "OS": os_name,
@@ -97,6 +111,48 @@ class Options:
     deprecate_at: datetime | None = None
     include_shared: bool = False
     acceptance: str = ""  # the tag value recording the passing run, if any
+
+
+def regions(text: str) -> list[str]:
+    """--regions: comma-separated region names, at least one, each once."""
+    wanted = [region.strip() for region in text.split(",") if region.strip()]
+    if not wanted:
+        raise UsageError("--regions is required, e.g. --regions eu-west-1,us-east-1")
+    for region in wanted:
+        if not REGION.fullmatch(region):
+            raise UsageError(f"--regions: {shown(region)} is not a region name, e.g. eu-west-1")
+    _once("--regions", wanted)
+    return wanted
+
+
+def accounts(text: str) -> list[str]:
+    """--share: comma-separated 12-digit AWS account ids, each once ("" shares with none)."""
+    wanted = [account.strip() for account in text.split(",") if account.strip()]
+    for account in wanted:
+        if not ACCOUNT.fullmatch(account):
+            raise UsageError(
+                f"--share: {shown(account)} is not an AWS account id (12 digits); "
+                "images are shared with accounts only, never made public"
+            )
+    _once("--share", wanted)
+    return wanted
+
+
+def kms_keys(pairs: dict[str, str], wanted: list[str]) -> dict[str, str]:
+    """--kms-key REGION=KEY pairs: each region one of --regions, its key in a form CopyImage takes."""
+    for region, key in pairs.items():
+        if region not in wanted:
+            raise UsageError(f"--kms-key {shown(region)}: not one of --regions ({', '.join(wanted)})")
+        arn = rf"arn:aws[a-z-]*:kms:{re.escape(region)}:[0-9]{{12}}:(?:key/{_KEY_ID}|{_ALIAS})"
+        if not re.fullmatch(rf"{_KEY_ID}|{_ALIAS}|{arn}", key):
+            raise UsageError(f"--kms-key {region}={shown(key)}: not {KMS_KEY_RULE}")
+    return pairs
+
+
+def _once(option: str, values: list[str]) -> None:
+    twice = sorted({value for value in values if values.count(value) > 1})
+    if twice:
+        raise UsageError(f"{option} names {', '.join(twice)} more than once; name each once")
 
 
 class Publisher:

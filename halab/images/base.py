@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from halab import paths, sources
-from halab.errors import ImageError
+from halab.errors import ImageError, UsageError
 
 SUITES = {"debian-12": "bookworm"}
 SIZE_MIB = 4096  # the disk as the VMs see it; the qcow2 holds only what is written (~1.4 GiB)
@@ -73,7 +73,7 @@ def plan(os_name: str, apt_root: Path = Path("/etc/apt")) -> BaseImage:
     """The base image of os_name, named by the sha256 of everything that decides it: the suite,
     the packages, the hook's text, the archive's configuration, the vagrant key and the layout."""
     if os_name not in SUITES:
-        raise ImageError(
+        raise UsageError(
             f"image.base makes {', '.join(SUITES)} only; {os_name} is installed from its ISO by Packer "
             "(`invoke image.build --os " + os_name + "`)"
         )

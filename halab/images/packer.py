@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from halab import build, paths, pins, sources
-from halab.errors import ImageError, UsageError
+from halab.errors import ImageError, UsageError, shown
 from halab.images import base
 from halab.images.manifest import builds
 from halab.images.overrides import check as check_overrides
@@ -48,10 +48,10 @@ def oses() -> list[str]:
 
 def vars_file(os_name: str) -> Path:
     """The OS's vars file; an --os that is not one of oses() (a path, `../`, a typo) is refused
-    by name before it becomes part of any path."""
+    by name, as a usage error, before it becomes part of any path."""
     known = oses()
     if os_name not in known:
-        raise ImageError(f"unknown OS {str(os_name)[:40]!r}; known: {', '.join(known)}")
+        raise UsageError(f"unknown OS {shown(str(os_name))}; known: {', '.join(known)}")
     return paths.PACKER / "vars" / f"{os_name}.pkrvars.hcl"
 
 
@@ -122,9 +122,9 @@ class Plan:
                 f"{' and '.join(secret_variable(name) for name in secret)} in the environment instead"
             )
         if self.target not in TARGETS:
-            raise ImageError(f"unknown target {self.target!r}; known: {', '.join(TARGETS)}")
+            raise UsageError(f"unknown target {shown(self.target)}; known: {', '.join(TARGETS)}")
         if self.target not in targets(self.os_name):
-            raise ImageError(
+            raise UsageError(
                 f"{self.os_name} is baked for {', '.join(targets(self.os_name))} only (from its base disk image)"
             )
         check_overrides(self.overrides, self.os_name, self.target, from_disk_image(self.os_name))

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field
 
-from halab.errors import UsageError
+from halab.errors import UsageError, shown
 
 WITHIN = "within"
 NOISE = "noise"
@@ -34,8 +34,10 @@ class Margin:
     fixed: float = 2.0
     share: float = 0.2
 
-    FORMAT = re.compile(r"^(?:(\d+(?:\.\d+)?)s)?(?:\+?(\d+(?:\.\d+)?)%)?$")
+    FORMAT = re.compile(r"(?:(\d{1,6}(?:\.\d{1,6})?)s)?(?:\+?(\d{1,6}(?:\.\d{1,6})?)%)?")
     HELP = "SECONDS[s][+PERCENT%] added to every bound before a phase fails, e.g. 2s+20% (default), 0.5s, 10%, 0"
+    # Past these a phase cannot fail at all: a margin that large is a typo, not a choice.
+    MOST_SECONDS, MOST_PERCENT = 3600, 1000
 
     def of(self, bound: float) -> float:
         return self.fixed + self.share * bound
@@ -48,10 +50,15 @@ class Margin:
         """A --margin value: "2s+20%", "0.5s", "10%", "0" (a bare number is seconds)."""
         spec = text.replace(" ", "")
         spec = f"{spec}s" if re.fullmatch(r"\d+(?:\.\d+)?", spec) else spec
-        matched = cls.FORMAT.match(spec)
+        matched = cls.FORMAT.fullmatch(spec)
         if not spec or not matched or not (matched[1] or matched[2]):
-            raise UsageError(f"--margin: {text!r} is not {cls.HELP}")
-        return cls(float(matched[1] or 0), float(matched[2] or 0) / 100)
+            raise UsageError(f"--margin: {shown(text)} is not {cls.HELP}")
+        fixed, percent = float(matched[1] or 0), float(matched[2] or 0)
+        if fixed > cls.MOST_SECONDS or percent > cls.MOST_PERCENT:
+            raise UsageError(
+                f"--margin: {shown(text)} is over {cls.MOST_SECONDS} s or {cls.MOST_PERCENT} %: no phase would fail"
+            )
+        return cls(fixed, percent / 100)
 
 
 # What a run uses unless told otherwise (--margin): suited to shared, noisy CI machines.

@@ -4,46 +4,28 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from halab import paths
-from halab.errors import UsageError
 from halab.images import ami
-from halab.tasks import key_values, task
+from halab.tasks import existing_file, key_values, task
 
 REGIONS_HELP = "comma-separated regions, e.g. eu-west-1,us-east-1"
 RETAIN_HELP = "images of the family to keep per region, newest first (default 3)"
 SHARED_HELP = "also retire images shared with other accounts"
 
 
-def _regions(text: str) -> list[str]:
-    regions = [r.strip() for r in text.split(",") if r.strip()]
-    if not regions:
-        raise UsageError("--regions is required, e.g. --regions eu-west-1,us-east-1")
-    return regions
-
-
-def _count(value: int | str, flag: str) -> int:
-    """A count or a number of days: a whole number, 0 or more."""
-    try:
-        number = int(value)
-    except ValueError:
-        number = -1
-    if number < 0:
-        raise UsageError(f"{flag} must be 0 or more; got {str(value)[:20]!r}")
-    return number
-
-
 def _source(manifest: str | None) -> ami.Source:
-    return ami.source_from_manifest(Path(manifest) if manifest else paths.manifest())
+    given = existing_file(manifest, "manifest", "a Packer manifest.json") if manifest is not None else None
+    return ami.source_from_manifest(given or paths.manifest())
 
 
 @task(
     iterable=["kms_key"],
     help={
         "regions": REGIONS_HELP,
-        "share": "comma-separated AWS account IDs to share with",
-        "kms_key": "REGION=KEY: the KMS key encrypting the copy in REGION (repeatable); default: the account's EBS key",
+        "share": "comma-separated AWS account IDs (12 digits each) to share with",
+        "kms_key": "REGION=KEY: the KMS key encrypting the copy in REGION, one of --regions (repeatable); "
+        "default: the account's EBS key",
         "retain": RETAIN_HELP,
         "deprecate_days": "set the AMIs' deprecation time this many days from now",
         "include_shared": SHARED_HELP,
@@ -65,14 +47,13 @@ def publish(
     manifest=None,
 ):
     """Copy the newest AMI to each region (encrypted), tag it and its snapshots, share, retire old ones."""
+    wanted = ami.regions(regions)
     options = ami.Options(
-        regions=_regions(regions),
-        accounts=[a.strip() for a in share.split(",") if a.strip()],
-        kms_keys=key_values(kms_key or [], "--kms-key", "REGION=KEY, e.g. us-east-1=alias/ami"),
-        keep=_count(retain, "--retain"),
-        deprecate_at=datetime.now(UTC) + timedelta(days=_count(deprecate_days, "--deprecate-days"))
-        if deprecate_days
-        else None,
+        regions=wanted,
+        accounts=ami.accounts(share),
+        kms_keys=ami.kms_keys(key_values(kms_key or [], "--kms-key", "REGION=KEY, e.g. us-east-1=alias/ami"), wanted),
+        keep=retain,
+        deprecate_at=datetime.now(UTC) + timedelta(days=deprecate_days) if deprecate_days else None,
         include_shared=include_shared,
     )
     source = _source(manifest)
@@ -92,8 +73,7 @@ def publish(
 @task(name="list", help={"regions": REGIONS_HELP, "manifest": "Packer manifest naming the family"})
 def list_(c, regions="", manifest=None):
     """The family's AMIs per region, newest first, with their tags."""
-    wanted = _regions(regions)
-    rows = ami.listing(ami.Publisher(), wanted, _source(manifest).family)
+    rows = ami.listing(ami.Publisher(), ami.regions(regions), _source(manifest).family)
     for row in rows:
         tags = " ".join(f"{k}={v}" for k, v in sorted(row["tags"].items()))
         print(f"{row['region']:<14} {row['image']:<22} {row['created']:<25} {row['state']:<10} {tags}")
@@ -110,7 +90,7 @@ def list_(c, regions="", manifest=None):
 )
 def prune(c, regions="", retain=3, include_shared=False, dry_run=False, manifest=None):
     """Retire old AMIs of the family (and their snapshots), never one in use."""
-    options = ami.Options(regions=_regions(regions), keep=_count(retain, "--retain"), include_shared=include_shared)
+    options = ami.Options(regions=ami.regions(regions), keep=retain, include_shared=include_shared)
     source = _source(manifest)
     publisher = ami.Publisher()
     for region in options.regions:

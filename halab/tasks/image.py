@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from halab import accelerator
 from halab.errors import ImageError
 from halab.images import base, overrides, packer
@@ -28,9 +30,10 @@ def build(c, os="rocky-9", target="libvirt", lab=None, dry_run=False, force=Fals
     Skipped when an image with the same input hash exists (--force rebuilds).
     """
     overrides = key_values(var or [], "--var", "KEY=VALUE")
+    plan = packer.Plan(os, target, load(lab).versions.model_dump(), overrides)  # every option checked first
     chosen = accelerator.choose() if target == "libvirt" else None
-    plan = packer.Plan(os, target, load(lab).versions.model_dump(), overrides, chosen.name if chosen else "kvm")
     if chosen:
+        plan = dataclasses.replace(plan, accelerator=chosen.name)
         print(f"# QEMU accelerator: {chosen.name} ({chosen.why})")
     if dry_run:
         print(f"# {os} {target}, input hash {plan.input_hash}")
@@ -53,6 +56,7 @@ def base_(c, os="debian-12"):
     mmdebstrap from the host's Debian archive, GRUB on a partitioned qcow2; cached by its
     input hash. Needs root.
     """
+    packer.vars_file(os)  # an --os that is no OS (a path, a line end) is refused by name first
     base.make(os)
 
 

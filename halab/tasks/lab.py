@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from halab import build, configtest, inventory, providers, render, stopwatch
 from halab.errors import BuildError, ProviderError, SpecError, UsageError
 from halab.paths import LabPaths, checked_name
@@ -11,7 +9,7 @@ from halab.prove import topology
 from halab.providers import Provider
 from halab.remote import Remote
 from halab.spec import Lab
-from halab.tasks import LAB_HELP, PROVIDER_HELP, load, provider_for, task
+from halab.tasks import LAB_HELP, PROVIDER_HELP, load, output_file, provider_for, task
 
 RUNNING_HINT = (
     "a lab that runs is stopped by its name whatever its file says: `invoke lab.down --name NAME` "
@@ -140,6 +138,8 @@ def _name(lab: str | None, name: str | None) -> str:
         return load(lab).name
     except SpecError as exc:
         raise SpecError(exc.source, exc.problems, RUNNING_HINT) from None
+    except UsageError as exc:
+        raise UsageError(f"{exc}; {RUNNING_HINT}") from None
 
 
 @task(help={**LAB_HELP, **PROVIDER_HELP, "all_": "a line per lab of this checkout: its guests and namespace"})
@@ -212,10 +212,11 @@ def inventory_(c, lab=None, format_="ini", output=None):
     """
     if format_ not in inventory.FORMATS:
         raise UsageError(f"--format must be one of {', '.join(inventory.FORMATS)}; got {format_!r}")
+    target = output_file(output, "output") if output is not None else None
     text = inventory.FORMATS[format_](load(lab))
-    if output:
-        Path(output).write_text(text)
-        print(f"wrote {output}")
+    if target:
+        target.write_text(text)
+        print(f"wrote {target}")
     else:
         print(text, end="")
 

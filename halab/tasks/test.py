@@ -7,14 +7,13 @@ import secrets
 import shlex
 import sys
 import time
-from pathlib import Path
 
 from halab import environment, paths, stopwatch
 from halab.errors import HalabError, UsageError
 from halab.prove import campaign, scenarios, session
 from halab.prove.results import Margin
 from halab.spec import Lab
-from halab.tasks import LAB_HELP, PROVIDER_HELP, load, provider_for, task
+from halab.tasks import LAB_HELP, PROVIDER_HELP, lab_file, load, provider_for, task, words
 
 RUN_HELP = {**LAB_HELP, **PROVIDER_HELP, "destroy": session.DESTROY_HELP}
 
@@ -32,19 +31,20 @@ def all_(c, args=""):
 
     With HALAB_TIMINGS set to a file, the linters' time and each tier's are appended to it.
     """
+    pytest = shlex.join([sys.executable, "-m", "pytest", *words(args)])  # before anything runs
     started = time.monotonic()
     lint(c)
     timings = environment.timings()
     if timings:
         with timings.open("a") as out:
             out.write(f"lint\t{time.monotonic() - started:.0f}\n")
-    c.run(f"{sys.executable} -m pytest {args}", echo=True)
+    c.run(pytest, echo=True)
 
 
 @task(help={"args": "extra pytest arguments"})
 def unit(c, args=""):
     """Run the fast unit tests only: no root needed, nothing started on the host."""
-    c.run(f"{sys.executable} -m pytest tests/unit {args}", echo=True)
+    c.run(shlex.join([sys.executable, "-m", "pytest", "tests/unit", *words(args)]), echo=True)
 
 
 @task(help={**RUN_HELP, "args": 'extra pytest arguments, e.g. "-k ipvs"'})
@@ -53,9 +53,10 @@ def acceptance(c, lab=None, provider="local", destroy="passing", args=""):
 
     JUnit XML and JSON go to the lab's artifacts directory.
     """
+    extra = words(args)
     session.checked_destroy(destroy)
     running = provider_for(lab, provider, stopwatch.timed())
-    if not session.acceptance(running, destroy, args.split()):
+    if not session.acceptance(running, destroy, extra):
         raise HalabError(f"acceptance failed on lab {running.lab.name!r}")
 
 
@@ -182,7 +183,7 @@ def pipeline(c, os="debian-12", lab=None, quick=False):
     """
     from halab.pipeline import Pipeline
 
-    run = Pipeline(os, Path(lab or paths.DEFAULT_LAB), quick=quick)
+    run = Pipeline(os, lab_file(lab) if lab is not None else paths.DEFAULT_LAB, quick=quick)
     try:
         run.run()
     finally:  # interrupted too (Ctrl-C, CI's timeout): what ran, and the lab's destruction

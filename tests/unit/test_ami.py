@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime
 
 import boto3
+import invoke
 import pytest
 from botocore.awsrequest import AWSResponse
 from moto import mock_aws
@@ -14,6 +15,7 @@ from moto.backends import get_backend
 from halab import build, paths
 from halab.images import ami
 from halab.prove import evidence
+from halab.tasks import ami as ami_tasks
 
 SOURCE_REGION, OTHER_REGION = "eu-west-1", "us-east-1"
 ACCOUNT = "123456789012"  # moto's own
@@ -221,3 +223,81 @@ def test_the_evidence_gate_wants_a_passing_acceptance_run_of_the_image_s_build_i
         ami.gate(source, skip=False)  # a failed run is no proof
     evidence.record("acceptance", "seed", True, VERSIONS, paths.home())
     assert ami.gate(source, skip=False).startswith("passed ")
+
+
+def write_manifest(path, image_id: str, **custom: object):
+    """A manifest naming image_id, its custom_data the test's own."""
+    build = {"builder_type": "amazon-ebs", "artifact_id": f"{SOURCE_REGION}:{image_id}", "custom_data": custom}
+    path.write_text(json.dumps({"builds": [build]}))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("custom", "message"),
+    [
+        ({"os": "rocky-9", "input_hash": 5}, r"custom_data.input_hash is '5', not 64 hex digits"),
+        ({"os": "rocky-9", "input_hash": HASH, "keepalived_version": "$(id)"}, r"keepalived_version is '\"\$\(id\)\"'"),
+        ({"os": "rocky-9\n", "input_hash": HASH}, r"custom_data.os is '\"rocky-9\\\\n\"', not an OS name"),
+        ({"os": "*", "input_hash": HASH}, r"custom_data.os is '\"\*\"', not an OS name like rocky-9"),
+        ({"os": "windows-11", "input_hash": HASH}, r"custom_data.os 'windows-11' is not one of rocky-9, rocky-8"),
+        ({"os": "rocky-9"}, "records no custom_data.input_hash"),
+    ],
+)
+def test_a_manifest_s_custom_data_has_the_templates_forms_or_is_refused_by_name(tmp_path, custom, message):
+    path = write_manifest(tmp_path / "manifest.json", "ami-0123456789abcdef0", **custom)
+    with pytest.raises((ami.AmiError, ami.manifest.ImageError), match=message):
+        ami.source_from_manifest(path)
+
+
+def test_a_manifest_os_that_is_a_pattern_retires_no_family(aws, tmp_path):
+    """An os of `*` made the family `halab-*`, which AWS's tag filter matches against every
+    family: ami.prune retired the images of three."""
+    families = ("halab-rocky-9", "halab-rocky-8", "halab-debian-12")
+    images = [make_image(SOURCE_REGION, f"{family}-old", {"Family": family}) for family in families]
+    path = write_manifest(tmp_path / "manifest.json", images[0], os="*", input_hash=HASH)
+    with pytest.raises(invoke.Exit) as refused:
+        ami_tasks.prune(invoke.Context(), regions=SOURCE_REGION, retain=0, manifest=str(path))
+    assert "custom_data.os" in str(refused.value.message) and refused.value.code == 1
+    ec2 = boto3.client("ec2", region_name=SOURCE_REGION)
+    assert len(ec2.describe_images(ImageIds=images)["Images"]) == 3
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("eu-west-1,us-east-1,eu-west-1", "--regions names eu-west-1 more than once"),
+        ("eu-west-1,*", r"--regions: '\*' is not a region name"),
+        ("../eu-west-1", "is not a region name"),
+        (" , ", "--regions is required"),
+    ],
+)
+def test_regions_are_region_names_each_once(text, message):
+    with pytest.raises(ami.UsageError, match=message):
+        ami.regions(text)
+
+
+def test_shares_go_to_12_digit_accounts_each_once_never_public():
+    assert ami.accounts("111122223333, 444455556666") == ["111122223333", "444455556666"]
+    assert ami.accounts("") == []
+    for text in ("all", "11112222333", "111122223333,111122223333", "arn:aws:organizations::1:organization/o-x"):
+        with pytest.raises(ami.UsageError, match="--share"):
+            ami.accounts(text)
+
+
+KEY = "1234abcd-12ab-34cd-56ef-1234567890ab"
+
+
+def test_a_kms_key_is_for_one_of_the_regions_in_a_form_copy_image_takes():
+    wanted = [SOURCE_REGION, OTHER_REGION]
+    good = {
+        OTHER_REGION: f"arn:aws:kms:{OTHER_REGION}:111122223333:key/{KEY}",
+        SOURCE_REGION: "alias/ami-key",
+    }
+    assert ami.kms_keys(good, wanted) == good
+    assert ami.kms_keys({OTHER_REGION: "mrk-" + "0" * 32}, wanted)
+    with pytest.raises(ami.UsageError, match=r"--kms-key 'us-west-2': not one of --regions \(eu-west-1, us-east-1\)"):
+        ami.kms_keys({"us-west-2": "alias/ami-key"}, wanted)
+    with pytest.raises(ami.UsageError, match="not a key id, alias/NAME, or the key's or alias's ARN in that region"):
+        ami.kms_keys({OTHER_REGION: f"arn:aws:kms:{SOURCE_REGION}:111122223333:key/{KEY}"}, wanted)  # another region's
+    with pytest.raises(ami.UsageError, match="not a key id"):
+        ami.kms_keys({OTHER_REGION: "alias/x;id"}, wanted)

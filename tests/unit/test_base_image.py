@@ -10,7 +10,7 @@ import shutil
 import pytest
 
 from halab import paths
-from halab.errors import ImageError
+from halab.errors import ImageError, UsageError
 from halab.images import base
 
 
@@ -38,7 +38,7 @@ def test_the_base_image_is_named_by_its_inputs(apt_root, tmp_path, monkeypatch):
 
 def test_only_debian_has_a_base_image_and_the_error_says_what_to_run(apt_root):
     with pytest.raises(
-        ImageError, match=r"debian-12 only; rocky-9 is installed from its ISO.*image.build --os rocky-9"
+        UsageError, match=r"debian-12 only; rocky-9 is installed from its ISO.*image.build --os rocky-9"
     ):
         base.plan("rocky-9", apt_root)
 

@@ -72,9 +72,9 @@ def test_the_dry_run_command_names_everything():
 
 
 def test_unknown_os_and_target_name_the_known_ones():
-    with pytest.raises(packer.ImageError, match="known: rocky-9, rocky-8, rhel-9, rhel-8"):
+    with pytest.raises(packer.UsageError, match="known: rocky-9, rocky-8, rhel-9, rhel-8"):
         packer.Plan("centos-7", "libvirt", VERSIONS)
-    with pytest.raises(packer.ImageError, match="known: libvirt, virtualbox, ami"):
+    with pytest.raises(packer.UsageError, match="known: libvirt, virtualbox, ami"):
         packer.Plan("rocky-9", "hyperv", VERSIONS)
 
 
@@ -150,7 +150,7 @@ def test_debian_bakes_from_its_base_image_for_libvirt_only(monkeypatch):
     assert any(arg.startswith("ssh_private_key_file=") and arg.endswith("/keys/vagrant") for arg in command)
     assert packer.targets("debian-12") == {"libvirt": "qemu.debian"}
     assert packer.Plan("rocky-9", "libvirt", VERSIONS).source == "qemu.rocky"
-    with pytest.raises(packer.ImageError, match="debian-12 is baked for libvirt only"):
+    with pytest.raises(packer.UsageError, match="debian-12 is baked for libvirt only"):
         packer.Plan("debian-12", "virtualbox", VERSIONS)
 
 
