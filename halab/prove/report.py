@@ -6,9 +6,16 @@ operator can read the table, and the publish step (issue 8) can find the verdict
 
 from __future__ import annotations
 
+import io
 import json
+import textwrap
 import xml.etree.ElementTree as ET
 from pathlib import Path
+
+from rich import box
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
 
 from halab.prove import established, verdicts
 from halab.prove.findings import Finding
@@ -95,16 +102,63 @@ def rows(runs: list[ScenarioRun], found: list[Finding] | None = None) -> list[tu
     return lines
 
 
+WIDTH = 120  # the widest a terminal table or its notes may print: a split screen, a CI log view
+# The terminal's columns and their headers, broken over lines: the JSON (--format json) and the
+# HTML page keep every one of COLUMNS; "limit ms" is said once, in the margin line under the table.
+SHOWN = {
+    "scenario": "scenario",
+    "phase": "phase",
+    "longest gap ms": "longest\ngap ms",
+    "failing for ms": "failing\nfor ms",
+    "failed": "failed",
+    "bound ms": "bound\nms",
+    "conns survived": "conns\nsurvived",
+    "stall ms": "stall\nms",
+    "VIP moved": "VIP moved\nto, +ms",
+    "verdict": "verdict",
+    "finding": "finding",
+}
+NUMERIC = ("longest gap ms", "failing for ms", "failed", "bound ms", "conns survived", "stall ms")
+# Plain dashes under the header when the output is not a terminal (a CI log, a file).
+PLAIN = box.Box("    \n    \n -- \n    \n    \n -- \n    \n    \n", ascii=True)
+STYLES = {"within": "green", "noise": "yellow", "not": "yellow", "NOT": "bold red", "FAIL": "bold red"}
+
+
 def table(
-    runs: list[ScenarioRun], found: list[Finding] | None = None, not_run: list[str] | None = None, interrupted: str = ""
+    runs: list[ScenarioRun],
+    found: list[Finding] | None = None,
+    not_run: list[str] | None = None,
+    interrupted: str = "",
+    terminal: bool = False,
 ) -> str:
-    """A plain-text table, one line per phase, then the reasons of every failed phase, the
-    error of a scenario that raised, the one an interruption cut short and the scenarios that
-    were not run after it."""
-    lines = [COLUMNS, *rows(runs, found)]
-    widths = [max(len(line[i]) for line in lines) for i in range(len(COLUMNS))]
-    text = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=False)).rstrip() for line in lines]
-    text.insert(1, "  ".join("-" * width for width in widths))
+    """The failover table in at most WIDTH columns, one row per phase (cells wrap), then the
+    notes: the reasons of every failed phase, the error of a scenario that raised, the one an
+    interruption cut short and the scenarios not run after it. terminal: colour and box
+    lines; otherwise plain text for logs."""
+    grid = Table(box=box.SIMPLE if terminal else PLAIN, padding=(0, 1, 0, 0), show_edge=False)
+    for column, header in SHOWN.items():
+        whole = column in NUMERIC or column == "scenario"  # never broken: the phase and the VIP's moves wrap
+        grid.add_column(header, justify="right" if column in NUMERIC else "left", overflow="fold", no_wrap=whole)
+    everything = rows(runs, found)
+    for index, line in enumerate(everything):
+        cells = {name: escape(cell) for name, cell in zip(COLUMNS, line, strict=True)}
+        cells["VIP moved"] = _short_moves(cells["VIP moved"])
+        if terminal:
+            cells["verdict"] = f"[{STYLES.get(line[-2].split(' ')[0], 'default')}]{cells['verdict']}[/]"
+        last = index + 1 == len(everything) or everything[index + 1][0] != line[0]
+        grid.add_row(*(cells[name] for name in SHOWN), end_section=last)
+    out = Console(file=io.StringIO(), width=WIDTH, force_terminal=terminal, no_color=not terminal, highlight=False)
+    out.print(grid)
+    for note in notes(runs, not_run or [], interrupted):
+        out.print(escape(note), overflow="fold", highlight=False)
+    text = out.file.getvalue()  # type: ignore[attr-defined]
+    return "\n".join(line.rstrip() for line in text.rstrip().splitlines())
+
+
+def notes(runs: list[ScenarioRun], not_run: list[str], interrupted: str) -> list[str]:
+    """What the table's cells cannot hold, one line each: why a phase failed, was not exercised
+    or passed as noise; a scenario's error; the interruption and what was not run."""
+    text = []
     for run in runs:
         for phase in run.phases:
             text += [f"  {run.scenario} / {phase.phase}: {reason}" for reason in phase.reasons()]
@@ -121,7 +175,13 @@ def table(
         text.append(f"  {INTERRUPTED.format(interrupted)}")
     if not_run:
         text.append(f"  not run (the run stopped before them): {', '.join(not_run)}")
-    return "\n".join(text)
+    return text
+
+
+def _short_moves(moved: str) -> str:
+    """ "server4 at +1234 ms, gateway server4 at +1300 ms" -> one move a line, in the column's
+    unit: "server4 +1234", "gw server4 +1300"."""
+    return moved.replace(" at +", " +").replace(" ms", "").replace("gateway ", "gw ").replace(", ", "\n")
 
 
 def findings_text(found: list[Finding]) -> str:
@@ -129,7 +189,11 @@ def findings_text(found: list[Finding]) -> str:
     if not found:
         return ""
     lines = ["Findings (the verdict is against the protocol bound; these say what a setting would change):"]
-    return "\n".join(lines + [f"  [{n}] {finding.sentence()}" for n, finding in enumerate(found, 1)])
+    lines += [
+        textwrap.fill(f"  [{n}] {finding.sentence()}", WIDTH, subsequent_indent="      ", break_on_hyphens=False)
+        for n, finding in enumerate(found, 1)
+    ]
+    return "\n".join(lines)
 
 
 def write_json(

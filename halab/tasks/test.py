@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from halab import environment, paths, stopwatch
-from halab.errors import HalabError
+from halab.errors import HalabError, UsageError
 from halab.prove import scenarios, session
 from halab.prove.results import Margin
 from halab.spec import Lab
@@ -66,6 +66,8 @@ def acceptance(c, lab=None, provider="local", destroy="passing", args=""):
         "margin": Margin.HELP,
         "accept_unexercised": "report a phase whose fault the probe's traffic never met as 'not exercised' "
         "without failing the run (by default it fails: it proved nothing)",
+        "format_": "table (default: at most 120 columns; the page and JSON keep every column) or json: "
+        "failover.json whole on stdout, progress on stderr",
     },
 )
 def failover_(
@@ -77,6 +79,7 @@ def failover_(
     list_scenarios=False,
     margin="2s+20%",
     accept_unexercised=False,
+    format_="table",
 ):
     """Run failover scenarios with a probe on the client and print what the VIP's users saw.
 
@@ -89,15 +92,24 @@ def failover_(
     """
     session.checked_destroy(destroy)
     slack = Margin.parse(margin)
-    say = stopwatch.timed()
+    if format_ not in session.FORMATS:
+        raise UsageError(f"--format must be one of {', '.join(session.FORMATS)}; got {format_!r}")
+    say = stopwatch.timed(print if format_ == "table" else _to_stderr)
     running = provider_for(lab, provider, say)
     chosen = scenarios.chosen(running.lab, scenario)
     if list_scenarios:
         _list(running.lab, chosen if scenario else [*chosen, scenarios.soak(running.lab)], bool(scenario), slack)
         return
-    runs = session.measure(running, chosen, destroy, say, margin=slack, accept_unexercised=accept_unexercised)
+    runs = session.measure(
+        running, chosen, destroy, say, margin=slack, accept_unexercised=accept_unexercised, form=format_
+    )
     if not all(run.passed for run in runs):
         raise HalabError(f"failover failed on lab {running.lab.name!r}")
+
+
+def _to_stderr(message: str) -> None:
+    """A progress line kept off stdout, which --format json keeps for the document alone."""
+    print(message, file=sys.stderr)
 
 
 def _list(lab: Lab, listed: list[scenarios.Scenario], named: bool, margin: Margin) -> None:
