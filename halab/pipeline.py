@@ -54,6 +54,7 @@ class Pipeline:
         )
         self.versions = model.versions.model_dump()
         self.stages = [Stage(name) for name in self.STAGES]
+        self.reports: list[Path] = []  # the pages of the acceptance and failover runs, once written
 
     @property
     def passed(self) -> bool:
@@ -127,12 +128,14 @@ class Pipeline:
 
     def _acceptance(self) -> tuple[str, str]:
         passed = session.acceptance(self.provider, destroy="never")
-        return ("ok" if passed else "FAILED"), str(self.provider.paths.latest.resolve() / "acceptance.xml")
+        self.reports.append(self.provider.paths.latest.resolve() / paths.REPORT)
+        return ("ok" if passed else "FAILED"), str(self.reports[-1])
 
     def _failover(self) -> tuple[str, str]:
         lab = self.provider.lab
         chosen = scenarios.quick(lab) if self.quick else scenarios.scenarios(lab)
         runs = session.measure(self.provider, chosen, "never", self.progress)
+        self.reports.append(self.provider.paths.latest.resolve() / paths.REPORT)
         failed = [run.scenario for run in runs if not run.passed]
         return ("FAILED", "failed: " + ", ".join(failed)) if failed else ("ok", f"{len(runs)} scenarios passed")
 

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from halab import environment
 from halab.prove import established, verdicts
 from halab.prove.findings import Finding
 from halab.prove.results import NOISE, NOT_EXERCISED, WITHIN, PhaseResult, ScenarioRun
@@ -30,10 +31,17 @@ from halab.prove.results import NOISE, NOT_EXERCISED, WITHIN, PhaseResult, Scena
 # would shorten the phase (the numbered findings under the table say which).
 # "conns survived": the probe's held keep-alive connections established when the phase began
 # that kept flowing through it; "stall ms": the longest wait for a reply on one of them.
-INTERRUPTED = (
-    "interrupted during {}: its phases were not recorded, and the lab may be left mid-fault "
-    "(`invoke lab.status`; `invoke fault.restart NODE` or `invoke lab.down`)"
-)
+
+
+def interrupted_text(scenario: str) -> str:
+    """What an interruption during scenario lost, and how to recover the lab, as the user runs tasks."""
+    run = environment.launcher()
+    return (
+        f"interrupted during {scenario}: its phases were not recorded, and the lab may be left mid-fault "
+        f"(`{run} lab.status`; `{run} fault.restart NODE` or `{run} lab.down`)"
+    )
+
+
 COLUMNS = (
     "scenario",
     "phase",
@@ -172,7 +180,7 @@ def notes(runs: list[ScenarioRun], not_run: list[str], interrupted: str) -> list
         if run.error:
             text.append(f"  {run.scenario} / {run.failed_step}: error: {run.error}")
     if interrupted:
-        text.append(f"  {INTERRUPTED.format(interrupted)}")
+        text.append(f"  {interrupted_text(interrupted)}")
     if not_run:
         text.append(f"  not run (the run stopped before them): {', '.join(not_run)}")
     return text
@@ -265,7 +273,7 @@ def write_junit(
         ET.SubElement(case, "error", message=run.error).text = run.error
     if interrupted:
         case = ET.SubElement(suite, "testcase", classname=f"failover.{interrupted}", name="interrupted")
-        ET.SubElement(case, "error", message=INTERRUPTED.format(interrupted))
+        ET.SubElement(case, "error", message=interrupted_text(interrupted))
     for name in not_run:
         case = ET.SubElement(suite, "testcase", classname=f"failover.{name}", name="not run")
         ET.SubElement(case, "skipped", message="not run: the run stopped before it (an error or an interruption)")

@@ -17,7 +17,7 @@ from dataclasses import asdict
 from pathlib import Path
 from types import TracebackType
 
-from halab import paths
+from halab import environment, paths
 from halab.errors import HalabError, UsageError
 from halab.prove import artifacts, effective, evidence, findings, page, report, scenarios
 from halab.prove.results import DEFAULT_MARGIN, Margin, ScenarioRun
@@ -110,8 +110,9 @@ class Session:
             self.provider.down()
             self.progress(f"lab {lab.name!r} torn down")
         else:
+            run = environment.launcher()
             self.progress(
-                f"lab {lab.name!r} left up: `invoke lab.status`, `invoke lab.ssh NODE`, `invoke lab.down` when done"
+                f"lab {lab.name!r} left up: `{run} lab.status`, `{run} lab.ssh NODE`, `{run} lab.down` when done"
             )
 
 

@@ -146,5 +146,7 @@ def pipeline(c, os="debian-12", lab=None, quick=False):
     finally:  # interrupted too (Ctrl-C, CI's timeout): what ran, and the lab's destruction
         print(run.table())
         print(f"stage table: {run.provider.paths.pipeline / 'stages.txt'}")
+        for page in run.reports:  # the acceptance run's page, then the failover run's
+            print(f"report: {page}")
     if not run.passed:
         raise HalabError(f"pipeline failed for {os}: see the table above")

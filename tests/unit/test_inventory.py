@@ -104,3 +104,9 @@ def test_ansible_reads_it_as_written(tmp_path, form):
     groups, hosts = read_yaml(inventory.as_yaml(lab))
     assert listed["_meta"]["hostvars"] == hosts
     assert {group: listed[group]["hosts"] for group in groups} == groups
+
+
+@pytest.mark.parametrize("form", [inventory.as_ini, inventory.as_yaml])
+def test_the_header_names_the_launcher_the_user_runs(monkeypatch, form):
+    monkeypatch.setenv("HALAB_LAUNCHER", "./bootstrap")
+    assert form(spec.load()).splitlines()[0].endswith("from its lab file (./bootstrap lab.inventory)")

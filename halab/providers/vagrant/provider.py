@@ -121,7 +121,8 @@ class VagrantProvider(Provider):
                 Requirement(
                     f"box {box}"
                     + (
-                        f" ({self.lab.box} absent: compiling at `vagrant up`, slow; `invoke image.build` bakes it)"
+                        f" ({self.lab.box} absent: compiling at `vagrant up`, slow; "
+                        f"`{environment.launcher()} image.build` bakes it)"
                         if from_source
                         else ""
                     ),
