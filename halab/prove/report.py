@@ -120,12 +120,13 @@ SHOWN = {
     "failing for ms": "failing\nfor ms",
     "failed": "failed",
     "bound ms": "bound\nms",
-    "conns survived": "conns\nsurvived",
+    "conns survived": "conns\nkept",
     "stall ms": "stall\nms",
     "VIP moved": "VIP moved\nto, +ms",
     "verdict": "verdict",
     "finding": "finding",
 }
+MOVE_WIDTH = 18  # "gw server4 +12345" on one line
 NUMERIC = ("longest gap ms", "failing for ms", "failed", "bound ms", "conns survived", "stall ms")
 # Plain dashes under the header when the output is not a terminal (a CI log, a file).
 PLAIN = box.Box("    \n    \n -- \n    \n    \n -- \n    \n    \n", ascii=True)
@@ -145,8 +146,14 @@ def table(
     lines; otherwise plain text for logs."""
     grid = Table(box=box.SIMPLE if terminal else PLAIN, padding=(0, 1, 0, 0), show_edge=False)
     for column, header in SHOWN.items():
-        whole = column in NUMERIC or column == "scenario"  # never broken: the phase and the VIP's moves wrap
-        grid.add_column(header, justify="right" if column in NUMERIC else "left", overflow="fold", no_wrap=whole)
+        whole = column in NUMERIC or column in ("scenario", "finding")  # never broken: the phase and moves wrap
+        grid.add_column(
+            header,
+            justify="right" if column in NUMERIC else "left",
+            overflow="fold",
+            no_wrap=whole,
+            min_width=MOVE_WIDTH if column == "VIP moved" else None,
+        )
     everything = rows(runs, found)
     for index, line in enumerate(everything):
         cells = {name: escape(cell) for name, cell in zip(COLUMNS, line, strict=True)}
