@@ -49,7 +49,8 @@ def unit(c, args=""):
 def acceptance(c, lab=None, provider="local", destroy="passing", args=""):
     """Check a running lab against the write-up, booting it first if needed.
 
-    JUnit XML and JSON go to the lab's artifacts directory.
+    JUnit XML, JSON and the run's page (report.html: the checks with the packets they
+    judged, the node logs) go to the run's folder in the lab's artifacts; its path is printed last.
     """
     session.checked_destroy(destroy)
     running = provider_for(lab, provider, stopwatch.timed())
@@ -84,11 +85,13 @@ def failover_(
     """Run failover scenarios with a probe on the client and print what the VIP's users saw.
 
     A table (scenario, outage, failed requests, bound, verdict, findings), then the
-    findings; JSON, JUnit XML and a PNG timeline per scenario in the lab's artifacts. A
-    phase's verdict is "within" its protocol bound, "noise +N ms" when over it by less than
-    the margin (a pass, said as such), FAIL, or NOT EXERCISED when the probe's traffic
-    never met the fault (a real server no request went to: real-server scenarios aim at
-    the server that answered the probe's baseline; a director not holding the client's VIP).
+    findings, in at most 120 columns (--format json: failover.json instead); JSON, JUnit
+    XML, a PNG timeline per scenario and the run's page (report.html, its path printed last)
+    in the run's folder in the lab's artifacts. A phase's verdict is "within" its protocol
+    bound, "noise +N ms" when over it by less than the margin (a pass, said as such), FAIL,
+    or NOT EXERCISED when the probe's traffic never met the fault (a real server no request
+    went to: real-server scenarios aim at the server that answered the probe's baseline; a
+    director not holding the client's VIP).
     """
     session.checked_destroy(destroy)
     slack = Margin.parse(margin)
@@ -136,7 +139,8 @@ def pipeline(c, os="debian-12", lab=None, quick=False):
     """Run the whole image path for real: bake with Packer, boot with Vagrant, prove it.
 
     Base image, Packer bake, vagrant box add, lab.up --provider vagrant, acceptance,
-    failover, destroy; prints a table of the stages' times and writes it to the artifacts.
+    failover, destroy; each stage shows its elapsed time against its last run on this host;
+    prints a table of the stages' times (also written to the artifacts) and the runs' pages.
     """
     from halab.pipeline import Pipeline
 
