@@ -235,3 +235,15 @@ def test_format_json_prints_failover_json_whole_and_the_page_on_stderr(memory_pr
     assert data == json.loads((paths.LabPaths("seed").latest / "failover.json").read_text())
     assert data["scenarios"][0]["phases"][0]["verdict"] == "within"
     assert printed.err.strip() == f"report: {paths.LabPaths('seed').latest.resolve() / paths.REPORT}"
+
+
+def test_a_page_that_cannot_be_written_still_tears_the_lab_down(memory_provider, fake_ssh, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("no display")
+
+    monkeypatch.setattr(session.page, "write", broken)
+    said: list[str] = []
+    with Session(memory_provider, "acceptance", progress=said.append) as run:
+        run.passed = True
+    assert MemoryProvider.events == ["boot", "teardown seed"] and run.report is None
+    assert "could not write the run's page: no display" in said
