@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from halab import render
+from halab import environment, render
 from halab.rules import GROUPS, NAT_GROUP
 from halab.spec import Lab
 
@@ -101,15 +101,18 @@ def as_yaml(lab: Lab) -> str:
     if nat_groups(lab):
         children[NAT_GROUP] = {"children": {group: {} for group in nat_groups(lab)}}
     tree = {"all": {"vars": lab_vars(lab), "children": children}}
-    return f"# Ansible inventory of lab {lab.name!r}, from its lab file (invoke lab.inventory)\n" + yaml.safe_dump(
-        tree, sort_keys=False, default_flow_style=False
-    )
+    return f"{_header(lab)}\n" + yaml.safe_dump(tree, sort_keys=False, default_flow_style=False)
+
+
+def _header(lab: Lab) -> str:
+    """The inventory's first line: what it is and the task that wrote it, as the user runs tasks."""
+    return f"# Ansible inventory of lab {lab.name!r}, from its lab file ({environment.launcher()} lab.inventory)"
 
 
 def as_ini(lab: Lab) -> str:
     """The INI inventory: one section per group, each host on one line with its vars as
     Python literals, [nat_network:children] with NAT, then [all:vars]."""
-    lines = [f"# Ansible inventory of lab {lab.name!r}, from its lab file (invoke lab.inventory)"]
+    lines = [_header(lab)]
     for group, hosts in groups(lab).items():
         lines += ["", f"[{group}]"]
         for name in hosts:

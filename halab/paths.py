@@ -132,6 +132,11 @@ def labs() -> Path:
     return home() / "labs"
 
 
+def durations() -> Path:
+    """How long each stage of long work last took on this host: what progress estimates from."""
+    return home() / "durations.json"
+
+
 def checkout_id() -> str:
     """A short digest of this checkout's state directory: part of every name a lab takes on
     the host (namespace, guests' tags), so labs of the same name from two checkouts never
@@ -200,6 +205,8 @@ def parse_guest_tag(tag: str) -> HostName | None:
 # describes): how `lab.down --orphans` tells a live checkout's lab from an orphan's.
 REGISTRY = Path("/run/halab")
 LATEST = "latest"  # under a lab's artifacts: the newest run's folder
+REPORT = "report.html"  # in a run's folder: the one page a person opens (halab.prove.page)
+TOPOLOGY = "topology.png"  # in a run's folder: the lab's drawing the page embeds
 RUN_KIND = re.compile(r"[a-z][a-z0-9-]{0,31}")  # what a run's folder is named after: failover, acceptance-suite
 
 

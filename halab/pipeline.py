@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from halab import accelerator, paths, providers, spec
+from halab import accelerator, durations, paths, providers, spec
 from halab.errors import HalabError, ImageError
 from halab.images import base, packer
 from halab.prove import scenarios, session
@@ -55,6 +54,7 @@ class Pipeline:
         )
         self.versions = model.versions.model_dump()
         self.stages = [Stage(name) for name in self.STAGES]
+        self.reports: list[Path] = []  # the pages of the acceptance and failover runs, once written
 
     @property
     def passed(self) -> bool:
@@ -80,18 +80,18 @@ class Pipeline:
         return self.stages
 
     def _timed(self, stage: Stage, step: Callable[[], tuple[str, str]]) -> bool:
-        self.progress(f"==> pipeline: {stage.name}")
-        started = time.monotonic()
-        try:
-            stage.result, stage.note = step()
-        except HalabError as exc:
-            stage.result, stage.note = "FAILED", str(exc).splitlines()[0]
-        except KeyboardInterrupt:
-            stage.result, stage.note = "FAILED", "interrupted"
-            stage.seconds = time.monotonic() - started
-            raise
-        stage.seconds = time.monotonic() - started
-        self.progress(f"==> pipeline: {stage.name} {stage.result} in {_duration(stage.seconds)} {stage.note}")
+        """Run one stage, showing its elapsed time against its last run's on this host."""
+        key = f"pipeline {self.os_name} {stage.name}"  # a bake of one OS says nothing of another's
+        with durations.Stage(key, f"==> pipeline: {stage.name}", self.progress) as clock:
+            try:
+                stage.result, stage.note = step()
+            except HalabError as exc:
+                stage.result, stage.note = "FAILED", str(exc).splitlines()[0]
+            except KeyboardInterrupt:
+                stage.result, stage.note = "FAILED", "interrupted"
+                stage.seconds = clock.elapsed
+                raise
+            stage.seconds = clock.finished(stage.result, stage.result == "ok", stage.note)
         return stage.result != "FAILED"
 
     # --- the stages: each returns (result, note) or raises HalabError ----------------------
@@ -128,12 +128,14 @@ class Pipeline:
 
     def _acceptance(self) -> tuple[str, str]:
         passed = session.acceptance(self.provider, destroy="never")
-        return ("ok" if passed else "FAILED"), str(self.provider.paths.latest.resolve() / "acceptance.xml")
+        self.reports.append(self.provider.paths.latest.resolve() / paths.REPORT)
+        return ("ok" if passed else "FAILED"), str(self.reports[-1])
 
     def _failover(self) -> tuple[str, str]:
         lab = self.provider.lab
         chosen = scenarios.quick(lab) if self.quick else scenarios.scenarios(lab)
         runs = session.measure(self.provider, chosen, "never", self.progress)
+        self.reports.append(self.provider.paths.latest.resolve() / paths.REPORT)
         failed = [run.scenario for run in runs if not run.passed]
         return ("FAILED", "failed: " + ", ".join(failed)) if failed else ("ok", f"{len(runs)} scenarios passed")
 
@@ -146,11 +148,10 @@ class Pipeline:
 
     def table(self) -> str:
         rows = [("stage", "result", "time", "note"), ("-" * 10, "-" * 7, "-" * 7, "-" * 4)]
-        rows += [
-            (s.name, s.result, _duration(s.seconds) if s.result != "not run" else "-", s.note) for s in self.stages
-        ]
+        for s in self.stages:
+            rows.append((s.name, s.result, durations.clock(s.seconds) if s.result != "not run" else "-", s.note))
         total = sum(s.seconds for s in self.stages)
-        rows.append(("total", "passed" if self.passed else "FAILED", _duration(total), f"{self.os_name}"))
+        rows.append(("total", "passed" if self.passed else "FAILED", durations.clock(total), f"{self.os_name}"))
         return "\n".join(f"{a:<10}  {b:<7}  {c:>7}  {d}" for a, b, c, d in rows)
 
     def write(self) -> Path:
@@ -160,11 +161,6 @@ class Pipeline:
         record = {"os": self.os_name, "lab": self.provider.lab.name, "passed": self.passed}
         (out / "stages.json").write_text(json.dumps({**record, "stages": [asdict(s) for s in self.stages]}, indent=1))
         return out
-
-
-def _duration(seconds: float) -> str:
-    minutes, rest = divmod(round(seconds), 60)
-    return f"{minutes}:{rest:02d}"
 
 
 def _has_box(listing: str, name: str, version: str) -> bool:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import jinja2
 
+from halab import environment
 from halab.errors import Problem, SpecError
 from halab.spec import Lab, Node, shown
 
@@ -35,9 +36,10 @@ DIRECTOR_SYSCTLS = {"net.ipv4.vs.expire_nodest_conn": 1, "net.ipv4.vs.expire_qui
 
 # One plain word in all three languages the templates write (keepalived.conf, nginx.conf,
 # sh): no blank, quote, brace, `;`, comment mark, `$`, backslash or line end; not starting
-# with keepalived's line-start marks `@` (conditional) or `~` (sequence); and far shorter
-# than keepalived's 1024-byte line.
-_WORD = re.compile(r"[A-Za-z0-9/][A-Za-z0-9._~%?=&+,:@/-]{0,254}")
+# with keepalived's line-start marks `@` (conditional) or `~` (sequence), nor `-` or `.`
+# but as `./` (a command in the current directory: ./bootstrap, as the hints name it); and
+# far shorter than keepalived's 1024-byte line.
+_WORD = re.compile(r"(?:\./)?[A-Za-z0-9/][A-Za-z0-9._~%?=&+,:@/-]{0,254}")
 # A node's name as a directory of the rendered tree: one path component, never `..` or `/`.
 _DIRECTORY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
@@ -141,6 +143,14 @@ def _inside(target: Path, relative: str) -> Path:
     return target / relative
 
 
+def _launcher() -> list[str]:
+    """The words of the command the user runs tasks with, for the files' "edit the lab file"
+    hint; [] when one is a word the renderer refuses (`python3 -m invoke`'s -m): the hint then
+    names the task alone."""
+    words = environment.launcher().split()
+    return words if all(_WORD.fullmatch(word) for word in words) else []
+
+
 def keepalived_conf(lab: Lab, director: str) -> str:
     node = lab.nodes[director]
     peers = [str(lab.nodes[p].address) for p in lab.vrrp.unicast_peers if p != director]
@@ -151,6 +161,7 @@ def keepalived_conf(lab: Lab, director: str) -> str:
         instances=instances(lab, director),
         unicast_peers=peers,
         smtp_server=smtp_server(lab),
+        launcher=_launcher(),
     )
 
 
@@ -229,7 +240,7 @@ def realserver_files(lab: Lab, server: str) -> dict[str, str]:
     """nginx.conf, the page that names the server, and the VIP + ARP suppression script."""
     node = lab.nodes[server]
     ports = sorted({s.port for s in lab.virtual_services if server in s.real_servers})
-    context = {"lab": lab, "name": server, "node": node, "ports": ports}
+    context = {"lab": lab, "name": server, "node": node, "ports": ports, "launcher": _launcher()}
     return {
         NGINX_CONF: _ENV.get_template("nginx.conf.j2").render(context),
         INDEX_HTML: _ENV.get_template("index.html.j2").render(context),

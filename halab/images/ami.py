@@ -20,6 +20,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, WaiterError
 
+from halab import environment
 from halab.errors import AmiError, UsageError, shown
 from halab.images import manifest, packer
 from halab.prove import evidence
@@ -65,11 +66,12 @@ def _build_time(entry: dict) -> int:
 
 def source_from_manifest(path: Path) -> Source:
     """The newest amazon-ebs build in Packer's manifest."""
+    build = f"{environment.launcher()} image.build --target ami"
     if not path.exists():
-        raise AmiError(f"no Packer manifest at {path}: build an AMI first (invoke image.build --target ami)")
+        raise AmiError(f"no Packer manifest at {path}: build an AMI first ({build})")
     builds = [b for b in manifest.builds(path) if b.get("builder_type") == "amazon-ebs"]
     if not builds:
-        raise AmiError(f"{path} lists no amazon-ebs build: build one with invoke image.build --target ami")
+        raise AmiError(f"{path} lists no amazon-ebs build: build one with {build}")
     newest = max(builds, key=_build_time)
     artifact = str(newest.get("artifact_id", ""))
     region, _, image_id = artifact.split(",", maxsplit=1)[0].partition(":")
@@ -179,7 +181,7 @@ class Publisher:
         except NoCredentialsError:
             raise AmiError(
                 "no AWS credentials found (environment, ~/.aws, or an instance role); "
-                "see the README for the IAM permissions publishing needs"
+                "see docs/amis.md (IAM permissions) for what publishing needs"
             ) from None
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
@@ -423,7 +425,7 @@ def gate(source: Source, skip: bool, progress: Callable[[str], None] = print) ->
     recorded = source.build_inputs[:12] or "(none in the manifest)"
     raise AmiError(
         f"no passing acceptance run is recorded for build inputs {recorded} "
-        f"({source.image_id}): run `invoke test.acceptance` with the same pins and scripts, "
+        f"({source.image_id}): run `{environment.launcher()} test.acceptance` with the same pins and scripts, "
         "or pass --skip-evidence to publish without that proof"
     )
 

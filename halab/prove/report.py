@@ -6,11 +6,19 @@ operator can read the table, and the publish step (issue 8) can find the verdict
 
 from __future__ import annotations
 
+import io
 import json
 import re
+import textwrap
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from rich import box
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from halab import environment
 from halab.prove import established, verdicts
 from halab.prove.findings import Finding
 from halab.prove.results import NOISE, NOT_EXERCISED, WITHIN, PhaseResult, ScenarioRun
@@ -24,10 +32,17 @@ from halab.prove.results import NOISE, NOT_EXERCISED, WITHIN, PhaseResult, Scena
 # would shorten the phase (the numbered findings under the table say which).
 # "conns survived": the probe's held keep-alive connections established when the phase began
 # that kept flowing through it; "stall ms": the longest wait for a reply on one of them.
-INTERRUPTED = (
-    "interrupted during {}: its phases were not recorded, and the lab may be left mid-fault "
-    "(`invoke lab.status`; `invoke fault.restart NODE` or `invoke lab.down`)"
-)
+
+
+def interrupted_text(scenario: str) -> str:
+    """What an interruption during scenario lost, and how to recover the lab, as the user runs tasks."""
+    run = environment.launcher()
+    return (
+        f"interrupted during {scenario}: its phases were not recorded, and the lab may be left mid-fault "
+        f"(`{run} lab.status`; `{run} fault.restart NODE` or `{run} lab.down`)"
+    )
+
+
 COLUMNS = (
     "scenario",
     "phase",
@@ -109,16 +124,70 @@ def rows(runs: list[ScenarioRun], found: list[Finding] | None = None) -> list[tu
     return lines
 
 
+WIDTH = 120  # the widest a terminal table or its notes may print: a split screen, a CI log view
+# The terminal's columns and their headers, broken over lines: the JSON (--format json) and the
+# HTML page keep every one of COLUMNS; "limit ms" is said once, in the margin line under the table.
+SHOWN = {
+    "scenario": "scenario",
+    "phase": "phase",
+    "longest gap ms": "longest\ngap ms",
+    "failing for ms": "failing\nfor ms",
+    "failed": "failed",
+    "bound ms": "bound\nms",
+    "conns survived": "conns\nkept",
+    "stall ms": "stall\nms",
+    "VIP moved": "VIP moved\nto, +ms",
+    "verdict": "verdict",
+    "finding": "finding",
+}
+MOVE_WIDTH = 18  # "gw server4 +12345" on one line
+NUMERIC = ("longest gap ms", "failing for ms", "failed", "bound ms", "conns survived", "stall ms")
+# Plain dashes under the header when the output is not a terminal (a CI log, a file).
+PLAIN = box.Box("    \n    \n -- \n    \n    \n -- \n    \n    \n", ascii=True)
+STYLES = {"within": "green", "noise": "yellow", "not": "yellow", "NOT": "bold red", "FAIL": "bold red"}
+
+
 def table(
-    runs: list[ScenarioRun], found: list[Finding] | None = None, not_run: list[str] | None = None, interrupted: str = ""
+    runs: list[ScenarioRun],
+    found: list[Finding] | None = None,
+    not_run: list[str] | None = None,
+    interrupted: str = "",
+    terminal: bool = False,
 ) -> str:
-    """A plain-text table, one line per phase, then the reasons of every failed phase, the
-    error of a scenario that raised, the one an interruption cut short and the scenarios that
-    were not run after it."""
-    lines = [COLUMNS, *(tuple(map(escaped, row)) for row in rows(runs, found))]
-    widths = [max(len(line[i]) for line in lines) for i in range(len(COLUMNS))]
-    text = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=False)).rstrip() for line in lines]
-    text.insert(1, "  ".join("-" * width for width in widths))
+    """The failover table in at most WIDTH columns, one row per phase (cells wrap), then the
+    notes: the reasons of every failed phase, the error of a scenario that raised, the one an
+    interruption cut short and the scenarios not run after it. terminal: colour and box
+    lines; otherwise plain text for logs."""
+    grid = Table(box=box.SIMPLE if terminal else PLAIN, padding=(0, 1, 0, 0), show_edge=False)
+    for column, header in SHOWN.items():
+        whole = column in NUMERIC or column in ("scenario", "finding")  # never broken: the phase and moves wrap
+        grid.add_column(
+            header,
+            justify="right" if column in NUMERIC else "left",
+            overflow="fold",
+            no_wrap=whole,
+            min_width=MOVE_WIDTH if column == "VIP moved" else None,
+        )
+    everything = rows(runs, found)
+    for index, line in enumerate(everything):
+        cells = {name: escape(escaped(cell)) for name, cell in zip(COLUMNS, line, strict=True)}
+        cells["VIP moved"] = _short_moves(cells["VIP moved"])
+        if terminal:
+            cells["verdict"] = f"[{STYLES.get(line[-2].split(' ')[0], 'default')}]{cells['verdict']}[/]"
+        last = index + 1 == len(everything) or everything[index + 1][0] != line[0]
+        grid.add_row(*(cells[name] for name in SHOWN), end_section=last)
+    out = Console(file=io.StringIO(), width=WIDTH, force_terminal=terminal, no_color=not terminal, highlight=False)
+    out.print(grid)
+    for note in notes(runs, not_run or [], interrupted):
+        out.print(escape(escaped(note)), overflow="fold", highlight=False)
+    text = out.file.getvalue()  # type: ignore[attr-defined]
+    return "\n".join(line.rstrip() for line in text.rstrip().splitlines())
+
+
+def notes(runs: list[ScenarioRun], not_run: list[str], interrupted: str) -> list[str]:
+    """What the table's cells cannot hold, one line each: why a phase failed, was not exercised
+    or passed as noise; a scenario's error; the interruption and what was not run."""
+    text = []
     for run in runs:
         for phase in run.phases:
             text += [f"  {run.scenario} / {phase.phase}: {reason}" for reason in phase.reasons()]
@@ -132,10 +201,16 @@ def table(
         if run.error:
             text.append(f"  {run.scenario} / {run.failed_step}: error: {run.error}")
     if interrupted:
-        text.append(f"  {INTERRUPTED.format(interrupted)}")
+        text.append(f"  {interrupted_text(interrupted)}")
     if not_run:
         text.append(f"  not run (the run stopped before them): {', '.join(not_run)}")
-    return "\n".join(map(escaped, text))
+    return text
+
+
+def _short_moves(moved: str) -> str:
+    """ "server4 at +1234 ms, gateway server4 at +1300 ms" -> one move a line, in the column's
+    unit: "server4 +1234", "gw server4 +1300"."""
+    return moved.replace(" at +", " +").replace(" ms", "").replace("gateway ", "gw ").replace(", ", "\n")
 
 
 def findings_text(found: list[Finding]) -> str:
@@ -143,7 +218,10 @@ def findings_text(found: list[Finding]) -> str:
     if not found:
         return ""
     lines = ["Findings (the verdict is against the protocol bound; these say what a setting would change):"]
-    return "\n".join(lines + [escaped(f"  [{n}] {finding.sentence()}") for n, finding in enumerate(found, 1)])
+    for n, finding in enumerate(found, 1):
+        sentence = escaped(f"  [{n}] {finding.sentence()}")
+        lines.append(textwrap.fill(sentence, WIDTH, subsequent_indent=" " * 6, break_on_hyphens=False))
+    return "\n".join(lines)
 
 
 def write_json(
@@ -215,7 +293,7 @@ def write_junit(
         ET.SubElement(case, "error", message=run.error).text = run.error
     if interrupted:
         case = ET.SubElement(suite, "testcase", classname=f"failover.{interrupted}", name="interrupted")
-        ET.SubElement(case, "error", message=INTERRUPTED.format(interrupted))
+        ET.SubElement(case, "error", message=interrupted_text(interrupted))
     for name in not_run:
         case = ET.SubElement(suite, "testcase", classname=f"failover.{name}", name="not run")
         ET.SubElement(case, "skipped", message="not run: the run stopped before it (an error or an interruption)")

@@ -12,7 +12,7 @@ the operator accepts it (`--accept-unexercised`).
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 from halab.errors import UsageError, shown
 
@@ -164,6 +164,15 @@ class ScenarioRun:
     @property
     def passed(self) -> bool:
         return not self.error and all(p.passed for p in self.phases)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ScenarioRun:
+        """A run as as_dict wrote it (failover.json, its derived keys dropped): how the HTML
+        page reads a run folder back, so any run's page can be made from its files alone."""
+        kept = {item.name for item in fields(PhaseResult)}
+        phases = [PhaseResult(**{k: v for k, v in phase.items() if k in kept}) for phase in data["phases"]]
+        own = {item.name for item in fields(cls)} - {"phases"}
+        return cls(**{k: v for k, v in data.items() if k in own}, phases=phases)
 
     def as_dict(self) -> dict:
         data = asdict(self)

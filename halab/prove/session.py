@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from types import TracebackType
 
-from halab import paths
+from halab import environment, paths
 from halab.errors import HalabError, UsageError
-from halab.prove import artifacts, effective, evidence, findings, report, scenarios
+from halab.prove import artifacts, effective, evidence, findings, page, report, scenarios
 from halab.prove.results import DEFAULT_MARGIN, Margin, ScenarioRun
 from halab.prove.runner import Runner
 from halab.prove.scenarios import Scenario
@@ -66,6 +67,7 @@ class Session:
         self.passed = False
         self.booted = False
         self._run: Path | None = None  # the run's own folder, made once the lab is up
+        self.report: Path | None = None  # the run's HTML page, once finish wrote it
 
     def __enter__(self) -> Session:
         self.booted = not self.provider.running()
@@ -93,6 +95,10 @@ class Session:
             artifacts.collect(self.provider, self.artifacts)
         except HalabError as exc:
             self.progress(f"could not collect the nodes' logs: {exc}")
+        try:
+            self.report = page.write(lab, self.artifacts, self.what, self.passed, self.substitutions)
+        except Exception as exc:  # the page is a view of the run: whatever broke it, the destroy policy still applies
+            self.progress(f"could not write the run's page: {exc}")
         if self.record:
             evidence.record(
                 self.what, lab.name, self.passed, lab.versions.model_dump(), self.artifacts, self.substitutions
@@ -104,8 +110,9 @@ class Session:
             self.provider.down()
             self.progress(f"lab {lab.name!r} torn down")
         else:
+            run = environment.launcher()
             self.progress(
-                f"lab {lab.name!r} left up: `invoke lab.status`, `invoke lab.ssh NODE`, `invoke lab.down` when done"
+                f"lab {lab.name!r} left up: `{run} lab.status`, `{run} lab.ssh NODE`, `{run} lab.down` when done"
             )
 
 
@@ -132,7 +139,12 @@ def acceptance(provider: Provider, destroy: str = "passing", args: list[str] | N
             *(args or []),
         ]
         session.passed = pytest.main(command, plugins=[AsRun(provider)]) == 0
+    if session.report:
+        print(f"report: {session.report}")
     return session.passed
+
+
+FORMATS = ("table", "json")  # what test.failover prints at the end: the table, or failover.json whole
 
 
 def measure(
@@ -143,9 +155,11 @@ def measure(
     substitutions: list[str] | None = None,
     margin: Margin = DEFAULT_MARGIN,
     accept_unexercised: bool = False,
+    form: str = "table",
 ) -> list[ScenarioRun]:
-    """Run the failover scenarios, write JSON, JUnit and a PNG per scenario; once the lab is
-    dealt with, print the table, the versions substituted (if any) and the findings.
+    """Run the failover scenarios, write JSON, JUnit and a PNG per scenario (then the run's
+    page, as the session ends); once the lab is dealt with, print the table, the versions
+    substituted (if any) and the findings, or with form "json" failover.json whole.
     accept_unexercised: a phase whose fault the traffic never met is reported, not failed.
 
     A scenario that raises ends the run (the lab's state is then unknown): it is reported
@@ -155,31 +169,35 @@ def measure(
     runs: list[ScenarioRun] = []
     checks: list[effective.Check] = []
     differ: list[str] = []
+    found: list[findings.Finding] = []
     notes = substitutions or []
     current = ""  # the scenario under way: a Ctrl-C there loses its phases, which must be said
     session = Session(provider, "failover", destroy, progress=progress, substitutions=notes)
     try:
         with session:
-            checks = effective.read(provider)
-            judged, differ = effective.applied(provider.lab, checks)
-            for difference in differ:
-                progress(f"{difference}: the bounds use keepalived's")
-            chosen = scenarios.rebuilt(judged, chosen) if differ else chosen
-            runner = Runner(provider, progress, margin, accept_unexercised)
-            for scenario in chosen:
-                current = scenario.name
-                runs.append(runner.run(scenario))
-                current = ""
-                if runs[-1].requests:
-                    report.plot(runs[-1], session.artifacts / f"failover-{scenario.name}.png")
-                if runs[-1].error:
-                    break
-            session.passed = len(runs) == len(chosen) and all(run.passed for run in runs)
+            try:
+                checks = effective.read(provider)
+                judged, differ = effective.applied(provider.lab, checks)
+                for difference in differ:
+                    progress(f"{difference}: the bounds use keepalived's")
+                chosen = scenarios.rebuilt(judged, chosen) if differ else chosen
+                runner = Runner(provider, progress, margin, accept_unexercised)
+                for scenario in chosen:
+                    current = scenario.name
+                    runs.append(runner.run(scenario))
+                    current = ""
+                    if runs[-1].requests:
+                        report.plot(runs[-1], session.artifacts / f"failover-{scenario.name}.png")
+                    if runs[-1].error:
+                        break
+                session.passed = len(runs) == len(chosen) and all(run.passed for run in runs)
+            finally:  # before the session ends: its page shows them
+                if runs or current:
+                    ran = {"keepalived_checks": [asdict(check) for check in checks], "differ": differ}
+                    found = _results(provider, session.artifacts, runs, chosen, notes, current, margin, ran)
     finally:
         if runs or current:
-            stopped = len(runs) + bool(current)
-            ran = {"keepalived_checks": [asdict(check) for check in checks], "differ": differ}
-            _results(provider, session.artifacts, runs, [s.name for s in chosen[stopped:]], notes, current, margin, ran)
+            _show(session, runs, found, margin, form)
     return runs
 
 
@@ -187,21 +205,20 @@ def _results(
     provider: Provider,
     out: Path,
     runs: list[ScenarioRun],
-    not_run: list[str],
+    chosen: list[Scenario],
     notes: list[str],
     interrupted: str = "",
     margin: Margin = DEFAULT_MARGIN,
     ran: dict | None = None,
-) -> None:
-    """Write failover.json and failover.xml into the run's folder (out), then print the table,
-    the versions substituted and the findings: the last thing a run shows."""
+) -> list[findings.Finding]:
+    """Write failover.json and failover.xml into the run's folder (out); the findings."""
     lab = provider.lab
     found = findings.of(lab, runs)
     context = {
         "versions": lab.versions.model_dump(),
         "substitutions": notes,
         "settings": findings.settings(lab),
-        "not_run": not_run,
+        "not_run": [s.name for s in chosen[len(runs) + bool(interrupted) :]],
         "interrupted": interrupted,
         "margin": str(margin),
         # The lab as it ran (what the verdicts were judged against) and a digest to compare runs by.
@@ -211,9 +228,26 @@ def _results(
     }
     report.write_json(runs, lab.name, out / "failover.json", found, context)
     report.write_junit(runs, lab.name, out / "failover.xml", found, context)
-    print("\n" + report.table(runs, found, not_run, interrupted))
+    return found
+
+
+def _show(session: Session, runs: list[ScenarioRun], found: list[findings.Finding], margin: Margin, form: str) -> None:
+    """What a run prints last: the table, the margin, the versions substituted, the findings
+    and the page's path; with form "json", failover.json whole (the path then goes to stderr)."""
+    written = session.artifacts / "failover.json"
+    if not written.is_file():  # writing it failed: its error is what the run shows
+        return
+    page_line = f"report: {session.report}" if session.report else "report: none (the page could not be written)"
+    if form == "json":
+        print(written.read_text(), end="")
+        print(page_line, file=sys.stderr)
+        return
+    data = json.loads(written.read_text())
+    terminal = sys.stdout.isatty()
+    print("\n" + report.table(runs, found, data["not_run"], data["interrupted"], terminal=terminal))
     print(f"margin: {margin} (a phase over its bound by less passes as noise; --margin sets it)")
-    for note in notes:
+    for note in session.substitutions:
         print(f"versions: {note}")
     if found:
         print(report.findings_text(found))
+    print(page_line)

@@ -21,7 +21,8 @@ def demo(c, lab=None, destroy="passing", strict_versions=False):
     """Validate, compile, boot and fail over the default lab, then print what its users saw.
 
     In order: validate the lab, compile keepalived and nginx, render and config-test its
-    files, boot it, run every failover scenario and print the table and the findings.
+    files, boot it, run every failover scenario and print the table, the findings and the
+    path of the run's HTML page.
     A default version this host cannot fetch (the write-up's nginx 1.17.8 lives only
     upstream) is replaced by the nearest pinned one it can, and the run says so; with
     --strict-versions it refuses instead.
@@ -34,12 +35,12 @@ def demo(c, lab=None, destroy="passing", strict_versions=False):
     notes = [choice.sentence() for choice in choices if choice.substituted]
     for note in notes:
         print(f"\n*** versions: {note} ***\n")
+    _day_two(choices)
     model = versions.applied(model, choices)
     build.ensure_all(model.versions.model_dump(), say)
     lab_tasks.rendered(model, config_test=True)
     running = make(model, "local", say)
-    runs = session.measure(running, scenarios.scenarios(model), destroy, say, notes)
-    _day_two(choices)
+    runs = session.measure(running, scenarios.scenarios(model), destroy, say, notes)  # ends with the page's path
     if not all(run.passed for run in runs):
         raise HalabError(f"failover failed on lab {model.name!r}")
 

@@ -51,7 +51,8 @@ def unit(c, args=""):
 def acceptance(c, lab=None, provider="local", destroy="passing", args=""):
     """Check a running lab against the write-up, booting it first if needed.
 
-    JUnit XML and JSON go to the lab's artifacts directory.
+    JUnit XML, JSON and the run's page (report.html: the checks with the packets they
+    judged, the node logs) go to the run's folder in the lab's artifacts; its path is printed last.
     """
     extra = words(args)
     session.checked_destroy(destroy)
@@ -69,6 +70,8 @@ def acceptance(c, lab=None, provider="local", destroy="passing", args=""):
         "margin": Margin.HELP,
         "accept_unexercised": "report a phase whose fault the probe's traffic never met as 'not exercised' "
         "without failing the run (by default it fails: it proved nothing)",
+        "format_": "table (default: at most 120 columns; the page and JSON keep every column) or json: "
+        "failover.json whole on stdout, progress on stderr",
     },
 )
 def failover_(
@@ -80,25 +83,32 @@ def failover_(
     list_scenarios=False,
     margin="2s+20%",
     accept_unexercised=False,
+    format_="table",
 ):
     """Run failover scenarios with a probe on the client and print what the VIP's users saw.
 
     A table (scenario, outage, failed requests, bound, verdict, findings), then the
-    findings; JSON, JUnit XML and a PNG timeline per scenario in the lab's artifacts. A
-    phase's verdict is "within" its protocol bound, "noise +N ms" when over it by less than
-    the margin (a pass, said as such), FAIL, or NOT EXERCISED when the probe's traffic
-    never met the fault (a real server no request went to: real-server scenarios aim at
-    the server that answered the probe's baseline; a director not holding the client's VIP).
+    findings, in at most 120 columns (--format json: failover.json instead); JSON, JUnit
+    XML, a PNG timeline per scenario and the run's page (report.html, its path printed last)
+    in the run's folder in the lab's artifacts. A phase's verdict is "within" its protocol
+    bound, "noise +N ms" when over it by less than the margin (a pass, said as such), FAIL,
+    or NOT EXERCISED when the probe's traffic never met the fault (a real server no request
+    went to: real-server scenarios aim at the server that answered the probe's baseline; a
+    director not holding the client's VIP).
     """
     session.checked_destroy(destroy)
     slack = Margin.parse(margin)
-    say = stopwatch.timed()
+    if format_ not in session.FORMATS:
+        raise UsageError(f"--format must be one of {', '.join(session.FORMATS)}; got {format_!r}")
+    say = stopwatch.timed(print if format_ == "table" else _to_stderr)
     running = provider_for(lab, provider, say)
     chosen = scenarios.chosen(running.lab, scenario)
     if list_scenarios:
         _list(running.lab, chosen if scenario else [*chosen, scenarios.soak(running.lab)], bool(scenario), slack)
         return
-    runs = session.measure(running, chosen, destroy, say, margin=slack, accept_unexercised=accept_unexercised)
+    runs = session.measure(
+        running, chosen, destroy, say, margin=slack, accept_unexercised=accept_unexercised, form=format_
+    )
     if not all(run.passed for run in runs):
         raise HalabError(f"failover failed on lab {running.lab.name!r}")
 
@@ -155,6 +165,11 @@ def _seed(text: str) -> int:
     return campaign.seed(int(text))
 
 
+def _to_stderr(message: str) -> None:
+    """A progress line kept off stdout, which --format json keeps for the document alone."""
+    print(message, file=sys.stderr)
+
+
 def _list(lab: Lab, listed: list[scenarios.Scenario], named: bool, margin: Margin) -> None:
     """Each scenario, its phases, their bounds (and the margin over them) and expectations."""
     print(f"margin over every bound: {margin}")
@@ -179,7 +194,8 @@ def pipeline(c, os="debian-12", lab=None, quick=False):
     """Run the whole image path for real: bake with Packer, boot with Vagrant, prove it.
 
     Base image, Packer bake, vagrant box add, lab.up --provider vagrant, acceptance,
-    failover, destroy; prints a table of the stages' times and writes it to the artifacts.
+    failover, destroy; each stage shows its elapsed time against its last run on this host;
+    prints a table of the stages' times (also written to the artifacts) and the runs' pages.
     """
     from halab.pipeline import Pipeline
 
@@ -189,5 +205,7 @@ def pipeline(c, os="debian-12", lab=None, quick=False):
     finally:  # interrupted too (Ctrl-C, CI's timeout): what ran, and the lab's destruction
         print(run.table())
         print(f"stage table: {run.provider.paths.pipeline / 'stages.txt'}")
+        for page in run.reports:  # the acceptance run's page, then the failover run's
+            print(f"report: {page}")
     if not run.passed:
         raise HalabError(f"pipeline failed for {os}: see the table above")

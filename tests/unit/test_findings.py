@@ -105,7 +105,7 @@ def test_established_connections_lost_without_sync_name_lvs_sync_daemon_as_the_f
     found = findings.of(seed, [run], tmp_path)
     assert [f.fix.split(" (")[0] for f in found] == ["vrrp.lvs_sync_daemon: true"]
     assert "1 of 2 established connections lost" in found[0].sentence()
-    assert "conns survived" in report.table([run], found) and "1/2" in report.table([run], found)
+    assert "kept" in report.table([run], found) and "1/2" in report.table([run], found)
 
 
 def test_a_preempting_return_that_cut_requests_again_is_a_finding(seed, tmp_path):

@@ -129,3 +129,9 @@ def test_ansible_reads_it_as_written(tmp_path, form, lab_file):
     assert {group: listed[group]["hosts"] for group in roles} == roles
     if lab.nat:  # the NAT network's group, by its children
         assert listed["nat_network"]["children"] == ["realservers", "directors"]
+
+
+@pytest.mark.parametrize("form", [inventory.as_ini, inventory.as_yaml])
+def test_the_header_names_the_launcher_the_user_runs(monkeypatch, form):
+    monkeypatch.setenv("HALAB_LAUNCHER", "./bootstrap")
+    assert form(spec.load()).splitlines()[0].endswith("from its lab file (./bootstrap lab.inventory)")

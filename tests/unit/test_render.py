@@ -333,3 +333,18 @@ def test_connection_sync_renders_the_sync_daemon_and_keeps_ipvs_on_a_clean_stop(
         assert "--dont-release-ipvs" in fast[f"{director}/{render.KEEPALIVED_OPTIONS}"]
         assert "lvs_sync_daemon" not in seed[f"{director}/{render.KEEPALIVED_CONF}"]
         assert f"{director}/{render.KEEPALIVED_OPTIONS}" not in seed  # the build's own options stay
+
+
+@pytest.mark.parametrize(
+    ("launcher", "said"),
+    [
+        ("./bootstrap", "run `./bootstrap lab.render`."),
+        ("/opt/venv/bin/invoke", "run `/opt/venv/bin/invoke lab.render`."),
+        ("python3 -m invoke", "run the lab.render task."),  # -m is no word a config may hold
+    ],
+)
+def test_the_rendered_files_name_the_launcher_the_user_runs(monkeypatch, launcher, said):
+    monkeypatch.setenv("HALAB_LAUNCHER", launcher)
+    files = render.render(spec.load())
+    assert f"edit that and {said}" in files["server3/etc/keepalived/keepalived.conf"]
+    assert f"edit that and {said}" in files["server1/usr/local/nginx/conf/nginx.conf"]

@@ -223,3 +223,27 @@ def test_two_runs_leave_two_folders_and_each_evidence_points_at_its_own(memory_p
     ]
     records = [json.loads(path.read_text()) for path in sorted(paths.evidence().glob("*-failover-seed*.json"))]
     assert [record["report"] for record in records] == [str(run) for run in runs]
+
+
+def test_format_json_prints_failover_json_whole_and_the_page_on_stderr(memory_provider, fake_ssh, monkeypatch, capsys):
+    _quick(monkeypatch)
+    _probe_answers(fake_ssh)
+    chosen = [Scenario("quiet", "nothing happens", (_phase("wait", WAIT),))]
+    session.measure(memory_provider, chosen, progress=lambda _: None, form="json")
+    printed = capsys.readouterr()
+    data = json.loads(printed.out)  # stdout is the document alone
+    assert data == json.loads((paths.LabPaths("seed").latest / "failover.json").read_text())
+    assert data["scenarios"][0]["phases"][0]["verdict"] == "within"
+    assert printed.err.strip() == f"report: {paths.LabPaths('seed').latest.resolve() / paths.REPORT}"
+
+
+def test_a_page_that_cannot_be_written_still_tears_the_lab_down(memory_provider, fake_ssh, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("no display")
+
+    monkeypatch.setattr(session.page, "write", broken)
+    said: list[str] = []
+    with Session(memory_provider, "acceptance", progress=said.append) as run:
+        run.passed = True
+    assert MemoryProvider.events == ["boot", "teardown seed"] and run.report is None
+    assert "could not write the run's page: no display" in said

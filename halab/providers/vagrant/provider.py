@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import vagrant
-from halab import accelerator, environment, paths, pins, render, sources
+from halab import accelerator, durations, environment, paths, pins, render, sources
 from halab.errors import ProviderError
 from halab.paths import LabPaths
 from halab.providers.base import NGINX_ERROR_LOG, Progress, Provider, Requirement
@@ -121,7 +121,8 @@ class VagrantProvider(Provider):
                 Requirement(
                     f"box {box}"
                     + (
-                        f" ({self.lab.box} absent: compiling at `vagrant up`, slow; `invoke image.build` bakes it)"
+                        f" ({self.lab.box} absent: compiling at `vagrant up`, slow; "
+                        f"`{environment.launcher()} image.build` bakes it)"
                         if from_source
                         else ""
                     ),
@@ -147,14 +148,19 @@ class VagrantProvider(Provider):
             for name, version in self.lab.versions.model_dump().items():
                 sources.fetch(pins.pin(name, version), progress=self.progress)
         driver = self._driver()
-        self.progress(
+        label = (
             f"vagrant up ({self.hypervisor}{', driver ' + driver['HALAB_LIBVIRT_DRIVER'] if driver else ''}, "
             f"box {box}{', compiling from source' if from_source else ''})"
         )
-        try:
-            self._vagrant(**self.environment(box, from_source), **driver).up(provider=self.hypervisor)
-        except subprocess.CalledProcessError as exc:
-            raise ProviderError(f"vagrant up failed ({exc.returncode}); its output is above") from None
+        # What its length depends on: the hypervisor, the box (or a compile) and how many VMs.
+        key = f"vagrant up {self.hypervisor} {box}{' compiling' if from_source else ''} {len(self.lab.nodes)} VMs"
+        with durations.Stage(key, label, self.progress) as stage:
+            try:
+                self._vagrant(**self.environment(box, from_source), **driver).up(provider=self.hypervisor)
+            except subprocess.CalledProcessError as exc:
+                stage.finished("FAILED", ok=False)
+                raise ProviderError(f"vagrant up failed ({exc.returncode}); its output is above") from None
+            stage.finished("done", ok=True)
         self._write_ssh_config()
 
     @classmethod
