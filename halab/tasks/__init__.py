@@ -173,7 +173,7 @@ def existing_file(value: str, option: str, what: str) -> Path:
     """A file option's value: a file that exists. An empty value is a mistake, not the default."""
     path = Path(value)
     if not value.strip() or not _is(path.is_file):
-        raise UsageError(f"{flag(option)} {shown(value)}: no such file; it takes {what}")
+        raise UsageError(f"{flag(option)} {shown(value)}: not an existing file; it takes {what}")
     return path
 
 
