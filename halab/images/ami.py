@@ -36,6 +36,7 @@ TAG_KEYS = ("Name", "Family", "OS", "KeepalivedVersion", "NginxVersion", "InputH
 # offered); a KMS key as CopyImage takes one: key id, alias, or either's ARN in that region.
 REGION = re.compile(r"[a-z]{2,4}(?:-[a-z]+)+-[0-9]{1,2}")
 ACCOUNT = re.compile(r"[0-9]{12}")
+IMAGE_ID = re.compile(r"ami-[0-9a-f]{8,17}")
 _KEY_ID = r"(?:mrk-[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"
 _ALIAS = r"alias/[A-Za-z0-9/_-]{1,250}"
 KMS_KEY_RULE = "a key id, alias/NAME, or the key's or alias's ARN in that region"
@@ -75,8 +76,8 @@ def source_from_manifest(path: Path) -> Source:
     newest = max(builds, key=_build_time)
     artifact = str(newest.get("artifact_id", ""))
     region, _, image_id = artifact.split(",", maxsplit=1)[0].partition(":")
-    if not region or not image_id.startswith("ami-"):
-        raise AmiError(f"{path}: artifact_id {artifact[:60]!r} is not REGION:ami-ID; was this manifest edited by hand?")
+    if not REGION.fullmatch(region) or not IMAGE_ID.fullmatch(image_id):
+        raise AmiError(f"{path}: artifact_id {shown(artifact)} is not REGION:ami-ID; was this manifest edited by hand?")
     data = newest["custom_data"]
     os_name = data.get("os", "")
     if os_name not in packer.oses():

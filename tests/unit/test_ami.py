@@ -249,6 +249,14 @@ def test_a_manifest_s_custom_data_has_the_templates_forms_or_is_refused_by_name(
         ami.source_from_manifest(path)
 
 
+@pytest.mark.parametrize("image_id", ["ami-1;id", "ami-0123456789abcdef0\n", "ami-../x", "AMI-0123456789ABCDEF0"])
+def test_a_manifest_s_artifact_is_a_region_and_an_image_id_or_is_refused(tmp_path, image_id):
+    """The image id reaches AWS and every message: an id in another form is an edited manifest."""
+    path = write_manifest(tmp_path / "manifest.json", image_id, os="rocky-9", input_hash=HASH)
+    with pytest.raises(ami.AmiError, match="is not REGION:ami-ID"):
+        ami.source_from_manifest(path)
+
+
 def test_a_manifest_os_that_is_a_pattern_retires_no_family(aws, tmp_path):
     """An os of `*` made the family `halab-*`, which AWS's tag filter matches against every
     family: ami.prune retired the images of three."""
