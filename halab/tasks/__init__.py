@@ -59,6 +59,8 @@ class Task(invoke.Task):
         opts["names"] += [letter] if letter else []
         if opts.get("kind") is int:
             opts["kind"] = whole_number(opts["names"][0])
+            low, high = WHOLE_NUMBERS[opts["names"][0]]
+            opts["help"] = f"{opts.get('help') or 'a whole number'}; {low} to {high}"
         return opts
 
 
