@@ -46,8 +46,9 @@ SHORT_FLAGS = {
 # 99999999 days, which overflowed a date) is refused as it is parsed, as a non-number is.
 WHOLE_NUMBERS = {"retain": (0, 1000), "deprecate-days": (0, 3650), "lines": (1, 100_000)}
 # What no option value holds: a line end or another control character (they split a
-# message, a log line, a generated file, or a shell line in two).
-CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# message, a log line, a generated file, or a shell line in two; Python's splitlines ends
+# a line at C1's NEL and at U+2028/U+2029 too), or bytes that are not UTF-8 (surrogates).
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 
 
 class Task(invoke.Task):

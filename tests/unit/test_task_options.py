@@ -21,7 +21,18 @@ from tasks import ns
 from tests.fixtures import invoke_bare
 
 # What each hostile value is: the kinds the issue names.
-KINDS = ("non-integer", "negative", "huge", "long", "empty", "newline", "traversal", "absolute", "shell")
+KINDS = (
+    "non-integer",
+    "negative",
+    "huge",
+    "long",
+    "empty",
+    "newline",
+    "line-separator",
+    "traversal",
+    "absolute",
+    "shell",
+)
 
 
 def hostile(kind: str, outside: Path) -> str:
@@ -33,6 +44,7 @@ def hostile(kind: str, outside: Path) -> str:
         "long": "a" * 5000,
         "empty": "",
         "newline": "x\ny",
+        "line-separator": "x\u2028y\x85z\udcff",  # Unicode's line ends, a byte that is not UTF-8
         "traversal": "../" * 24 + str(outside / "up").lstrip("/"),
         "absolute": str(outside / "abs"),
         "shell": f"x;touch {outside}/semi;$(touch {outside}/sub)`touch {outside}/tick`",
@@ -53,8 +65,10 @@ TAKEN = {
 FREE = {
     "args": "pytest's own arguments: any words are allowed (pytest judges them); "
     "test_args_reach_pytest_as_words_no_shell_reads checks a shell never sees them, and "
-    "the table drives the newline, which every option refuses",
+    "the table drives the line ends, which every option refuses",
 }
+# The kinds no option takes, free text included.
+EVERY_OPTION_REFUSES = ("newline", "line-separator")
 # Words a refusal uses to say what is allowed.
 ALLOWED = ("allowed", "known", "nodes:", "whole", "one of", "takes", "needs", "is not", "not a", "no such", "e.g.")
 
@@ -69,7 +83,7 @@ def cases() -> list[object]:
             for kind in KINDS:
                 if kind == "empty" and argument.default == "":
                     continue  # an empty value is the option's default: not given
-                if option in FREE and kind != "newline":
+                if option in FREE and kind not in EVERY_OPTION_REFUSES:
                     continue
                 found.append(pytest.param(name, option, kind, id=f"{name}--{option}-{kind}"))
     return found
