@@ -20,7 +20,7 @@ from moto import mock_aws
 from tasks import ns
 from tests.fixtures import invoke_bare
 
-# What each hostile value is: the kinds the issue names.
+# The kinds of hostile value: the issue's, plus long text and Unicode's line ends.
 KINDS = (
     "non-integer",
     "negative",
@@ -61,7 +61,7 @@ TAKEN = {
     ("output", "negative"): "a file name in the working directory",
     ("output", "huge"): "a file name in the working directory",
 }
-# Options left out of the table, and why; each is covered where the reason says.
+# Free-text options, driven only with the kinds every option refuses; why, and where the rest is covered.
 FREE = {
     "args": "pytest's own arguments: any words are allowed (pytest judges them); "
     "test_args_reach_pytest_as_words_no_shell_reads checks a shell never sees them, and "
