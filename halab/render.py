@@ -199,8 +199,8 @@ def instances(lab: Lab, director: str) -> list[Instance]:
     active-backup: one instance holding every VIP. active-active (the write-up's dual
     master): a second instance, id + 1, holding the second VIP, where the two directors'
     states and priorities are swapped, so each is MASTER of one VIP.
-    With nopreempt every director starts as BACKUP, since keepalived ignores nopreempt on
-    a MASTER; the highest priority still wins the first election.
+    With nopreempt (or a preempt delay) every director starts as BACKUP, since keepalived
+    ignores both on a MASTER; the highest priority still wins the first election.
     """
     me = _vrrp_settings(lab.nodes[director])
     other = next((_vrrp_settings(n) for name, n in lab.role("director").items() if name != director), me)
@@ -213,7 +213,7 @@ def instances(lab: Lab, director: str) -> list[Instance]:
         ]
     else:
         result = [Instance("VI_1", vrid, vips, *me)]
-    if not lab.vrrp.preempt:
+    if not lab.vrrp.preempt or lab.vrrp.preempt_delay:
         result = [Instance(i.name, i.vrid, i.vips, "BACKUP", i.priority, i.state == "MASTER") for i in result]
     return result
 

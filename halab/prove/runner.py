@@ -257,7 +257,7 @@ class Runner:
         snapshot = self.state.read()
         problems = []
         for vip, director in phase.holders.items():
-            held = snapshot.holders(vip)
+            held = [node for node in snapshot.holders(vip) if node != phase.stale]
             if held != [director]:
                 problems.append(f"VIP {vip} held by {held or 'nobody'}, expected {director}")
         if phase.members:
@@ -268,6 +268,8 @@ class Runner:
                         f"{server} {'missing from' if present else 'still in'} the IPVS table "
                         f"(members: {sorted(members) if members is not None else 'no single VIP holder'})"
                     )
+        if phase.table:
+            problems += self.state.table_problems(snapshot)
         return problems
 
     def restore_baseline(self, timeout: float = 60.0) -> None:

@@ -333,3 +333,19 @@ def test_connection_sync_renders_the_sync_daemon_and_keeps_ipvs_on_a_clean_stop(
         assert "--dont-release-ipvs" in fast[f"{director}/{render.KEEPALIVED_OPTIONS}"]
         assert "lvs_sync_daemon" not in seed[f"{director}/{render.KEEPALIVED_CONF}"]
         assert f"{director}/{render.KEEPALIVED_OPTIONS}" not in seed  # the build's own options stay
+
+
+def test_a_preempt_delay_is_rendered_and_starts_every_director_as_backup():
+    """keepalived honours preempt_delay only on an instance that starts as BACKUP."""
+    seed = (LABS / "seed.yaml").read_text()
+    lab = spec.parse(seed.replace("  preempt: true ", "  preempt: true\n  preempt_delay: 20\n "))
+    conf = render.keepalived_conf(lab, "server3")
+    assert "    preempt_delay 20\n" in conf and "state BACKUP" in conf and "state MASTER" not in conf
+    assert "nopreempt" not in conf and "preempt_delay needs initial state BACKUP" in conf
+    assert "preempt_delay" not in render.keepalived_conf(spec.load(LABS / "seed.yaml"), "server3")
+
+
+def test_a_preempt_delay_with_nopreempt_is_refused():
+    seed = (LABS / "seed.yaml").read_text()
+    with pytest.raises(SpecError, match=r"vrrp\.preempt_delay.*means nothing with preempt: false"):
+        spec.parse(seed.replace("  preempt: true ", "  preempt: false\n  preempt_delay: 5\n "))
