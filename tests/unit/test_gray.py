@@ -37,7 +37,7 @@ def test_gray_scenarios_run_on_request_only_and_gray_names_them_all():
     assert [s.name for s in scenarios.chosen(lab, "")] == [e.name for e in scenarios.CATALOGUE]
     assert [s.name for s in scenarios.chosen(lab, "gray")] == [e.name for e in scenarios.GRAY]
     assert [s.name for s in scenarios.chosen(lab, "reload,idle")] == ["idle", "reload"]
-    with pytest.raises(UsageError, match="known: .*director-pause.*, gray$"):
+    with pytest.raises(UsageError, match=r"known: .*director-pause.*, gray$"):
         scenarios.chosen(lab, "freeze")
 
 
