@@ -10,7 +10,7 @@ import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from halab.prove import established, verdicts
+from halab.prove import established, notify, verdicts
 from halab.prove.findings import Finding
 from halab.prove.results import NOISE, NOT_EXERCISED, WITHIN, PhaseResult, ScenarioRun
 
@@ -122,6 +122,21 @@ def table(
     if not_run:
         text.append(f"  not run (the run stopped before them): {', '.join(not_run)}")
     return "\n".join(text)
+
+
+def notify_text(runs: list[ScenarioRun]) -> str:
+    """The notify stream against the VIP moves, per phase that had either ("" when none had)."""
+    lines = [
+        f"  {run.scenario} / {phase.phase}: {text}"
+        for run in runs
+        for phase in run.phases
+        if (text := notify.summary(phase.notify, phase.start))
+    ]
+    return (
+        "\n".join(["Notify stream (keepalived's state changes against the VIP moves the client saw):", *lines])
+        if lines
+        else ""
+    )
 
 
 def findings_text(found: list[Finding]) -> str:

@@ -217,3 +217,5 @@ def _results(
         print(f"versions: {note}")
     if found:
         print(report.findings_text(found))
+    if report.notify_text(runs):
+        print(report.notify_text(runs))

@@ -24,7 +24,7 @@ import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from halab.prove import established
+from halab.prove import established, notify
 from halab.prove.results import Margin, PhaseResult
 from halab.prove.scenarios import Phase
 
@@ -41,6 +41,7 @@ class Seen:
     connections: list[dict] = field(default_factory=list)
     macs: dict[str, str] = field(default_factory=dict)
     gateway: list[dict] = field(default_factory=list)
+    notify: list[dict] = field(default_factory=list)  # the directors' recorded state changes
 
 
 @dataclass(frozen=True)
@@ -139,6 +140,7 @@ def judge(scenario: str, mark: Mark, seen: Seen, margin: Margin, resolution: flo
         gateway_moves=owner_changes(seen.gateway, mark.acted, mark.until, seen.macs),
     )
     _judge_connections(result, phase, seen.connections, margin)
+    result.notify = notify.compare(seen.notify, result.vip_moves, mark.acted, mark.until)
     return result
 
 
