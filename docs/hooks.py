@@ -292,7 +292,7 @@ def _expects(expect: scenarios.Expect | None) -> str:
     words += [f"persistence judged ({expect.sticky})"] if expect.sticky else []
     words += ["the frozen director may still hold the VIP"] if expect.stale else []
     words += [f"server out of IPVS if the check sees `{expect.gray}`, else kept (failing)"] if expect.gray else []
-    words += ["IPVS table equal to the file"] if expect.table else []
+    words += [f"IPVS table as the {'file' if expect.table == 'file' else 'changed file'} says"] if expect.table else []
     words += ["no VRRP transition, no failed request"] if expect.bound in verdicts.QUIET else []
     return "; ".join(words)
 

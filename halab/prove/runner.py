@@ -273,7 +273,7 @@ class Runner:
                         f"(members: {sorted(members) if members is not None else 'no single VIP holder'})"
                     )
         if phase.table:
-            problems += self.state.table_problems(snapshot)
+            problems += self.state.table_problems(snapshot, phase.table)
         return problems
 
     def restore_baseline(self, timeout: float = 60.0) -> None:

@@ -45,7 +45,7 @@ class Expect:
     observe: tuple[str, ...] = ()  # OBSERVATIONS
     stale: bool = False  # the faulted director may still hold the VIP (frozen, it cannot drop it)
     gray: str = ""  # a key of bounds.NOTICED: the server is dropped if the lab's check sees that fault
-    table: bool = False  # the IPVS table must equal the configuration afterwards (members and weights)
+    table: str = ""  # the IPVS table afterwards must equal TABLES[table] (members and weights), "" not judged
 
 
 @dataclass(frozen=True)
@@ -126,8 +126,17 @@ GRAY = (
         "keepalived on the MASTER {node} reloaded (SIGHUP) under load, its configuration unchanged",
         "reload",
         "master",
-        Expect("reload", "normal", table=True, observe=("transitions",)),
+        Expect("reload", "normal", table="file", observe=("transitions",)),
         None,
+    ),
+    Entry(
+        "reload-weight",
+        "keepalived on the MASTER {node} reloaded under load with the first real server's weight changed, "
+        "then reloaded as rendered",
+        "reweight",
+        "master",
+        Expect("reload", "normal", table="reweighted", observe=("transitions",)),
+        Expect("reload", "normal", table="file", observe=("transitions",)),
     ),
     Entry(
         "vip-deleted",
@@ -172,6 +181,9 @@ GRAY = (
         Expect("rejoin", "normal", settle="recheck", member=True),
     ),
 )
+# What the IPVS table must hold after a phase: the lab file's real servers and weights, or
+# those with the first real server's weight + 1 (the reweight fault's change).
+TABLES = ("file", "reweighted")
 # The name that runs every gray scenario.
 GRAY_GROUP = "gray"
 
@@ -196,7 +208,7 @@ class Phase:
     exercises: str = ""  # a value of EXERCISES: what the traffic must meet, "" nothing (idle)
     stale: str = ""  # a director that may still hold the VIPs (frozen): not counted as a holder
     lasting: bool = False  # the check cannot see the fault: requests fail until the heal, none outside
-    table: bool = False  # the IPVS table must equal the configuration (members and weights)
+    table: dict[str, int] = field(default_factory=dict)  # real server -> its IPVS weight afterwards; {} not judged
 
     def act(self, provider: Provider) -> None:
         (self.fault.heal if self.heals else self.fault.apply)(provider)
@@ -292,8 +304,19 @@ def _phase(lab: Lab, fault: Fault, heals: bool, expect: Expect, named: dict[str,
         exercises=exercises,
         stale=fault.node if expect.stale else "",
         lasting=noticed is False,
-        table=expect.table,
+        table=weights(lab, expect.table),
     )
+
+
+def weights(lab: Lab, table: str) -> dict[str, int]:
+    """Real server -> the weight IPVS must give it: `table` is one of TABLES, or "" (none)."""
+    if not table:
+        return {}
+    configured = {name: real.weight for name, real in lab.virtual_services[0].real_servers.items()}
+    if table == "reweighted":
+        first = next(iter(configured))
+        configured[first] += 1
+    return configured
 
 
 def holders(lab: Lab, which: str) -> dict[str, str]:

@@ -102,6 +102,41 @@ def reload(provider: Provider, fault: Fault) -> None:
     provider.remote.check(provider.alive_node(fault.node), f'pids=$({PARENT}) && [ -n "$pids" ] && kill -HUP $pids')
 
 
+# The configuration file keepalived's parent runs (its -f, else keepalived's default), as $conf.
+CONF = (
+    f"p=$({PARENT}); "
+    "conf=$(tr '\\0' '\\n' < /proc/$p/cmdline | sed -n '/^-f$/{n;p;}'); "
+    '[ -n "$conf" ] || conf=/etc/keepalived/keepalived.conf'
+)
+# Its first real server's weight + 1, mounted over it (the file itself is never written).
+REWEIGHTED = f"{FAULTS}/keepalived.conf"
+
+
+def reweight(provider: Provider, fault: Fault) -> None:
+    """Reload keepalived with a change to the virtual server: the first real server's weight
+    + 1, in a copy bind-mounted over the file keepalived runs, then SIGHUP."""
+    provider.remote.check(
+        provider.alive_node(fault.node),
+        f"{CONF} && mkdir -p {FAULTS} && (umask 077; "
+        """awk '!done && $1 == "weight" {sub(/weight [0-9]+/, "weight " $2 + 1); done = 1} {print}' """
+        f'"$conf" > {REWEIGHTED}) && mount --bind {REWEIGHTED} "$conf" && kill -HUP $p',
+    )
+
+
+def unweight(provider: Provider, fault: Fault) -> None:
+    """The file as rendered again (the copy unmounted), and keepalived reloaded once more."""
+    provider.remote.check(
+        provider.alive_node(fault.node), f'{CONF} && umount "$conf" && rm -f {REWEIGHTED} && kill -HUP $p'
+    )
+
+
+def reweighted(provider: Provider, fault: Fault) -> str:
+    """A healed reweight: no copy left, none mounted over keepalived's file."""
+    script = f'{CONF}; [ -e {REWEIGHTED} ] && echo copy; grep -qF " $conf " /proc/self/mountinfo && echo mounted; true'
+    left = provider.remote.run(fault.node, script, timeout=10).stdout.split()
+    return f"the reweighted keepalived.conf on {fault.node}: {' '.join(left)}" if left else ""
+
+
 def delete_vip(provider: Provider, fault: Fault) -> None:
     """Delete every VIP the node holds, as another program would (systemd-networkd on restart)."""
     nic = shlex.quote(provider.lab.vrrp.interface)
@@ -192,6 +227,13 @@ def _none_left(provider: Provider, fault: Fault) -> str:
 VERBS: dict[str, tuple[str, str, Callable, Callable, Callable]] = {
     "pause": ("pause {service} on {node}", "resume {service} on {node}", pause, resume, paused),
     "reload": ("reload keepalived on {node}", "nothing to undo", reload, _nothing, _none_left),
+    "reweight": (
+        "reload keepalived on {node} with a weight changed",
+        "reload keepalived on {node} as rendered",
+        reweight,
+        unweight,
+        reweighted,
+    ),
     "vip-deleted": ("delete the VIP from {node}", "nothing to undo", delete_vip, _nothing, vip_held),
     "realserver-error": (
         "make nginx on {node} answer 500",

@@ -68,7 +68,10 @@ def test_the_director_scenarios_bounds_come_from_the_lab_file():
     (deleted,) = _phases(lab, "vip-deleted")
     assert deleted.bound == pytest.approx(156 / 256 + 1)  # the MASTER's own skew + one advert
     (reload,) = _phases(lab, "reload")
-    assert reload.bound == 0 and reload.table and reload.observe == ("transitions",)
+    assert reload.bound == 0 and reload.table == {"server1": 1, "server2": 1} and reload.observe == ("transitions",)
+    changed, back = _phases(lab, "reload-weight")
+    assert (changed.table, back.table) == ({"server1": 2, "server2": 1}, {"server1": 1, "server2": 1})
+    assert changed.fault.applied == "reload keepalived on server3 with a weight changed"
 
 
 def test_failback_waits_for_a_preempt_delay_and_nopreempt_leaves_the_vip():
@@ -139,9 +142,10 @@ def test_the_ipvs_table_is_held_to_the_file_s_members_and_weights(memory_provide
     table = "TCP  172.25.1.100:80 rr\n  -> 172.25.1.101:80  Route {w} 0 0\n  -> 172.25.1.102:80  Route 1 0 0\n"
     fake_ssh.answer("ipvsadm -Ln", node="server3", stdout=table.format(w=1))
     state = LabState(memory_provider)
-    assert state.table_problems(state.read()) == []
+    assert state.table_problems(state.read(), {"server1": 1, "server2": 1}) == []
     fake_ssh.reset()
     fake_ssh.answer("ip -4 -o addr show", node="server3", stdout=DIRECTOR.format(n=1))
     fake_ssh.answer("ipvsadm -Ln", node="server3", stdout=table.format(w=2))
-    (problem,) = state.table_problems(state.read())
-    assert "'172.25.1.101': 2" in problem and "configured {'172.25.1.101': 1" in problem
+    assert state.table_problems(state.read(), {"server1": 2, "server2": 1}) == []
+    (problem,) = state.table_problems(state.read(), {"server1": 1, "server2": 1})
+    assert "'172.25.1.101': 2" in problem and "expected {'172.25.1.101': 1" in problem

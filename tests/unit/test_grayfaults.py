@@ -82,6 +82,18 @@ def test_a_reload_signals_keepalived_s_parent_only(up, fake_ssh):
     assert Fault("reload", "server3").remains(up) == ""
 
 
+def test_a_weight_change_is_a_copy_mounted_over_keepalived_s_file_and_unmounted_on_heal(up, fake_ssh):
+    fault = Fault("reweight", "server3")
+    fault.apply(up)
+    fault.heal(up)
+    applied, healed = [c for c in _sent(fake_ssh, "server3") if "kill -HUP" in c]
+    assert f'mount --bind {grayfaults.REWEIGHTED} "$conf"' in applied and "umask 077" in applied
+    assert 'umount "$conf"' in healed
+    fake_ssh.reset()
+    fake_ssh.answer("/proc/self/mountinfo", node="server3", stdout="mounted\n")
+    assert fault.remains(up) == "the reweighted keepalived.conf on server3: mounted"
+
+
 def test_the_vip_is_deleted_where_it_is_held_and_its_absence_is_named(up, fake_ssh):
     Fault("vip-deleted", "server3").apply(up)
     assert "ip addr del 172.25.1.100/32 dev eth0" in _sent(fake_ssh, "server3")
