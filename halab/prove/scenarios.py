@@ -69,7 +69,7 @@ CATALOGUE = (
         "service",
         "master",
         Expect("stop", "failed-over", connections=True, sticky="across"),
-        Expect("return", "returned", settle="down"),
+        Expect("return", "returned", settle="failback"),
         service="keepalived",
     ),
     Entry(
@@ -78,7 +78,7 @@ CATALOGUE = (
         "crash",
         "master",
         Expect("down", "failed-over", connections=True, sticky="across"),
-        Expect("return", "returned", settle="down"),
+        Expect("return", "returned", settle="failback"),
     ),
     Entry(
         "link-cut",

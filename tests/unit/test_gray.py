@@ -149,3 +149,14 @@ def test_the_ipvs_table_is_held_to_the_file_s_members_and_weights(memory_provide
     assert state.table_problems(state.read(), {"server1": 2, "server2": 1}) == []
     (problem,) = state.table_problems(state.read(), {"server1": 1, "server2": 1})
     assert "'172.25.1.101': 2" in problem and "expected {'172.25.1.101': 1" in problem
+
+
+def test_every_return_of_the_master_waits_out_a_preempt_delay():
+    """keepalived-stop and director-crash bring the MASTER back too: with a preempt delay their
+    end state comes that much later, or they would fail a lab that sets one."""
+    delayed = _lab(("  preempt: true ", "  preempt: true\n  preempt_delay: 20\n "))
+    for name in ("keepalived-stop", "director-crash", "failback"):
+        _, back = _phases(delayed, name)
+        assert back.settle == pytest.approx(20 + 3 + 206 / 256), name
+    _, plain = _phases(spec.load(), "director-crash")
+    assert plain.settle == pytest.approx(3 + 206 / 256)  # the seed's, as before
