@@ -73,17 +73,21 @@ def compare(events: list[dict], moves: list[dict], start: float, end: float) -> 
         latency.append({"vip": move["vip"], "to": move["to"], "ms": round((nearest["at"] - move["at"]) * 1000)})
     movers = {move["to"] for move in moves}
     extra = [m for m in masters if m["node"] not in movers]
-    return {"masters": masters, "missing": missing, "extra": extra, "latency": latency}
+    # The other changes (BACKUP, FAULT): when a second MASTER stepped down, say.
+    others = [{"node": e["node"], "at": e["at"], "state": e["state"]} for e in events if e["state"] != "MASTER"]
+    others = [e for e in others if start <= e["at"] < end]
+    return {"masters": masters, "missing": missing, "extra": extra, "latency": latency, "others": others}
 
 
 def summary(notify: dict, start: float) -> str:
     """One phase's comparison in words, for the text under the table; "" without events or moves."""
-    if not notify or not (notify["masters"] or notify["missing"]):
+    if not notify or not (notify["masters"] or notify["missing"] or notify.get("others")):
         return ""
     parts = [
         "MASTER events: "
         + (", ".join(f"{m['node']} at +{(m['at'] - start) * 1000:.0f} ms" for m in notify["masters"]) or "none")
     ]
+    parts += [f"{e['node']} {e['state']} at +{(e['at'] - start) * 1000:.0f} ms" for e in notify.get("others", [])]
     parts += [f"notify {item['ms']:+d} ms after the client saw {item['to']} take the VIP" for item in notify["latency"]]
     parts += [f"MISSING: no MASTER event of {item['to']}, which took {item['vip']}" for item in notify["missing"]]
     parts += [f"EXTRA: {item['node']} entered MASTER, no VIP moved to it" for item in notify["extra"]]

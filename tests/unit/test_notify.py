@@ -54,6 +54,7 @@ def test_a_move_without_an_event_is_missing_and_an_event_without_a_move_is_extra
     assert [e["node"] for e in found["extra"]] == ["server4"]
     text = notify.summary(found, 10.0)
     assert "MISSING: no MASTER event of server3" in text and "EXTRA: server4 entered MASTER" in text
+    assert "server4 BACKUP at +2000 ms" in text  # when the second MASTER stepped down
     assert notify.compare(events, [], 40.0, 50.0)["masters"] == []  # outside the phase: not its events
 
 
