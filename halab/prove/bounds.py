@@ -141,6 +141,24 @@ def idle(lab: Lab) -> Bound:
     return Bound(0.0, "none: nothing happens")
 
 
+# Every bound a scenario entry may name, and what each one is, for the findings and docs.
+FORMULAS: dict[str, Callable[[Lab], Bound]] = {
+    "stop": stop,
+    "down": down,
+    "return": back,
+    "heal": heal,
+    "check": check,
+    "recheck": recheck,
+    "rejoin": rejoin,
+    "idle": idle,
+}
+
+
+def of(lab: Lab, name: str) -> Bound:
+    """The bound called name (a key of FORMULAS) for this lab; 0 s for ""."""
+    return FORMULAS[name](lab) if name else Bound(0.0, "")
+
+
 # --- gray failures: a node half broken rather than gone --------------------------------
 
 # How long a fault stays on a real server whose health check cannot see it: long enough for
@@ -205,17 +223,6 @@ NOTICED: dict[str, Callable[[HealthCheck], bool]] = {
 }
 
 
-# Every bound a scenario entry may name, and what each one is, for the findings and docs.
-FORMULAS: dict[str, Callable[[Lab], Bound]] = {
-    "stop": stop,
-    "down": down,
-    "return": back,
-    "heal": heal,
-    "check": check,
-    "recheck": recheck,
-    "rejoin": rejoin,
-    "idle": idle,
-}
 # The gray failures' (issue 27).
 FORMULAS.update(
     {
@@ -229,8 +236,3 @@ FORMULAS.update(
         "slow": _gray(NOTICED["slow"], f"does not wait {SLOW_ANSWER:g} s for an answer (or waits longer)"),
     }
 )
-
-
-def of(lab: Lab, name: str) -> Bound:
-    """The bound called name (a key of FORMULAS) for this lab; 0 s for ""."""
-    return FORMULAS[name](lab) if name else Bound(0.0, "")

@@ -113,11 +113,12 @@ def judge(scenario: str, mark: Mark, seen: Seen, margin: Margin, resolution: flo
     phase, requests = mark.phase, seen.requests
     slack = margin.of(phase.bound)
     last_move = max([mark.done, *takeovers(requests, mark.acted, mark.until, seen.macs)])
-    # A fault the check cannot see fails requests until its heal: none of them is outside.
-    window_end = mark.until if phase.lasting else last_move + phase.bound + slack
+    window_end = last_move + phase.bound + slack
     mine = [r for r in requests if mark.acted <= r["sent"] < mark.until]
     failures = [r for r in mine if not r["ok"]]
     outside = [r for r in failures if r["sent"] > window_end]
+    if phase.lasting:  # a fault the check cannot see fails requests until its heal: none is outside
+        window_end, outside = mark.until, []
     result = PhaseResult(
         scenario=scenario,
         phase=phase.name,
@@ -155,12 +156,16 @@ def _first(outside: list[dict], acted: float) -> str:
 def _phase_problems(mark: Mark, requests: list[dict], failed: int) -> list[str]:
     """What the phase's own expectations contradict: persistence, and an idle phase's quiet."""
     problems = stuck(requests, mark.acted, mark.until) if mark.phase.sticky else []
-    if mark.phase.kind in QUIET:
-        doing = "idle" if mark.phase.kind == "idle" else f"during '{mark.phase.name}'"
+    if mark.phase.kind == "idle":
         if mark.transitions:
-            problems.append(f"{mark.transitions} VRRP state transitions {doing}, expected 0")
+            problems.append(f"{mark.transitions} VRRP state transitions while idle, expected 0")
         if failed:
-            problems.append(f"{failed} requests failed {doing}, expected 0")
+            problems.append(f"{failed} requests failed while idle, expected 0")
+    if mark.phase.kind in QUIET and mark.phase.kind != "idle":
+        if mark.transitions:
+            problems.append(f"{mark.transitions} VRRP state transitions during '{mark.phase.name}', expected 0")
+        if failed:
+            problems.append(f"{failed} requests failed during '{mark.phase.name}', expected 0")
     if mark.phase.lasting and not failed:
         problems.append("no request failed, yet the check cannot see this fault: expected failures until the heal")
     return problems
