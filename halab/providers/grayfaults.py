@@ -175,12 +175,15 @@ def _dropin(kind: str) -> Callable[[Provider, Fault], None]:
             f"(setsid python3 -c {shlex.quote(program)} </dev/null >/dev/null 2>&1 & echo $! > {FAULTS}/answerer.pid)",
         ]
         steps += [
+            # Until the answerer listens (5 s at most; curl's 7: refused): else nginx says 502.
+            f"{{ i=0; while [ $i -lt 50 ]; do curl -s -o /dev/null -m 0.2 http://127.0.0.1:{ANSWERER_PORT}/; "
+            '[ "$?" != 7 ] && break; sleep 0.1; i=$((i + 1)); done; }',
             f"printf %s {shlex.quote(DROPIN)} > {NGINX_DROPINS}/{kind}.conf",
             f"{NGINX} -t -q && {NGINX} -s reload",
             # Until the new workers answer with the drop-in (5 s at most).
-            f"i=0; while [ $i -lt 50 ] && {_answers(node, provider, '0.3')}; do sleep 0.1; i=$((i + 1)); done",
+            f"{{ i=0; while [ $i -lt 50 ] && {_answers(node, provider, '0.3')}; do sleep 0.1; i=$((i + 1)); done; }}",
         ]
-        provider.remote.check(node, " && ".join(steps[:-1]) + "; " + steps[-1])
+        provider.remote.check(node, " && ".join(steps))
 
     return apply
 
