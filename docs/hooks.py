@@ -35,7 +35,7 @@ DOCS = Path(__file__).resolve().parent
 sys.path.insert(0, str(DOCS.parent))
 
 from halab import paths, rules, spec  # noqa: E402
-from halab.prove import bounds, established, scenarios  # noqa: E402
+from halab.prove import bounds, established, scenarios, verdicts  # noqa: E402
 from halab.prove.results import DEFAULT_MARGIN  # noqa: E402
 
 MARKER = re.compile(r"^<!-- generated: ([a-z-]+) -->$", re.M)
@@ -290,10 +290,14 @@ def _expects(expect: scenarios.Expect | None) -> str:
     words += [f"server {'back in' if expect.member else 'out of'} IPVS"] if expect.member is not None else []
     words += ["held connections judged"] if expect.connections else []
     words += [f"persistence judged ({expect.sticky})"] if expect.sticky else []
+    words += ["the frozen director may still hold the VIP"] if expect.stale else []
+    words += [f"server out of IPVS if the check sees `{expect.gray}`, else kept (failing)"] if expect.gray else []
+    words += [f"IPVS table as the {'file' if expect.table == 'file' else 'changed file'} says"] if expect.table else []
+    words += ["no VRRP transition, no failed request"] if expect.bound in verdicts.QUIET else []
     return "; ".join(words)
 
 
-def fault_catalogue() -> str:
+def fault_catalogue(entries: tuple[scenarios.Entry, ...] = scenarios.CATALOGUE) -> str:
     """The catalogue as data: each scenario's fault, target and what each phase expects."""
     rows = [
         (
@@ -304,9 +308,33 @@ def fault_catalogue() -> str:
             _expects(entry.on_fault),
             _expects(entry.on_heal),
         )
-        for entry in scenarios.CATALOGUE
+        for entry in entries
     ]
     return _table(("scenario", "what happens", "fault", "target", "the fault's phase", "the repair's phase"), rows)
+
+
+def gray_catalogue() -> str:
+    """The gray failures, run on request, as data."""
+    return fault_catalogue(scenarios.GRAY)
+
+
+def gray_bounds() -> str:
+    """Each gray phase's bound on the seed lab and on it with an HTTP_GET check."""
+    seed = spec.load(paths.DEFAULT_LAB)
+    check = seed.virtual_services[0].health_check.model_copy(update={"type": "HTTP_GET"})
+    service = seed.virtual_services[0].model_copy(update={"health_check": check})
+    http = seed.model_copy(update={"virtual_services": (service,)})
+    rows = []
+    for plain, checked in zip(scenarios.gray(seed), scenarios.gray(http), strict=True):
+        for phase, other in zip(plain.phases, checked.phases, strict=True):
+            rows.append((f"`{plain.name}`", phase.name, _kept(phase), _kept(other)))
+    return _table(("scenario", "phase", "seed (TCP_CHECK)", "seed with HTTP_GET"), rows)
+
+
+def _kept(phase: scenarios.Phase) -> str:
+    """A phase's bound and what it expects of the faulted real server, in a cell."""
+    members = "; ".join(f"{node} {'in' if kept else 'out of'} IPVS" for node, kept in phase.members.items())
+    return f"{phase.bound * 1000:.0f} ms" + (f" ({members})" if members else "")
 
 
 def bound_formulas() -> str:
@@ -349,6 +377,8 @@ GENERATORS: dict[str, Callable[[], str]] = {
     "tasks": tasks,
     "short-flags": short_flags,
     "fault-catalogue": fault_catalogue,
+    "gray-catalogue": gray_catalogue,
+    "gray-bounds": gray_bounds,
     "bound-formulas": bound_formulas,
     "bounds-per-lab": bounds_per_lab,
     "persistent-lab": persistent_lab,

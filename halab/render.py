@@ -25,6 +25,9 @@ KEEPALIVED_CONF = "etc/keepalived/keepalived.conf"
 NGINX_CONF = "usr/local/nginx/conf/nginx.conf"
 INDEX_HTML = "usr/local/nginx/html/index.html"
 REALSERVER_SCRIPT = "usr/local/sbin/lvs-realserver"
+# keepalived's notify script on a director: every VRRP state change with its time (NOTIFY_LOG).
+NOTIFY_SCRIPT = "usr/local/sbin/halab-notify"
+NOTIFY_LOG = "/var/log/halab-notify.log"
 DIRECTOR_SYSCTL = "etc/sysctl.d/90-lvs-director.conf"
 # keepalived's own unit reads its options from here (the build's sysconfdir, /etc/sysconfig linked to it).
 KEEPALIVED_OPTIONS = "etc/sysconfig/keepalived"
@@ -92,7 +95,11 @@ def render(lab: Lab) -> dict[str, str]:
     files: dict[str, str] = {"lab.json": lab_json(lab)}
     for name, node in lab.nodes.items():
         if node.role == "director":
-            tree = {KEEPALIVED_CONF: keepalived_conf(lab, name), DIRECTOR_SYSCTL: director_sysctl(lab)}
+            tree = {
+                KEEPALIVED_CONF: keepalived_conf(lab, name),
+                DIRECTOR_SYSCTL: director_sysctl(lab),
+                NOTIFY_SCRIPT: _ENV.get_template("halab-notify.j2").render(lab=lab),
+            }
             if lab.vrrp.lvs_sync_daemon:
                 tree[KEEPALIVED_OPTIONS] = keepalived_options()
         elif node.role == "realserver":
@@ -131,7 +138,7 @@ def mode_of(relative: str) -> int:
     """A rendered file's mode: 0600 for what holds a secret, 0755 for scripts, 0644 otherwise."""
     if relative.endswith(KEEPALIVED_CONF):
         return 0o600
-    return 0o755 if relative.endswith(REALSERVER_SCRIPT) else 0o644
+    return 0o755 if relative.endswith((REALSERVER_SCRIPT, NOTIFY_SCRIPT)) else 0o644
 
 
 def _inside(target: Path, relative: str) -> Path:
@@ -210,8 +217,8 @@ def instances(lab: Lab, director: str) -> list[Instance]:
     active-backup: one instance holding every VIP. active-active (the write-up's dual
     master): a second instance, id + 1, holding the second VIP, where the two directors'
     states and priorities are swapped, so each is MASTER of one VIP.
-    With nopreempt every director starts as BACKUP, since keepalived ignores nopreempt on
-    a MASTER; the highest priority still wins the first election.
+    With nopreempt (or a preempt delay) every director starts as BACKUP, since keepalived
+    ignores both on a MASTER; the highest priority still wins the first election.
     """
     me = _vrrp_settings(lab.nodes[director])
     other = next((_vrrp_settings(n) for name, n in lab.role("director").items() if name != director), me)
@@ -224,7 +231,7 @@ def instances(lab: Lab, director: str) -> list[Instance]:
         ]
     else:
         result = [Instance("VI_1", vrid, vips, *me)]
-    if not lab.vrrp.preempt:
+    if not lab.vrrp.preempt or lab.vrrp.preempt_delay:
         result = [Instance(i.name, i.vrid, i.vips, "BACKUP", i.priority, i.state == "MASTER") for i in result]
     return result
 

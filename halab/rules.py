@@ -252,6 +252,16 @@ def sync_daemon(lab: Lab) -> Iterator[Problem]:
         )
 
 
+def preempt_delay(lab: Lab) -> Iterator[Problem]:
+    """A preempt delay delays taking the VIP back; with nopreempt nothing is ever taken back."""
+    if lab.vrrp.preempt_delay and not lab.vrrp.preempt:
+        yield Problem(
+            "vrrp.preempt_delay",
+            f"{lab.vrrp.preempt_delay} means nothing with preempt: false (nothing is taken back); "
+            "allowed here: 0, or preempt: true",
+        )
+
+
 def authentication_version(lab: Lab) -> Iterator[Problem]:
     """RFC 5798 removed authentication from VRRPv3; keepalived refuses it there."""
     if lab.vrrp.version == 3 and lab.vrrp.authentication is not None:
@@ -465,6 +475,7 @@ RULES: tuple[Rule, ...] = (
     active_active_shape,
     advert_interval,
     sync_daemon,
+    preempt_delay,
     authentication_version,
     unicast_peers,
     multicast_or_unicast,

@@ -353,6 +353,10 @@ class Vrrp(_Model):
     interface: Interface = "eth0"
     authentication: Authentication | None = Authentication()
     preempt: StrictBool = True
+    # Seconds after its start (or after seeing a lower priority MASTER) before a returning
+    # director of higher priority takes the VIP back; 0: at once. keepalived needs every
+    # director to start as BACKUP for it, as for nopreempt (render does so).
+    preempt_delay: Annotated[StrictInt, Field(ge=0, le=1000)] = 0
     # Empty: multicast adverts to 224.0.0.18. Names of directors: unicast between them.
     unicast_peers: tuple[Name, ...] = ()
     # Seconds between gratuitous ARPs while MASTER; null (the write-up): only on becoming MASTER.

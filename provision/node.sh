@@ -34,6 +34,7 @@ director)
     sysctl -q -p /etc/sysctl.d/90-lvs-director.conf
     mkdir -p /etc/keepalived/
     install -m 0600 "$FILES/etc/keepalived/keepalived.conf" /etc/keepalived/keepalived.conf  # auth_pass
+    install -m 0755 "$FILES/usr/local/sbin/halab-notify" /usr/local/sbin/halab-notify  # its notify script
     # Options for keepalived's unit (EnvironmentFile in the build's sysconfdir), rendered only
     # for a lab with vrrp.lvs_sync_daemon; otherwise the build's own file stays.
     if [ -f "$FILES/etc/sysconfig/keepalived" ]; then

@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from halab.providers.grayfaults import SLOW as SLOW_ANSWER
 from halab.spec import HealthCheck, Lab
 
 # A client that gets no gratuitous ARP keeps a VIP's old MAC until its neighbour entry
@@ -72,6 +73,17 @@ def back(lab: Lab) -> Bound:
     """The MASTER back: one advert settles who holds the VIP."""
     returns = "preempt: the MASTER takes the VIP back" if lab.vrrp.preempt else "nopreempt: the BACKUP keeps the VIP"
     return Bound(lab.vrrp.advert_int, f"one advert ({lab.vrrp.advert_int:g} s); {returns}")
+
+
+def failback(lab: Lab) -> Bound:
+    """When the VIP is back where it belongs after the MASTER's return: the returning director
+    starts as BACKUP and takes over once its master-down timer runs out, with a preempt delay
+    not before that delay (counted from its start) has passed; with nopreempt it stays BACKUP."""
+    wait = down(lab)
+    if lab.vrrp.preempt and lab.vrrp.preempt_delay:
+        delay = lab.vrrp.preempt_delay
+        return Bound(delay + wait.seconds, f"preempt_delay {delay} s + master down ({wait.basis})")
+    return Bound(wait.seconds, f"master down ({wait.basis})")
 
 
 def heal(lab: Lab, refresh: float | None = None) -> Bound:
@@ -151,3 +163,82 @@ FORMULAS: dict[str, Callable[[Lab], Bound]] = {
 def of(lab: Lab, name: str) -> Bound:
     """The bound called name (a key of FORMULAS) for this lab; 0 s for ""."""
     return FORMULAS[name](lab) if name else Bound(0.0, "")
+
+
+# --- gray failures: a node half broken rather than gone --------------------------------
+
+# How long a fault stays on a real server whose health check cannot see it: long enough for
+# several checks (the seed's delay_loop 3 + connect_timeout 3, three times over).
+GRAY_HOLD = 10.0
+# How often longer than the master-down timer a paused MASTER stays paused: "several".
+PAUSE_TIMES = 3
+
+
+def paused(lab: Lab) -> Bound:
+    """How long a paused MASTER stays paused: PAUSE_TIMES master-down intervals."""
+    wait = down(lab)
+    return Bound(PAUSE_TIMES * wait.seconds, f"{PAUSE_TIMES} x master down ({wait.basis})")
+
+
+def resume(lab: Lab) -> Bound:
+    """A paused MASTER resumed: still MASTER to itself, it advertises its higher priority at
+    once, and the BACKUP that took over yields (nopreempt or not: two MASTERs, the lower
+    steps down)."""
+    advert = lab.vrrp.advert_int
+    return Bound(advert, f"one advert ({advert:g} s): the BACKUP yields to the resumed MASTER")
+
+
+def reload(lab: Lab) -> Bound:
+    """A reload (SIGHUP) with the configuration unchanged costs nothing."""
+    return Bound(0.0, "none: a reload keeps the VRRP state and the IPVS table")
+
+
+def reinstate(lab: Lab) -> Bound:
+    """The VIP deleted from the MASTER by another program: keepalived 2.x sees the netlink
+    deletion, leaves MASTER (a priority-0 advert) with its master-down timer set to its own
+    skew, and takes the VIP back before the BACKUP's longer skew runs out; one advert settles it."""
+    master, _ = pair(lab)
+    priority = lab.nodes[master].priority or 0
+    lag = skew(lab, priority)
+    return Bound(
+        lag + lab.vrrp.advert_int,
+        f"the MASTER's skew (256 - {priority}) / 256 = {lag:.3f} s + one advert {lab.vrrp.advert_int:g} s",
+    )
+
+
+def _gray(noticed: Callable[[HealthCheck], bool], blind: str) -> Callable[[Lab], Bound]:
+    """A real server's gray fault: the check's detection time when its type can see it, else
+    none (the server stays in IPVS and its requests fail for as long as the fault lasts)."""
+
+    def bound(lab: Lab) -> Bound:
+        check = lab.virtual_services[0].health_check
+        if noticed(check):
+            return detect(check)
+        return Bound(GRAY_HOLD, f"none: {check.type} {blind}; it stays in IPVS while the fault lasts ({GRAY_HOLD:g} s)")
+
+    return bound
+
+
+# Whether a health check sees each gray fault of a real server: a hung nginx still completes
+# the TCP handshake (the kernel does), and so does one answering 500 or late; HTTP_GET waits
+# connect_timeout for the answer and compares its status.
+NOTICED: dict[str, Callable[[HealthCheck], bool]] = {
+    "hang": lambda check: check.type == "HTTP_GET",
+    "error": lambda check: check.type == "HTTP_GET" and check.status_code != 500,
+    "slow": lambda check: check.type == "HTTP_GET" and check.connect_timeout < SLOW_ANSWER,
+}
+
+
+# The gray failures' (issue 27).
+FORMULAS.update(
+    {
+        "failback": failback,
+        "paused": paused,
+        "resume": resume,
+        "reload": reload,
+        "reinstate": reinstate,
+        "hang": _gray(NOTICED["hang"], "completes the TCP handshake with a hung nginx"),
+        "error": _gray(NOTICED["error"], "completes the TCP handshake with an nginx answering 500"),
+        "slow": _gray(NOTICED["slow"], f"does not wait {SLOW_ANSWER:g} s for an answer (or waits longer)"),
+    }
+)

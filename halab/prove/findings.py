@@ -200,6 +200,32 @@ def _low_backup(lab: Lab, run: ScenarioRun, phase: PhaseResult, artifacts: Path)
 RULES = {"heal": _split_brain, "check": _slow_checks, "return": _return, "stop": _low_backup}
 
 
+def _blind_check(lab: Lab, run: ScenarioRun, phase: PhaseResult, artifacts: Path) -> Iterator[Finding]:
+    """A real server hung, answering 500 or late, kept in IPVS by a check that cannot see it:
+    HTTP_GET waits connect_timeout for the answer and compares its status, and drops it."""
+    check = lab.virtual_services[0].health_check
+    if bounds.NOTICED[phase.kind](check) or not phase.failed:
+        return
+    timeout = min(check.connect_timeout, max(1, int(bounds.SLOW_ANSWER) - 1))
+    fixed = check.model_copy(update={"type": "HTTP_GET", "connect_timeout": timeout, "status_code": 200})
+    found = bounds.detect(fixed)
+    yield Finding(
+        run.scenario,
+        phase.phase,
+        f"{phase.failed} requests failed over {phase.failing_ms} ms while the server stayed in IPVS",
+        f"health_check type {check.type}"
+        + (f" (connect_timeout {check.connect_timeout} s)" if check.type == "HTTP_GET" else ""),
+        f"health_check type: HTTP_GET (path {check.path}, status_code 200) with connect_timeout: {timeout} "
+        f"(it bounds the answer too): dropped within {found.basis}",
+        phase.bound_ms,
+        round(found.seconds * 1000),
+    )
+
+
+# The gray failures' (issue 27): a real server the check cannot see failing.
+RULES.update({"hang": _blind_check, "error": _blind_check, "slow": _blind_check})
+
+
 def settings(lab: Lab) -> dict:
     """The lab's settings the findings read, recorded in failover.json so other labs' findings can cite it."""
     check = lab.virtual_services[0].health_check

@@ -99,6 +99,20 @@ class LabState:
         found = snapshot.members(holder[0], (service.protocol, str(service.vip), service.port)) or set()
         return {name for name, node in self.lab.nodes.items() if str(node.address) in found}
 
+    def table_problems(self, snapshot: Snapshot, weights: dict[str, int]) -> list[str]:
+        """How the first service's IPVS table on its VIP's holder differs from weights (real
+        server -> weight): each one present with its weight, no other (what a reload must leave)."""
+        service = self.lab.virtual_services[0]
+        holder = snapshot.holders(str(service.vip))
+        if len(holder) != 1:
+            return [f"IPVS table not read: {service.vip} held by {holder or 'nobody'}"]
+        table = snapshot.nodes[holder[0]].ipvs.get((service.protocol, str(service.vip), service.port))
+        found = {d.address: d.weight for d in table.destinations} if table else {}
+        wanted = {str(self.lab.nodes[name].address): weight for name, weight in weights.items()}
+        if found == wanted:
+            return []
+        return [f"IPVS table of {service.vip} on {holder[0]}: {found or 'none'}, expected {wanted} (address: weight)"]
+
     def script(self, node: str, parts: tuple[str, ...]) -> str:
         """One shell line printing every part asked for, each after its MARK."""
         role = self.lab.nodes[node].role

@@ -19,7 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from halab import environment
-from halab.prove import established, verdicts
+from halab.prove import established, notify, verdicts
 from halab.prove.findings import Finding
 from halab.prove.results import NOISE, NOT_EXERCISED, WITHIN, PhaseResult, ScenarioRun
 
@@ -211,6 +211,21 @@ def _short_moves(moved: str) -> str:
     """ "server4 at +1234 ms, gateway server4 at +1300 ms" -> one move a line, in the column's
     unit: "server4 +1234", "gw server4 +1300"."""
     return moved.replace(" at +", " +").replace(" ms", "").replace("gateway ", "gw ").replace(", ", "\n")
+
+
+def notify_text(runs: list[ScenarioRun]) -> str:
+    """The notify stream against the VIP moves, per phase that had either ("" when none had)."""
+    lines = [
+        f"  {run.scenario} / {phase.phase}: {text}"
+        for run in runs
+        for phase in run.phases
+        if (text := notify.summary(phase.notify, phase.start))
+    ]
+    return (
+        "\n".join(["Notify stream (keepalived's state changes against the VIP moves the client saw):", *lines])
+        if lines
+        else ""
+    )
 
 
 def findings_text(found: list[Finding]) -> str:

@@ -93,6 +93,7 @@ class PhaseResult:
     failing_ms: int = 0  # from the action to the end of the phase's last failed request; 0: none failed
     unexercised: str = ""  # why the probe's traffic never met the fault; "" when it did
     accept_unexercised: bool = False  # the operator asked that a phase not exercised not fail the run
+    notify: dict = field(default_factory=dict)  # the notify stream against the VIP moves (halab.prove.notify)
 
     @property
     def connections(self) -> str:

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from halab.errors import HalabError, ProviderError
-from halab.prove import probe, scenarios, verdicts
+from halab.prove import notify, probe, scenarios, verdicts
 from halab.prove.labstate import LabState
 from halab.prove.results import DEFAULT_MARGIN, Margin, ScenarioRun
 from halab.prove.scenarios import Phase, Scenario
@@ -66,6 +66,8 @@ class Recording:
     requests: list[dict] = field(default_factory=list)
     held: list[dict] = field(default_factory=list)
     gateway: list[dict] = field(default_factory=list)  # already relative to the probe's start
+    directors: dict[str, float] = field(default_factory=dict)  # director -> its clock minus the host's
+    notify: list[dict] = field(default_factory=list)  # already relative to the probe's start
     phases: list[Done] = field(default_factory=list)
 
     def seen(self) -> verdicts.Seen:
@@ -73,7 +75,7 @@ class Recording:
         origin = self.offset + self.started
         requests = [{**r, "sent": r["sent"] - origin, "done": r["done"] - origin} for r in self.requests]
         connections = [verdicts.relative(c, origin) for c in self.held]
-        return verdicts.Seen(requests, connections, self.macs, self.gateway)
+        return verdicts.Seen(requests, connections, self.macs, self.gateway, self.notify)
 
     def marks(self, seen: verdicts.Seen) -> list[verdicts.Mark]:
         """Each phase from its action until the next phase's (the last: until the probe's end)."""
@@ -117,6 +119,7 @@ class Runner:
             record.step = "read the client's clock and the nodes' MACs"
             record.offset = self.remote.clock_offset(self.client)
             record.macs = self.state.read(("macs",)).macs()
+            record.directors = {d: self.remote.clock_offset(d) for d in self.lab.role("director")}
             self.progress(f"scenario {scenario.name}: {scenario.description}")
             record.step = "start the probe"
             record.started = time.time()
@@ -167,6 +170,7 @@ class Runner:
             record.requests = http.stop()
             record.held = http.connections()
             record.gateway = self._gateway_changes(watch, record.started)
+            record.notify = notify.read(self.remote, record.directors, record.started)
 
     def _aimed(self, scenario: Scenario, requests: list[dict]) -> Scenario:
         """A real-server scenario whose server answered none of the probe's baseline (with
@@ -257,7 +261,7 @@ class Runner:
         snapshot = self.state.read()
         problems = []
         for vip, director in phase.holders.items():
-            held = snapshot.holders(vip)
+            held = [node for node in snapshot.holders(vip) if node != phase.stale]
             if held != [director]:
                 problems.append(f"VIP {vip} held by {held or 'nobody'}, expected {director}")
         if phase.members:
@@ -268,6 +272,8 @@ class Runner:
                         f"{server} {'missing from' if present else 'still in'} the IPVS table "
                         f"(members: {sorted(members) if members is not None else 'no single VIP holder'})"
                     )
+        if phase.table:
+            problems += self.state.table_problems(snapshot, phase.table)
         return problems
 
     def restore_baseline(self, timeout: float = 60.0) -> None:

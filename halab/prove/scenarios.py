@@ -44,6 +44,9 @@ class Expect:
     connections: bool = False  # judge the held connections (a director's stop or crash)
     sticky: str = ""  # persistence judged: "" never, "in-place" VIP stays, "across" VIP moves
     observe: tuple[str, ...] = ()  # OBSERVATIONS
+    stale: bool = False  # the faulted director may still hold the VIP (frozen, it cannot drop it)
+    gray: str = ""  # a key of bounds.NOTICED: the server is dropped if the lab's check sees that fault
+    table: str = ""  # the IPVS table afterwards must equal TABLES[table] (members and weights), "" not judged
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,7 @@ class Entry:
     on_fault: Expect
     on_heal: Expect | None
     service: str = ""
+    seconds: float = 0.0  # the fault's own duration or delay (Fault.seconds), 0: its default
 
 
 CATALOGUE = (
@@ -66,7 +70,7 @@ CATALOGUE = (
         "service",
         "master",
         Expect("stop", "failed-over", connections=True, sticky="across"),
-        Expect("return", "returned", settle="down"),
+        Expect("return", "returned", settle="failback"),
         service="keepalived",
     ),
     Entry(
@@ -75,7 +79,7 @@ CATALOGUE = (
         "crash",
         "master",
         Expect("down", "failed-over", connections=True, sticky="across"),
-        Expect("return", "returned", settle="down"),
+        Expect("return", "returned", settle="failback"),
     ),
     Entry(
         "link-cut",
@@ -106,6 +110,85 @@ CATALOGUE = (
 )
 
 
+# Gray failures (issue 27): a node half broken rather than gone. Run on request (`--scenario
+# NAME`, or `--scenario gray` for all of them), not with the catalogue above.
+GRAY = (
+    Entry(
+        "director-pause",
+        "keepalived on the MASTER {node} frozen (SIGSTOP) for several master-down intervals, then resumed",
+        "pause",
+        "master",
+        Expect("down", "failed-over", settle="paused", stale=True, observe=("transitions",)),
+        Expect("resume", "normal", settle="resume", observe=("transitions",)),
+        service="keepalived",
+    ),
+    Entry(
+        "reload",
+        "keepalived on the MASTER {node} reloaded (SIGHUP) under load, its configuration unchanged",
+        "reload",
+        "master",
+        Expect("reload", "normal", table="file", observe=("transitions",)),
+        None,
+    ),
+    Entry(
+        "reload-weight",
+        "keepalived on the MASTER {node} reloaded under load with the first real server's weight changed, "
+        "then reloaded as rendered",
+        "reweight",
+        "master",
+        Expect("reload", "normal", table="reweighted", observe=("transitions",)),
+        Expect("reload", "normal", table="file", observe=("transitions",)),
+    ),
+    Entry(
+        "vip-deleted",
+        "the VIP deleted from the MASTER {node} by another program (ip addr del)",
+        "vip-deleted",
+        "master",
+        Expect("reinstate", "normal", settle="reinstate", observe=("transitions",)),
+        None,
+    ),
+    Entry(
+        "failback",
+        "the MASTER {node} crashes and returns: preempt takes the VIP back (after preempt_delay), "
+        "nopreempt leaves it on the BACKUP",
+        "crash",
+        "master",
+        Expect("down", "failed-over"),
+        Expect("return", "returned", settle="failback", observe=("transitions",)),
+    ),
+    Entry(
+        "realserver-hang",
+        "nginx on the real server {node} frozen (SIGSTOP): the kernel still completes TCP handshakes",
+        "pause",
+        "server",
+        Expect("hang", "normal", settle="hang", gray="hang"),
+        Expect("rejoin", "normal", settle="recheck", member=True),
+        service="nginx",
+    ),
+    Entry(
+        "realserver-error",
+        "nginx on the real server {node} answers 500 to every request",
+        "realserver-error",
+        "server",
+        Expect("error", "normal", settle="error", gray="error"),
+        Expect("rejoin", "normal", settle="recheck", member=True),
+    ),
+    Entry(
+        "realserver-slow",
+        "nginx on the real server {node} answers every request late (past the client's timeout)",
+        "realserver-slow",
+        "server",
+        Expect("slow", "normal", settle="slow", gray="slow"),
+        Expect("rejoin", "normal", settle="recheck", member=True),
+    ),
+)
+# What the IPVS table must hold after a phase: the lab file's real servers and weights, or
+# those with the first real server's weight + 1 (the reweight fault's change).
+TABLES = ("file", "reweighted")
+# The name that runs every gray scenario.
+GRAY_GROUP = "gray"
+
+
 @dataclass(frozen=True)
 class Phase:
     """One action on the lab (a fault applied or healed), what it may cost the client, and
@@ -124,6 +207,9 @@ class Phase:
     sticky: bool = False  # persistence: every request of the phase answered by one real server
     observe: tuple[str, ...] = ()  # OBSERVATIONS this phase needs
     exercises: str = ""  # a value of EXERCISES: what the traffic must meet, "" nothing (idle)
+    stale: str = ""  # a director that may still hold the VIPs (frozen): not counted as a holder
+    lasting: bool = False  # the check cannot see the fault: requests fail until the heal, none outside
+    table: dict[str, int] = field(default_factory=dict)  # real server -> its IPVS weight afterwards; {} not judged
 
     def act(self, provider: Provider) -> None:
         (self.fault.heal if self.heals else self.fault.apply)(provider)
@@ -155,7 +241,7 @@ def quick(lab: Lab) -> list[Scenario]:
 def rebuilt(lab: Lab, chosen: list[Scenario]) -> list[Scenario]:
     """The same scenarios, on the same targets, with this lab's numbers (keepalived's own
     check timings, say, where they differ from the file's)."""
-    entries = {entry.name: entry for entry in CATALOGUE}
+    entries = {entry.name: entry for entry in (*CATALOGUE, *GRAY)}
     return [
         s.remake(lab)
         if s.remake
@@ -184,7 +270,7 @@ def quiet(lab: Lab, seconds: float, kind: str = "quiet") -> Phase:
 def scenario(lab: Lab, entry: Entry, target: str = "") -> Scenario:
     """One entry with this lab's nodes and numbers, on target (default: the entry's own)."""
     target = target or _target(lab, entry.target)
-    fault = Fault(entry.primitive, target, entry.service)
+    fault = Fault(entry.primitive, target, entry.service, entry.seconds)
     exercises = EXERCISES[entry.target]
     phases = [_phase(lab, fault, False, entry.on_fault, {"server": target}, exercises)]
     if entry.on_heal is not None:
@@ -196,7 +282,7 @@ def retarget(lab: Lab, run: Scenario, server: str) -> Scenario:
     """A real-server scenario aimed at server instead: the one the probe's traffic is using
     (with persistence, the client is pinned to one server, and a fault on another would
     never meet its requests). Any other scenario comes back unchanged."""
-    entry = next((e for e in CATALOGUE if e.name == run.name), None)
+    entry = next((e for e in (*CATALOGUE, *GRAY) if e.name == run.name), None)
     if entry is None or entry.target != "server" or server not in lab.virtual_services[0].real_servers:
         return run
     return scenario(lab, entry, server)
@@ -210,7 +296,11 @@ def _target(lab: Lab, target: str) -> str:
 
 def _phase(lab: Lab, fault: Fault, heals: bool, expect: Expect, named: dict[str, str], exercises: str = "") -> Phase:
     bound = bounds.of(lab, expect.bound)
-    members = {named["server"]: expect.member} if expect.member is not None else {}
+    member = expect.member
+    noticed = bounds.NOTICED[expect.gray](lab.virtual_services[0].health_check) if expect.gray else None
+    if noticed is not None:
+        member = not noticed  # dropped if the check sees the fault; kept, and failing, if not
+    members = {named["server"]: member} if member is not None else {}
     return Phase(
         fault.healed if heals else fault.applied,
         fault,
@@ -225,7 +315,21 @@ def _phase(lab: Lab, fault: Fault, heals: bool, expect: Expect, named: dict[str,
         sticky=bool(expect.sticky) and sticky(lab, moves=expect.sticky == "across"),
         observe=expect.observe,
         exercises=exercises,
+        stale=fault.node if expect.stale else "",
+        lasting=noticed is False,
+        table=weights(lab, expect.table),
     )
+
+
+def weights(lab: Lab, table: str) -> dict[str, int]:
+    """Real server -> the weight IPVS must give it: `table` is one of TABLES, or "" (none)."""
+    if not table:
+        return {}
+    configured = {name: real.weight for name, real in lab.virtual_services[0].real_servers.items()}
+    if table == "reweighted":
+        first = next(iter(configured))
+        configured[first] += 1
+    return configured
 
 
 def holders(lab: Lab, which: str) -> dict[str, str]:
@@ -268,11 +372,20 @@ def held_expectation(phase: Phase) -> str:
     return ""
 
 
+def gray(lab: Lab) -> list[Scenario]:
+    """Every gray-failure scenario on this lab (run on request)."""
+    return [scenario(lab, entry) for entry in GRAY]
+
+
 def chosen(lab: Lab, names: str) -> list[Scenario]:
-    """The scenarios named (comma-separated; `idle` too), or the whole catalogue when none is."""
+    """The scenarios named (comma-separated; `idle`, gray ones and `gray` for all of them too),
+    or the whole catalogue when none is."""
     wanted = [name.strip() for name in names.split(",") if name.strip()]
-    every = [*scenarios(lab), soak(lab)]
+    if GRAY_GROUP in wanted:
+        wanted = [name for name in wanted if name != GRAY_GROUP] + [entry.name for entry in GRAY]
+    every = [*scenarios(lab), soak(lab), *gray(lab)]
     unknown = [name for name in wanted if name not in {s.name for s in every}]
     if unknown:
-        raise UsageError(f"unknown scenario {', '.join(unknown)}; known: {', '.join(s.name for s in every)}")
-    return [s for s in every if s.name in wanted] if wanted else every[:-1]
+        known = [s.name for s in every] + [GRAY_GROUP]
+        raise UsageError(f"unknown scenario {', '.join(unknown)}; known: {', '.join(known)}")
+    return [s for s in every if s.name in wanted] if wanted else every[: len(CATALOGUE)]

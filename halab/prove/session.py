@@ -250,4 +250,6 @@ def _show(session: Session, runs: list[ScenarioRun], found: list[findings.Findin
         print(f"versions: {note}")
     if found:
         print(report.findings_text(found))
+    if report.notify_text(runs):
+        print(report.notify_text(runs))
     print(page_line)

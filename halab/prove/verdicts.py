@@ -24,9 +24,12 @@ import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from halab.prove import established
+from halab.prove import established, notify
 from halab.prove.results import Margin, PhaseResult
 from halab.prove.scenarios import Phase
+
+# Phases that must cost nothing at all: no VRRP transition, no failed request.
+QUIET = ("idle", "reload")
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,7 @@ class Seen:
     connections: list[dict] = field(default_factory=list)
     macs: dict[str, str] = field(default_factory=dict)
     gateway: list[dict] = field(default_factory=list)
+    notify: list[dict] = field(default_factory=list)  # the directors' recorded state changes
 
 
 @dataclass(frozen=True)
@@ -113,6 +117,8 @@ def judge(scenario: str, mark: Mark, seen: Seen, margin: Margin, resolution: flo
     mine = [r for r in requests if mark.acted <= _charged(r) < mark.until]
     failures = [r for r in mine if not r["ok"]]
     outside = [r for r in failures if r["sent"] > window_end]
+    if phase.lasting:  # a fault the check cannot see fails requests until its heal: none is outside
+        window_end, outside = mark.until, []
     result = PhaseResult(
         scenario=scenario,
         phase=phase.name,
@@ -135,6 +141,7 @@ def judge(scenario: str, mark: Mark, seen: Seen, margin: Margin, resolution: flo
         gateway_moves=owner_changes(seen.gateway, mark.acted, mark.until, seen.macs),
     )
     _judge_connections(result, phase, seen.connections, margin)
+    result.notify = notify.compare(seen.notify, result.vip_moves, mark.acted, mark.until)
     return result
 
 
@@ -161,6 +168,13 @@ def _phase_problems(mark: Mark, requests: list[dict], failed: int) -> list[str]:
             problems.append(f"{mark.transitions} VRRP state transitions while idle, expected 0")
         if failed and mark.phase.kind == "idle":
             problems.append(f"{failed} requests failed while idle, expected 0")
+    if mark.phase.kind in QUIET and mark.phase.kind != "idle":
+        if mark.transitions:
+            problems.append(f"{mark.transitions} VRRP state transitions during '{mark.phase.name}', expected 0")
+        if failed:
+            problems.append(f"{failed} requests failed during '{mark.phase.name}', expected 0")
+    if mark.phase.lasting and not failed:
+        problems.append("no request failed, yet the check cannot see this fault: expected failures until the heal")
     return problems
 
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from halab.errors import UsageError
+from halab.providers import grayfaults
 from halab.providers.base import Provider
 
 # A node reaching a neighbour: every node runs sshd on its lab address (python3 is on every
@@ -147,3 +148,6 @@ PRIMITIVES: dict[str, Primitive] = {
         _nothing,
     ),
 }
+
+# The gray failures: a node half broken rather than gone (halab.providers.grayfaults).
+PRIMITIVES.update({name: Primitive(*verbs) for name, verbs in grayfaults.VERBS.items()})

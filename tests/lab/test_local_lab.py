@@ -19,6 +19,7 @@ import pytest
 from halab import paths, render, spec
 from halab.errors import ProviderError
 from halab.paths import LabPaths
+from halab.providers.faults import Fault
 from halab.providers.local.processes import processes
 from halab.providers.local.provider import LocalProvider
 from tests.fixtures import assert_clean, invoke, lab_file, needs_root, requests_through_vip
@@ -146,6 +147,46 @@ def test_testinfra_reaches_nodes_through_the_ssh_config(seed_lab):
     host = testinfra.get_host("ssh://server1", ssh_config=str(seed_lab.ssh_config()))
     assert host.run("hostname").stdout.strip() == "server1"
     assert host.file("/usr/local/nginx/html/index.html").content_string == "<h1>server1's page</h1>\n"
+
+
+def test_the_gray_faults_apply_heal_and_leave_nothing_behind(seed_lab):
+    """Each gray primitive for real (issue 27), on the nodes the scenarios aim at: its effect
+    seen on the node, its heal, and nothing left after it. The scenarios themselves (bounds,
+    what the client saw) are `test.failover --scenario gray`'s."""
+
+    def status(node: str) -> str:
+        return seed_lab.remote.run(
+            node, f"curl -s -o /dev/null -m 2 -w %{{http_code}} http://{node_address(node)}/"
+        ).stdout
+
+    def node_address(node: str) -> str:
+        return str(seed_lab.lab.nodes[node].address)
+
+    def settles(fault: Fault, bound: float = 15) -> str:
+        deadline = time.monotonic() + bound
+        while (left := fault.remains(seed_lab)) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        return left
+
+    error = Fault("realserver-error", "server1")
+    error.apply(seed_lab)
+    assert status("server1") == "500" and "answerer.pid" in error.remains(seed_lab)
+    error.heal(seed_lab)
+    assert settles(error) == "" and status("server1") == "200"
+
+    hang = Fault("pause", "server1", "nginx")
+    hang.apply(seed_lab)
+    assert "nginx on server1 still stopped" in hang.remains(seed_lab) and status("server1") != "200"
+    hang.heal(seed_lab)
+    assert hang.remains(seed_lab) == "" and status("server1") == "200"
+
+    deleted = Fault("vip-deleted", "server3")
+    deleted.apply(seed_lab)  # keepalived notices the deletion and takes the VIP back by itself
+    assert settles(deleted) == ""
+    reload = Fault("reload", "server3")
+    reload.apply(seed_lab)
+    assert settles(reload) == "" and {row.name for row in seed_lab.status() if row.vips} == {"server3"}
+    assert "FAILED" not in requests_through_vip(seed_lab, 4)
 
 
 def test_fault_verbs_move_the_vip_and_bring_it_back(seed_lab, seed_file):

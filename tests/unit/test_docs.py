@@ -59,6 +59,9 @@ def test_the_reference_is_generated_from_the_code(site):
     assert all(f"--{option}" in tasks for option in SHORT_FLAGS)
     assert [entry.name for entry in scenarios.CATALOGUE if entry.name not in faults] == []
     assert "3805" in faults  # the seed lab's crash bound, computed: 3 x 1 s + (256 - 50) / 256 s
+    gray = (site / "proving" / "gray" / "index.html").read_text()
+    assert [entry.name for entry in scenarios.GRAY if entry.name not in gray] == []
+    assert "12000 ms (server1 out of IPVS)" in gray  # HTTP_GET drops a hung server: 3 + 3 + 1 x (3 + 3) s
 
 
 def test_broken_links_pages_and_nav_entries_fail_the_build(tmp_path):

@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 
 from halab import render, spec
 from halab.errors import SpecError
+from halab.providers import grayfaults
 from tests.mutations import (
     CASES,
     LAB_WORDS,
@@ -67,13 +68,16 @@ VALUE_BLOCKS = {"notification_email", "virtual_ipaddress", "unicast_peer"}
 INLINE_COMMENT = "! seconds between health checks"
 
 
+NOTIFY_LINE = f'    notify "/bin/sh /{render.NOTIFY_SCRIPT}"'
+
+
 def keepalived_well_formed(text: str) -> None:
     """Lines keepalived reads whole (< 1024 bytes), no quote, escape or stray comment, template
     keywords only, each value one word, every block closed."""
     blocks: list[str] = []
     for raw in text.splitlines():
         assert len(raw.encode()) < 1024 and not raw.endswith("\\"), raw  # a trailing \ continues a line
-        if raw.lstrip().startswith("!"):
+        if raw.lstrip().startswith("!") or raw == NOTIFY_LINE:  # the one quoted line: a template literal
             continue
         body, _, comment = raw.partition("!")
         assert not re.search(r'["\'\\$#]', raw) and (not comment or "!" + comment == INLINE_COMMENT), raw
@@ -93,6 +97,9 @@ def keepalived_well_formed(text: str) -> None:
     assert not blocks
 
 
+FAULT_DROPINS = f"{grayfaults.NGINX_DROPINS}/*.conf;"
+
+
 def nginx_well_formed(text: str) -> None:
     """Template keywords only, one-word values, each statement ended by `;`, every block closed."""
     depth = 0
@@ -104,7 +111,8 @@ def nginx_well_formed(text: str) -> None:
             depth -= 1
             continue
         assert words[0] in NGINX_KEYWORDS and (words[-1] == "{" or words[-1].endswith(";")), raw
-        assert all(_WORD.fullmatch(word.rstrip(";")) or word == "{" for word in words[1:]), raw
+        # The one glob: the drop-ins a gray fault puts on a real server (a template literal).
+        assert all(_WORD.fullmatch(word.rstrip(";")) or word in ("{", FAULT_DROPINS) for word in words[1:]), raw
         depth += words[-1] == "{"
     assert depth == 0
 
@@ -167,7 +175,7 @@ def test_shipped_labs_are_well_formed():
 
 def test_the_oracle_catches_an_injection():
     conf = render.render(spec.load())["server3/etc/keepalived/keepalived.conf"]
-    for injected in ("router_id LVS\n   script_user root", "router_id LVS #x", 'router_id "LVS"', "router_id {"):
+    for injected in ("router_id LVS\n   notify_fifo /tmp/x", "router_id LVS #x", 'router_id "LVS"', "router_id {"):
         with pytest.raises(AssertionError):
             keepalived_well_formed(conf.replace("router_id LVS_DEVEL", injected))
 

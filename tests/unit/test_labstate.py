@@ -70,7 +70,7 @@ def test_a_fault_is_data_with_its_words_and_an_unknown_one_is_refused():
     fault = Fault("service", "server3", "keepalived")
     assert (fault.applied, fault.healed) == ("stop keepalived on server3", "start keepalived on server3")
     assert Fault("link", "server3").healed == "restore server3's link"
-    with pytest.raises(UsageError, match="unknown fault 'flood'; known: service, crash, link, wait"):
+    with pytest.raises(UsageError, match="unknown fault 'flood'; known: service, crash, link, wait, "):
         Fault("flood", "server3")
 
 

@@ -348,3 +348,32 @@ def test_the_rendered_files_name_the_launcher_the_user_runs(monkeypatch, launche
     files = render.render(spec.load())
     assert f"edit that and {said}" in files["server3/etc/keepalived/keepalived.conf"]
     assert f"edit that and {said}" in files["server1/usr/local/nginx/conf/nginx.conf"]
+
+
+def test_a_preempt_delay_is_rendered_and_starts_every_director_as_backup():
+    """keepalived honours preempt_delay only on an instance that starts as BACKUP."""
+    seed = (LABS / "seed.yaml").read_text()
+    lab = spec.parse(seed.replace("  preempt: true ", "  preempt: true\n  preempt_delay: 20\n "))
+    conf = render.keepalived_conf(lab, "server3")
+    assert "    preempt_delay 20\n" in conf and "state BACKUP" in conf and "state MASTER" not in conf
+    assert "nopreempt" not in conf and "preempt_delay needs initial state BACKUP" in conf
+    assert "preempt_delay" not in render.keepalived_conf(spec.load(LABS / "seed.yaml"), "server3")
+
+
+def test_a_preempt_delay_with_nopreempt_is_refused():
+    seed = (LABS / "seed.yaml").read_text()
+    with pytest.raises(SpecError, match=r"vrrp\.preempt_delay.*means nothing with preempt: false"):
+        spec.parse(seed.replace("  preempt: true ", "  preempt: false\n  preempt_delay: 5\n "))
+
+
+def test_every_director_records_its_state_changes_through_the_notify_script():
+    """The notify stream: keepalived runs the project's script (through /bin/sh, with script
+    security on, so `keepalived -t` stays silent) on every state change of every instance."""
+    files = render.render(spec.load(LABS / "dual.yaml"))
+    for director in ("server3", "server4"):
+        conf = files[f"{director}/{render.KEEPALIVED_CONF}"]
+        assert conf.count(f'    notify "/bin/sh /{render.NOTIFY_SCRIPT}"\n') == 2
+        assert "   script_user root\n   enable_script_security\n" in conf and "smtp_alert" in conf
+        assert render.NOTIFY_LOG in files[f"{director}/{render.NOTIFY_SCRIPT}"]
+    assert render.mode_of(f"server3/{render.NOTIFY_SCRIPT}") == 0o755
+    assert not any(path.startswith("server1/") and path.endswith(render.NOTIFY_SCRIPT) for path in files)

@@ -246,6 +246,7 @@ boot() {
     [ -d "$RENDERED/usr/local/nginx" ] && mount --bind "$RENDERED/usr/local/nginx/conf" /usr/local/nginx/conf
     [ -d "$RENDERED/usr/local/nginx" ] && mount --bind "$RENDERED/usr/local/nginx/html" /usr/local/nginx/html
     [ -e "$RENDERED/usr/local/sbin/lvs-realserver" ] && ln -s "$RENDERED/usr/local/sbin/lvs-realserver" /usr/local/sbin/
+    [ -e "$RENDERED/usr/local/sbin/halab-notify" ] && ln -s "$RENDERED/usr/local/sbin/halab-notify" /usr/local/sbin/
     # arptables is the legacy variant here, whatever the host's alternative says: this
     # kernel has no nf_tables ARP family (CONFIG_NF_TABLES_ARP), so arptables-nft, Debian's
     # choice once iptables is installed, cannot work in a guest.
