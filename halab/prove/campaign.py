@@ -32,7 +32,17 @@ from halab.spec import Lab
 # Rough cost of one step on the local lab, by primitive, to fill a duration: the fault's
 # bound and the watch after it, the heal's, and each side's RECOVERED seconds. A crash
 # boots a node again, which takes the longest.
-STEP_SECONDS = {"service": 20.0, "crash": 45.0, "link": 25.0}
+STEP_SECONDS = {
+    "service": 20.0,
+    "crash": 45.0,
+    "link": 25.0,
+    "pause": 30.0,
+    "reload": 15.0,
+    "reweight": 25.0,
+    "vip-deleted": 15.0,
+    "realserver-error": 25.0,
+    "realserver-slow": 30.0,
+}
 DEFAULT_STEP_SECONDS = 25.0
 # The quiet gap after each step, in seconds: long enough to see a late flap.
 GAP = (3.0, 10.0)
@@ -78,12 +88,17 @@ def entries(lab: Lab) -> tuple[list[Entry], list[str]]:
     nopreempt a director fault leaves the VIP on the BACKUP after its heal, so the next
     step would start elsewhere than its expectations say: director faults are left out."""
     usable, left_out = [], []
-    for entry in scenarios.CATALOGUE:
+    for entry in pool():
         if entry.target == "master" and not lab.vrrp.preempt:
             left_out.append(f"{entry.name}: nopreempt leaves the VIP on the BACKUP after the heal")
         else:
             usable.append(entry)
     return usable, left_out
+
+
+def pool() -> tuple[Entry, ...]:
+    """Every entry a campaign draws from: the catalogue's clean faults and the gray failures."""
+    return (*scenarios.CATALOGUE, *scenarios.GRAY)
 
 
 def plan(lab: Lab, chosen_seed: int, seconds: float) -> list[Step]:
@@ -108,7 +123,7 @@ def plan(lab: Lab, chosen_seed: int, seconds: float) -> list[Step]:
 
 def scenario(lab: Lab, chosen_seed: int, steps: list[Step]) -> Scenario:
     """The schedule as one scenario: each step's phases, then its quiet gap (an idle phase)."""
-    by_name = {entry.name: entry for entry in scenarios.CATALOGUE}
+    by_name = {entry.name: entry for entry in pool()}
     phases: list[Phase] = []
     for step in steps:
         phases.extend(scenarios.scenario(lab, by_name[step.entry], step.target).phases)

@@ -12,6 +12,8 @@ from halab.prove.results import DEFAULT_MARGIN, FAIL
 from tests.fixtures import probe_record as record
 
 SEED = spec.load(paths.LABS / "seed.yaml")
+# A schedule of clean faults whose synthetic history the invariants can judge without a lab.
+STEPS = [campaign.Step("link-cut", "server3", 5.0, 0.0), campaign.Step("nginx-stop", "server1", 4.0, 0.0)]
 
 
 def test_the_same_seed_gives_the_same_plan_and_another_seed_another():
@@ -85,7 +87,7 @@ def _history(run, broken: str) -> tuple[list[verdicts.Mark], verdicts.Seen]:
 
 @pytest.mark.parametrize("broken", ["quiet", "flap", "slow"])
 def test_a_history_that_breaks_an_invariant_fails_the_campaign(broken):
-    run = campaign.scenario(SEED, 7, campaign.plan(SEED, 7, 100))
+    run = campaign.scenario(SEED, 7, STEPS)
     marks, seen = _history(run, broken)
     results = verdicts.judge_all(run.name, marks, seen, DEFAULT_MARGIN, 0.05, accept=True)
     failed = [result for result in results if result.verdict == FAIL]
@@ -96,7 +98,7 @@ def test_a_history_that_breaks_an_invariant_fails_the_campaign(broken):
 
 def test_a_request_in_flight_when_the_next_fault_hits_is_charged_to_that_fault():
     """Sent 0.2 s before a crash, timed out 0.8 s after it: the crash's failure, not the gap's."""
-    run = campaign.scenario(SEED, 7, campaign.plan(SEED, 7, 100))
+    run = campaign.scenario(SEED, 7, STEPS)
     gap, fault = run.phases[2], run.phases[3]
     requests = [record(t / 20, True) for t in range(196)] + [record(9.8, False, latency=1.0)]
     requests += [record(10.0 + t / 20, True) for t in range(100)]
