@@ -77,7 +77,7 @@ def test_a_flap_cuts_and_restores_the_link_amount_times(memory_provider, fake_ss
 
 @pytest.mark.parametrize("name", ["multicast-dropped", "one-way", "garp-lost"])
 def test_a_provider_without_a_switch_refuses_switch_faults_in_one_line(memory_provider, name):
-    with pytest.raises(UsageError, match="not a switch halab runs: switch faults .* run on the local provider") as err:
+    with pytest.raises(UsageError, match=r"not a switch halab runs: switch faults .* run on the local provider") as err:
         Fault(name, "server3").apply(memory_provider)
     assert "\n" not in str(err.value)
     assert Fault(name, "server3").remains(memory_provider) in ("", "keepalived is not running on server3")
@@ -113,7 +113,8 @@ def switched(memory_provider):
 def test_one_way_drops_the_masters_vrrp_towards_its_peer_only(switched):
     fault = Fault("one-way", "server3")
     fault.apply(switched)
-    assert switched.rules == [["-p", "IPv4", "--ip-proto", "112", "-s", "mac-server3", "-o", "port-server4", "-j", "DROP"]]
+    dropped = ["-p", "IPv4", "--ip-proto", "112", "-s", "mac-server3", "-o", "port-server4", "-j", "DROP"]
+    assert switched.rules == [dropped]
     assert fault.remains(switched).startswith("1 filter(s) left on the lab switch: -p IPv4")
     fault.heal(switched)
     assert switched.rules == [] and fault.remains(switched) == ""
