@@ -7,7 +7,7 @@ Each lives where it does in the field, so each provider runs the same scenarios:
   (each director's firewall drops the other's packets: clients and real servers still reach
   both), `advert-loss` (netem loss on the MASTER's lab interface, VRRP only), `link-flap`
   (the provider's own link cut and restore, several times). The firewall is nftables when
-  the node has `nft`, else iptables; everything it adds sits in a table (nft) or chain
+  the node has `nft`, else iptables (FIREWALL); everything it adds sits in a table (nft) or chain
   (iptables) of its own, `halab`, so the heal removes exactly that and `remains` lists it.
 - on the lab switch, as a hypervisor or a cloud network would drop frames:
   `multicast-dropped` (224.0.0.18), `one-way` (the MASTER's adverts towards the BACKUP
@@ -43,31 +43,40 @@ LOSS = 50.0
 FLAPS = 3
 
 
+# The node's own firewall tool: nftables when it has `nft`; else iptables, the legacy
+# backend first (the local lab's guest kernels have ip_tables but no IPv4 nf_tables, which
+# the host's iptables-nft would need).
+FIREWALL = (
+    "if command -v nft >/dev/null 2>&1; then FW=nft; "
+    "elif command -v iptables-legacy >/dev/null 2>&1; then FW=iptables-legacy; else FW=iptables; fi"
+)
+CHAIN = TABLE.upper()
+
+
 def _firewall_add(matches: list[str]) -> str:
     """A shell line dropping incoming packets that match each entry of `matches` (written
-    once per tool: (nft expression, iptables arguments) joined by "|"), in the `halab` table."""
+    once per tool: "nft expression|iptables arguments"), in the `halab` table or chain."""
     nft = [f"nft add rule inet {TABLE} input {m.split('|')[0]} drop" for m in matches]
-    ipt = [f"iptables -A {TABLE.upper()} {m.split('|')[1]} -j DROP" for m in matches]
+    ipt = [f"$FW -A {CHAIN} {m.split('|')[1]} -j DROP" for m in matches]
     return (
-        f"{LOAD}; if command -v nft >/dev/null 2>&1; then "
+        f"{LOAD}; {FIREWALL}; if [ $FW = nft ]; then "
         f"nft add table inet {TABLE} && "
         f"nft add chain inet {TABLE} input '{{ type filter hook input priority -10; policy accept; }}' && "
         + " && ".join(nft)
-        + f"; else iptables -N {TABLE.upper()} && iptables -I INPUT -j {TABLE.upper()} && "
+        + f"; else $FW -N {CHAIN} && $FW -I INPUT -j {CHAIN} && "
         + " && ".join(ipt)
         + "; fi"
     )
 
 
 FIREWALL_HEAL = (
-    f"if command -v nft >/dev/null 2>&1; then nft delete table inet {TABLE} 2>/dev/null; "
-    f"else iptables -D INPUT -j {TABLE.upper()} 2>/dev/null; iptables -F {TABLE.upper()} 2>/dev/null; "
-    f"iptables -X {TABLE.upper()} 2>/dev/null; fi; true"
+    f"{FIREWALL}; if [ $FW = nft ]; then nft delete table inet {TABLE} 2>/dev/null; "
+    f"else $FW -D INPUT -j {CHAIN} 2>/dev/null; $FW -F {CHAIN} 2>/dev/null; $FW -X {CHAIN} 2>/dev/null; fi; true"
 )
 # Prints whatever of the halab table or chain is left, nothing when the firewall is clean.
 FIREWALL_LEFT = (
-    f"if command -v nft >/dev/null 2>&1; then nft list table inet {TABLE} 2>/dev/null; "
-    f"else iptables -S 2>/dev/null | grep -w {TABLE.upper()}; fi; true"
+    f"{FIREWALL}; if [ $FW = nft ]; then nft list table inet {TABLE} 2>/dev/null; "
+    f"else $FW -S 2>/dev/null | grep -w {CHAIN}; fi; true"
 )
 
 
@@ -89,7 +98,7 @@ def _netem_heal(nic: str) -> str:
 def _netem_left(nic: str) -> str:
     """Prints any prio or netem qdisc, or any filter, left on nic."""
     dev = shlex.quote(nic)
-    return f"tc qdisc show dev {dev} | grep -E 'netem|prio'; tc filter show dev {dev}; true"
+    return f"tc qdisc show dev {dev} | grep -E 'qdisc (netem|prio) '; tc filter show dev {dev}; true"
 
 
 def peer(provider: Provider, director: str) -> str:

@@ -27,11 +27,11 @@ def test_vrrp_blocked_drops_protocol_112_in_the_backups_own_table_and_its_heal_r
     fault.apply(memory_provider)
     [apply] = _sent(fake_ssh, "server4")
     assert "nft add rule inet halab input ip protocol 112 drop" in apply  # nft when the node has it
-    assert "iptables -A HALAB -p 112 -j DROP" in apply  # else iptables, in a chain of its own
+    assert "$FW -A HALAB -p 112 -j DROP" in apply  # else iptables, in a chain of its own
     assert _sent(fake_ssh, "server3") == []
     fault.heal(memory_provider)
     assert "nft delete table inet halab" in _sent(fake_ssh, "server4")[-1]
-    assert "iptables -X HALAB" in _sent(fake_ssh, "server4")[-1]
+    assert "$FW -X HALAB" in _sent(fake_ssh, "server4")[-1]
 
 
 def test_remains_lists_what_the_node_still_holds(memory_provider, fake_ssh):
