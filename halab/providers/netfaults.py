@@ -152,7 +152,9 @@ def _partition_left(provider: Provider, fault: Fault) -> str:
 
 
 def _lose_adverts(provider: Provider, fault: Fault) -> None:
+    """The loss on, held for `seconds` (the window whose takeovers count), then returns."""
     provider.remote.check(fault.node, _netem_add(provider.lab.vrrp.interface, fault.amount or LOSS), timeout=30)
+    time.sleep(fault.seconds)
 
 
 def _heal_loss(provider: Provider, fault: Fault) -> None:
@@ -251,14 +253,14 @@ NETWORK: dict[str, tuple[str, str, Verb, Verb, Check]] = {
         _partition_left,
     ),
     "advert-loss": (
-        "lose {amount:g} % of {node}'s VRRP adverts (netem)",
+        "lose {amount:g} % of {node}'s VRRP adverts (netem) for {seconds:g} s",
         "end the loss on {node}",
         _lose_adverts,
         _heal_loss,
         _loss_left,
     ),
     "link-flap": (
-        "flap {node}'s link ({amount:g} x {seconds:g} s down, {seconds:g} s up)",
+        "flap {node}'s link ({amount:g} x {seconds:.1f} s down, {seconds:.1f} s up)",
         "check {node}'s link is up",
         _flap,
         lambda provider, fault: None,

@@ -54,8 +54,8 @@ def test_a_partition_makes_each_director_drop_the_others_address(memory_provider
 
 
 def test_advert_loss_shapes_only_vrrp_on_the_lab_interface(memory_provider, fake_ssh):
-    fault = Fault("advert-loss", "server3", amount=30)
-    assert fault.applied == "lose 30 % of server3's VRRP adverts (netem)"
+    fault = Fault("advert-loss", "server3", amount=30, seconds=0.01)
+    assert fault.applied == "lose 30 % of server3's VRRP adverts (netem) for 0.01 s"
     fault.apply(memory_provider)
     [apply] = _sent(fake_ssh, "server3")
     assert "tc qdisc add dev eth0 parent 1:4 handle 40: netem loss 30%" in apply
