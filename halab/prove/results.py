@@ -86,6 +86,9 @@ class PhaseResult:
     failing_ms: int = 0  # from the action to the end of the phase's last failed request; 0: none failed
     unexercised: str = ""  # why the probe's traffic never met the fault; "" when it did
     accept_unexercised: bool = False  # the operator asked that a phase not exercised not fail the run
+    split: dict = field(default_factory=dict)  # per VIP: halab.prove.split.figures (phases observing "split")
+    split_expected: str = ""  # what was judged of split brain (scenarios.SPLITS), "" nothing
+    split_bound_ms: int = 0  # its bound: detection ("splits") or one MASTER again ("rejoins")
 
     @property
     def connections(self) -> str:

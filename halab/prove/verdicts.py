@@ -24,7 +24,7 @@ import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from halab.prove import established
+from halab.prove import established, split
 from halab.prove.results import Margin, PhaseResult
 from halab.prove.scenarios import Phase
 
@@ -38,6 +38,7 @@ class Seen:
     connections: list[dict] = field(default_factory=list)
     macs: dict[str, str] = field(default_factory=dict)
     gateway: list[dict] = field(default_factory=list)
+    lived: split.Lived = field(default_factory=split.Lived)  # the directors' own records
 
 
 @dataclass(frozen=True)
@@ -135,7 +136,41 @@ def judge(scenario: str, mark: Mark, seen: Seen, margin: Margin, resolution: flo
         gateway_moves=owner_changes(seen.gateway, mark.acted, mark.until, seen.macs),
     )
     _judge_connections(result, phase, seen.connections, margin)
+    if "split" in phase.observe:
+        _judge_split(result, mark, seen, margin)
     return result
+
+
+def _judge_split(result: PhaseResult, mark: Mark, seen: Seen, margin: Margin) -> None:
+    """Add the phase's split-brain figures and what contradicts its expectation. Bounds count
+    from the action's end (a partition is applied on two nodes, one after the other)."""
+    phase = mark.phase
+    result.split = split.figures(seen.lived, seen.requests, seen.macs, mark.acted, mark.until)
+    result.split_expected, result.split_bound_ms = phase.split, round(phase.split_bound * 1000)
+    result.problems += split_problems(phase.split, phase.split_bound, result.split, mark.done - mark.acted, margin)
+
+
+def split_problems(expected: str, bound: float, figures: dict[str, dict], acting: float, margin: Margin) -> list[str]:
+    """What a phase's split-brain figures (split.figures, per VIP) contradict: `expected` is a
+    resolved scenarios.SPLITS value, bound its seconds, acting how long the action itself took."""
+    if not expected:
+        return []
+    if not figures:
+        return ["no VIP presence recorded on the directors: split brain not measured"]
+    limit = acting + bound + margin.of(bound)
+    problems = []
+    for vip, seen in figures.items():
+        began, dual, single = seen["dual_after_ms"], seen["dual_ms"], seen["single_ms"]
+        if expected == "splits" and began is None:
+            problems.append(f"{vip}: never two MASTERs, expected both within {bound * 1000:.0f} ms")
+        elif expected == "splits" and began > limit * 1000:
+            problems.append(f"{vip}: two MASTERs only after {began} ms, bound {bound * 1000:.0f} ms + margin")
+        if expected == "holds" and dual:
+            problems.append(f"{vip}: two MASTERs for {dual} ms, expected none")
+        if expected == "rejoins" and (single is None or single > limit * 1000):
+            took = "never" if single is None else f"after {single} ms"
+            problems.append(f"{vip}: one MASTER again {took}, bound one advert {bound * 1000:.0f} ms + margin")
+    return problems
 
 
 def _first(outside: list[dict], acted: float) -> str:
