@@ -396,8 +396,9 @@ def holds(address):
 
 
 def adverts(iface, stop, out):
-    """Every VRRP packet (IP protocol 112) on iface, either way, until stop: one record each."""
-    sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_IP))
+    """Every VRRP packet (IP protocol 112) on iface, either way, until stop: one record each
+    (a cooked packet socket: each packet from its IP header, seen before any firewall)."""
+    sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_IP))
     sock.bind((iface, ETH_P_IP))
     sock.settimeout(POLL)
     while not stop.is_set():

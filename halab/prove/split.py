@@ -122,8 +122,11 @@ def adverts(records: list[dict], vrid: int, start: float, end: float) -> dict[st
 
 def figures(lived: Lived, requests: list[dict], macs: dict[str, str], start: float, end: float) -> dict[str, dict]:
     """Per VIP, everything above over [start, end): the phase's split-brain figures, in ms.
-    "single_ms" and "arp_ms" count from start (the action); null when it never happened."""
-    result = {}
+    "single_ms" and "arp_ms" count from start (the action); null when it never happened.
+    {} when the directors recorded nothing (their watchers failed): nothing was measured."""
+    result: dict[str, dict] = {}
+    if not lived.presence:
+        return result
     for vip, vrid in lived.vrids.items():
         pieces = segments(lived.presence, vip, start, end)
         target = next((r["target"] for r in requests if r["target"].rsplit(":", 1)[0] == vip), vip)
