@@ -46,7 +46,7 @@ def test_one_master_again_counts_from_the_heal_until_alone_for_good():
     flapping = [*PARTITION, _was("server4", True, 13.0), _was("server4", False, 14.5)]
     pieces = split.segments(flapping, VIP, 10.0, 20.0)
     assert split.single_from(pieces, 10.0) == pytest.approx(4.5)
-    assert split.single_from(split.segments(PARTITION + [_was("server4", True, 13.0)], VIP, 10.0, 20.0), 10.0) is None
+    assert split.single_from(split.segments([*PARTITION, _was("server4", True, 13.0)], VIP, 10.0, 20.0), 10.0) is None
 
 
 def test_arp_convergence_is_when_the_clients_requests_go_to_the_holders_mac_for_good():
@@ -74,7 +74,7 @@ def test_adverts_are_counted_per_vrid_source_and_receiver():
 
 def _judged(expected: str, presence: list[dict], acted: float, until: float, bound: float = 3.8):
     phase = phase_of("a split", bound, observe=("split",), split=expected, split_bound=bound)
-    seen = verdicts.Seen([probe_record(t / 10, True, target=f"{VIP}:80") for t in range(0, 300)], [], {"m3": "server3"})
+    seen = verdicts.Seen([probe_record(t / 10, True, target=f"{VIP}:80") for t in range(300)], [], {"m3": "server3"})
     seen = verdicts.Seen(seen.requests, [], seen.macs, [], split.Lived(presence, [], {VIP: 51}))
     return verdicts.judge("s", verdicts.Mark(phase, acted, acted, until), seen, Margin())
 
