@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from halab.providers import netfaults
 from halab.spec import HealthCheck, Lab
 
 # A client that gets no gratuitous ARP keeps a VIP's old MAC until its neighbour entry
@@ -124,6 +125,13 @@ def rejoin(lab: Lab) -> Bound:
     return Bound(0.0, "none: it rejoins only once its check passes")
 
 
+def flaps(lab: Lab) -> Bound:
+    """A link flapping FLAPS times, each cut long enough for a takeover: the client can lose
+    at most each cut's takeover (the master-down timer) in a row, so no gap may exceed their sum."""
+    count, each = netfaults.FLAPS, down(lab)
+    return Bound(count * each.seconds, f"{count} flaps x master-down timer ({each.basis})")
+
+
 def idle(lab: Lab) -> Bound:
     """No fault costs nothing."""
     return Bound(0.0, "none: nothing happens")
@@ -138,6 +146,7 @@ FORMULAS: dict[str, Callable[[Lab], Bound]] = {
     "check": check,
     "recheck": recheck,
     "rejoin": rejoin,
+    "flaps": flaps,
     "idle": idle,
 }
 

@@ -111,10 +111,11 @@ def arp_from(
 
 
 def adverts(records: list[dict], vrid: int, start: float, end: float) -> dict[str, dict[str, int]]:
-    """The adverts of one VRID within [start, end): "sent" source -> count (each director's own
-    capture of what left it) and "heard by NODE" source -> count (what reached its NIC)."""
+    """The adverts of one VRID within [start, end) that reached each director's NIC: "heard by
+    NODE" source -> count (what a director sends itself is left out: user-mode Linux's NIC
+    shows no outgoing packets to a packet socket, so it would be counted on some providers only)."""
     mine = [r for r in records if r["vrid"] == vrid and start <= r["at"] < end]
-    seen: dict[str, dict[str, int]] = {"sent": dict(Counter(r["src"] for r in mine if r["sent"]))}
+    seen: dict[str, dict[str, int]] = {}
     for node in sorted({r["node"] for r in mine}):
         seen[f"heard by {node}"] = dict(Counter(r["src"] for r in mine if r["node"] == node and not r["sent"]))
     return seen

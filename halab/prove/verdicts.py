@@ -126,7 +126,7 @@ def judge(scenario: str, mark: Mark, seen: Seen, margin: Margin, resolution: flo
         failing_ms=round((max(r["done"] for r in failures) - mark.acted) * 1000) if failures else 0,
         first_outside=_first(outside, mark.acted),
         vip_moves=vip_moves(requests, mark.acted, mark.until, seen.macs),
-        problems=mark.problems + _phase_problems(mark, requests, len(failures)),
+        problems=mark.problems + _phase_problems(mark, requests, len(failures), seen.macs),
         start=mark.acted,
         window_end=window_end,
         end=mark.until,
@@ -181,9 +181,21 @@ def _first(outside: list[dict], acted: float) -> str:
     return f"+{first['sent'] - acted:.2f} s to {first['target']}: {first.get('error', '')}"
 
 
-def _phase_problems(mark: Mark, requests: list[dict], failed: int) -> list[str]:
+def flapped(mark: Mark, requests: list[dict], macs: dict[str, str]) -> list[str]:
+    """A flapping link: each flap moves a VIP at most twice (a takeover, then the return; the
+    higher priority wins back whatever nopreempt says), as the client sees it."""
+    allowed = 2 * round(mark.phase.fault.amount)
+    moves = vip_moves(requests, mark.acted, mark.until, macs)
+    return (
+        [f"the VIP moved {len(moves)} times in {allowed // 2} flaps, at most {allowed}"] if len(moves) > allowed else []
+    )
+
+
+def _phase_problems(mark: Mark, requests: list[dict], failed: int, macs: dict[str, str]) -> list[str]:
     """What the phase's own expectations contradict: persistence, and an idle phase's quiet."""
     problems = stuck(requests, mark.acted, mark.until) if mark.phase.sticky else []
+    if mark.phase.kind == "flaps":
+        problems += flapped(mark, requests, macs)
     if mark.phase.kind == "idle":
         if mark.transitions:
             problems.append(f"{mark.transitions} VRRP state transitions while idle, expected 0")

@@ -6,6 +6,8 @@ import pytest
 
 from halab.prove import split, verdicts
 from halab.prove.results import Margin
+from halab.prove.scenarios import Phase
+from halab.providers.faults import Fault
 from tests.fixtures import phase_of, probe_record
 
 VIP = "172.25.1.100"
@@ -66,7 +68,6 @@ def test_adverts_are_counted_per_vrid_source_and_receiver():
         {"node": "server3", "src": "172.25.1.1", "vrid": 52, "prio": 100, "sent": True, "at": 2.0},
     ]
     assert split.adverts(records, 51, 0.0, 10.0) == {
-        "sent": {"172.25.1.1": 2},
         "heard by server3": {},
         "heard by server4": {"172.25.1.1": 1},
     }
@@ -112,3 +113,18 @@ def test_no_presence_recorded_is_a_problem_not_a_pass():
     assert _judged("splits", [], 1.0, 10.0).reasons() == [
         "no VIP presence recorded on the directors: split brain not measured"
     ]
+
+
+def test_a_flapping_link_may_move_the_vip_twice_per_flap_and_no_more():
+    phase = Phase("flap", Fault("link-flap", "server3", amount=2), False, 8.0, "test", {}, kind="flaps")
+    macs = {"m3": "server3", "m4": "server4"}
+
+    def moved(times: int) -> list[str]:
+        owners = ["m3", *(["m4", "m3"] * times)][: times + 1]
+        requests = [probe_record(i * 1.0, True, target=f"{VIP}:80", mac=mac) for i, mac in enumerate(owners)]
+        return verdicts.judge(
+            "s", verdicts.Mark(phase, 0.0, 0.0, 50.0), verdicts.Seen(requests, [], macs), Margin()
+        ).problems
+
+    assert moved(4) == []
+    assert moved(5) == ["the VIP moved 5 times in 2 flaps, at most 4"]
