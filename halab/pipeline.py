@@ -132,7 +132,7 @@ class Pipeline:
 
     def _failover(self) -> tuple[str, str]:
         lab = self.provider.lab
-        chosen = scenarios.quick(lab) if self.quick else scenarios.scenarios(lab)
+        chosen = scenarios.quick(lab) if self.quick else [*scenarios.scenarios(lab), *scenarios.on_vms(lab)]
         runs = session.measure(self.provider, chosen, "never", self.progress)
         failed = [run.scenario for run in runs if not run.passed]
         return ("FAILED", "failed: " + ", ".join(failed)) if failed else ("ok", f"{len(runs)} scenarios passed")

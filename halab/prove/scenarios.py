@@ -181,7 +181,20 @@ NETWORK = (
         Expect("heal", "normal", settle="down"),
         amount=netfaults.FLAPS,
     ),
+    Entry(
+        "garp-lost",
+        "the gratuitous ARPs of a takeover do not reach the client, and keepalived stops cleanly on the "
+        "MASTER {node}: how long the client's requests go to the old MAC; then it starts again",
+        "garp-lost",
+        "master",
+        # The client learns the new holder only when its ARP entry ages out (or a refresh).
+        Expect("heal", "failed-over", settle="stop", observe=SPLIT),
+        Expect("return", "returned", settle="down"),
+    ),
 )
+# What the image pipeline runs of them on VMs (test.pipeline --lab, not --quick): the faults
+# made inside the nodes, with the nodes' own firewalls.
+ON_VMS = ("director-partition", "vrrp-blocked")
 
 
 @dataclass(frozen=True)
@@ -273,6 +286,11 @@ def retarget(lab: Lab, run: Scenario, server: str) -> Scenario:
 def network(lab: Lab) -> list[Scenario]:
     """Every network fault of the catalogue on this lab (run on request, or by name)."""
     return [scenario(lab, entry) for entry in NETWORK]
+
+
+def on_vms(lab: Lab) -> list[Scenario]:
+    """The network faults the image pipeline's full run adds on VMs (ON_VMS)."""
+    return [scenario(lab, entry) for entry in NETWORK if entry.name in ON_VMS]
 
 
 def in_ci(lab_name: str) -> list[str]:
