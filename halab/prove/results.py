@@ -89,6 +89,8 @@ class PhaseResult:
     split: dict = field(default_factory=dict)  # per VIP: halab.prove.split.figures (phases observing "split")
     split_expected: str = ""  # what was judged of split brain (scenarios.SPLITS), "" nothing
     split_bound_ms: int = 0  # its bound: detection ("splits") or one MASTER again ("rejoins")
+    loss: float = 0.0  # advert-loss: the loss rate applied, percent
+    loss_seconds: float = 0.0  # and for how long (the window its split figures cover)
 
     @property
     def connections(self) -> str:

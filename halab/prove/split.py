@@ -143,3 +143,19 @@ def figures(lived: Lived, requests: list[dict], macs: dict[str, str], start: flo
             "adverts": adverts(lived.adverts, vrid, start, end),
         }
     return result
+
+
+def adverts_in_down(advert_int: float, down: float) -> int:
+    """k: how many adverts in a row must be lost for a takeover. After one that arrived, the
+    BACKUP takes over once `down` (its master-down timer) passes with no other, and the next
+    ones are due every advert_int: losing floor(down / advert_int) of them is enough."""
+    return max(1, int(down // advert_int))
+
+
+def predicted_per_minute(loss: float, advert_int: float, down: float) -> float:
+    """Spurious takeovers a minute under independent loss (a share, 0..1) of the MASTER's
+    adverts: each arriving advert starts a run, and a run of k losses is a takeover, so the
+    rate is 60 / advert_int x (1 - loss) x loss^k (the takeover ends at the MASTER's next
+    advert that arrives: higher priority wins)."""
+    k = adverts_in_down(advert_int, down)
+    return 60 / advert_int * (1 - loss) * loss**k

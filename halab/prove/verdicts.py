@@ -145,8 +145,12 @@ def _judge_split(result: PhaseResult, mark: Mark, seen: Seen, margin: Margin) ->
     """Add the phase's split-brain figures and what contradicts its expectation. Bounds count
     from the action's end (a partition is applied on two nodes, one after the other)."""
     phase = mark.phase
-    result.split = split.figures(seen.lived, seen.requests, seen.macs, mark.acted, mark.until)
+    lossy = phase.fault.primitive == "advert-loss" and not phase.heals
+    until = mark.done if lossy else mark.until  # under loss: its takeovers, while it lasted
+    result.split = split.figures(seen.lived, seen.requests, seen.macs, mark.acted, until)
     result.split_expected, result.split_bound_ms = phase.split, round(phase.split_bound * 1000)
+    if lossy:
+        result.loss, result.loss_seconds = phase.fault.amount, round(mark.done - mark.acted, 1)
     result.problems += split_problems(phase.split, phase.split_bound, result.split, mark.done - mark.acted, margin)
 
 
