@@ -128,3 +128,11 @@ def test_a_flapping_link_may_move_the_vip_twice_per_flap_and_no_more():
 
     assert moved(4) == []
     assert moved(5) == ["the VIP moved 5 times in 2 flaps, at most 4"]
+
+
+def test_the_predicted_rate_of_spurious_takeovers_follows_the_loss_and_advert_int():
+    # seed: advert_int 1 s, master-down 3.805 s: three adverts lost in a row make a takeover.
+    assert split.adverts_in_down(1.0, 3.805) == 3
+    assert split.predicted_per_minute(0.5, 1.0, 3.805) == pytest.approx(60 * 0.5 * 0.5**3)
+    assert split.predicted_per_minute(0.0, 1.0, 3.805) == 0
+    assert split.predicted_per_minute(0.2, 1.0, 3.805) < split.predicted_per_minute(0.5, 1.0, 3.805)
