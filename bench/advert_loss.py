@@ -74,7 +74,7 @@ def plot(rows: list[tuple[float, float, float]], lab: Lab, path: Path) -> Path:
 
     advert, down = lab.vrrp.advert_int, bounds.down(lab).seconds
     figure, axes = pyplot.subplots(figsize=(7, 4.2), dpi=100)
-    grid = [i / 100 for i in range(0, 96)]
+    grid = [i / 100 for i in range(96)]
     axes.plot([g * 100 for g in grid], [split.predicted_per_minute(g, advert, down) for g in grid], label="predicted")
     axes.scatter([r[0] for r in rows], [r[1] for r in rows], color="C3", label="measured", zorder=3)
     axes.set_xlabel("advert loss on the MASTER (%)")
