@@ -215,5 +215,7 @@ def _results(
     print(f"margin: {margin} (a phase over its bound by less passes as noise; --margin sets it)")
     for note in notes:
         print(f"versions: {note}")
+    if report.split_text(runs):
+        print(report.split_text(runs))
     if found:
         print(report.findings_text(found))

@@ -136,3 +136,17 @@ def test_the_predicted_rate_of_spurious_takeovers_follows_the_loss_and_advert_in
     assert split.predicted_per_minute(0.5, 1.0, 3.805) == pytest.approx(60 * 0.5 * 0.5**3)
     assert split.predicted_per_minute(0.0, 1.0, 3.805) == 0
     assert split.predicted_per_minute(0.2, 1.0, 3.805) < split.predicted_per_minute(0.5, 1.0, 3.805)
+
+
+def test_the_split_figures_are_said_under_the_table():
+    from halab.prove import report
+    from halab.prove.results import ScenarioRun
+
+    result = _judged("splits", PARTITION, 1.0, 10.0)
+    text = report.split_text([ScenarioRun("director-partition", "d", 0.0, 0.0, {}, [], [result])])
+    assert text.splitlines() == [
+        "Split brain, as the directors lived it (ms from each action):",
+        f"  director-partition / a split: {VIP} (VRID 51): two MASTERs 6000 (from +3000), 1 takeover(s), "
+        "one MASTER for good never, client ARP on it never",
+    ]
+    assert report.split_text([ScenarioRun("s", "d", 0.0, 0.0, {}, [], [])]) == ""
