@@ -212,6 +212,7 @@ class Phase:
     settle: float = 0.0  # how long after the action the end state may take
     split: str = ""  # a value of SPLITS resolved for the lab ("multicast" never), "" not judged
     split_bound: float = 0.0  # "splits": the detection bound; "rejoins": one MASTER again
+    splitting: tuple[str, ...] = ()  # "splits": the VIPs whose BACKUP no longer hears their MASTER
     kind: str = ""  # which bound it is (a bounds.FORMULAS name): what the findings read
     established: str = ""  # what must happen to the held connections (established.KEPT/LOST), "" not judged
     sticky: bool = False  # persistence: every request of the phase answered by one real server
@@ -326,6 +327,7 @@ def _phase(lab: Lab, fault: Fault, heals: bool, expect: Expect, named: dict[str,
         settle=bounds.of(lab, expect.settle).seconds,
         split=_split(lab, expect.split),
         split_bound=_split_bound(lab, _split(lab, expect.split)),
+        splitting=_splitting(lab, fault) if _split(lab, expect.split) == "splits" else (),
         kind=expect.bound,
         established=_outcome(lab) if expect.connections else "",
         sticky=bool(expect.sticky) and sticky(lab, moves=expect.sticky == "across"),
@@ -339,6 +341,22 @@ def _split(lab: Lab, expected: str) -> str:
     if expected == "multicast":
         return "holds" if lab.vrrp.unicast_peers else "splits"
     return expected
+
+
+# Who stops hearing VRRP in a one-sided fault: the target itself (its firewall), or its peer
+# (the target's adverts towards it dropped). Any other fault cuts both directions.
+DEAF = {"vrrp-blocked": "target", "one-way": "peer"}
+
+
+def _splitting(lab: Lab, fault: Fault) -> tuple[str, ...]:
+    """The VIPs a fault splits: all when neither director hears the other; else those whose
+    BACKUP is the deaf director (in an active-active lab, the other VIP's MASTER is deaf, and
+    its BACKUP still hears it: that VIP does not split)."""
+    deaf = DEAF.get(fault.primitive)
+    if deaf is None:
+        return tuple(lab.masters())
+    node = fault.node if deaf == "target" else next(d for d in lab.role("director") if d != fault.node)
+    return tuple(vip for vip, master in lab.masters().items() if master != node)
 
 
 def _split_bound(lab: Lab, split: str) -> float:

@@ -151,7 +151,8 @@ def _judge_split(result: PhaseResult, mark: Mark, seen: Seen, margin: Margin) ->
     result.split_expected, result.split_bound_ms = phase.split, round(phase.split_bound * 1000)
     if lossy:
         result.loss, result.loss_seconds = phase.fault.amount, round(mark.done - mark.acted, 1)
-    result.problems += split_problems(phase.split, phase.split_bound, result.split, mark.done - mark.acted, margin)
+    judged = {vip: seen for vip, seen in result.split.items() if phase.split != "splits" or vip in phase.splitting}
+    result.problems += split_problems(phase.split, phase.split_bound, judged, mark.done - mark.acted, margin)
 
 
 def split_problems(expected: str, bound: float, figures: dict[str, dict], acting: float, margin: Margin) -> list[str]:

@@ -74,7 +74,7 @@ def test_adverts_are_counted_per_vrid_source_and_receiver():
 
 
 def _judged(expected: str, presence: list[dict], acted: float, until: float, bound: float = 3.8):
-    phase = phase_of("a split", bound, observe=("split",), split=expected, split_bound=bound)
+    phase = phase_of("a split", bound, observe=("split",), split=expected, split_bound=bound, splitting=(VIP,))
     seen = verdicts.Seen([probe_record(t / 10, True, target=f"{VIP}:80") for t in range(300)], [], {"m3": "server3"})
     seen = verdicts.Seen(seen.requests, [], seen.macs, [], split.Lived(presence, [], {VIP: 51}))
     return verdicts.judge("s", verdicts.Mark(phase, acted, acted, until), seen, Margin())
@@ -150,3 +150,17 @@ def test_the_split_figures_are_said_under_the_table():
         "one MASTER for good never, client ARP on it never",
     ]
     assert report.split_text([ScenarioRun("s", "d", 0.0, 0.0, {}, [], [])]) == ""
+
+
+def test_a_one_sided_fault_splits_only_the_vips_whose_backup_went_deaf():
+    from halab import spec
+    from halab.paths import LABS
+    from halab.prove import scenarios
+
+    dual = spec.load(LABS / "dual.yaml")
+    first, second = (str(vip) for vip in dual.vips)
+    phases = {s.name: s.phases[0] for s in scenarios.network(dual)}
+    assert phases["director-partition"].splitting == (first, second)
+    assert phases["multicast-dropped"].splitting == (first, second)
+    assert phases["vrrp-blocked"].splitting == (first,)  # the BACKUP of the first VIP is deaf
+    assert phases["one-way"].splitting == (first,)  # the first VIP's MASTER is not heard
