@@ -79,7 +79,8 @@ def _split_findings(lab: Lab, run: ScenarioRun, phase: PhaseResult) -> Iterator[
     that drops them splits the pair; unicast_peers would not), no garp_master_refresh (the
     client kept the old MAC after the heal), advert_int (spurious takeovers under loss)."""
     for vip, seen in phase.split.items():
-        if run.scenario == "multicast-dropped" and seen["dual_ms"] and not lab.vrrp.unicast_peers:
+        splits = run.scenario == "multicast-dropped" and phase.split_expected == "splits"
+        if splits and seen["dual_ms"] and not lab.vrrp.unicast_peers:
             yield Finding(
                 run.scenario,
                 phase.phase,

@@ -164,3 +164,29 @@ def test_a_one_sided_fault_splits_only_the_vips_whose_backup_went_deaf():
     assert phases["multicast-dropped"].splitting == (first, second)
     assert phases["vrrp-blocked"].splitting == (first,)  # the BACKUP of the first VIP is deaf
     assert phases["one-way"].splitting == (first,)  # the first VIP's MASTER is not heard
+
+
+def test_findings_name_unicast_peers_for_a_multicast_split_and_garp_refresh_for_a_stale_client():
+    from halab import spec
+    from halab.prove import findings
+    from halab.prove.results import ScenarioRun
+
+    lab = spec.load()  # the seed: multicast adverts, no garp_master_refresh
+    split_phase, heal = _judged("splits", PARTITION, 1.0, 10.0), _judged("rejoins", PARTITION, 11.5, 20.0, bound=1.0)
+    found = findings.of(lab, [ScenarioRun("multicast-dropped", "d", 0.0, 0.0, {}, [], [split_phase, heal])])
+    assert [(f.phase, f.measured, f.fix) for f in found] == [
+        (
+            "a split",
+            f"{VIP}: two MASTERs for 6000 ms",
+            "vrrp.unicast_peers: [server3, server4] (labs/unicast.yaml: no split)",
+        )
+    ]
+    stale = [probe_record(t / 10, True, target=f"{VIP}:80", mac="m4") for t in range(300)]
+    phase = phase_of("heal", 54.0, observe=("split",), split="rejoins", split_bound=1.0)
+    seen = verdicts.Seen(stale, [], {"m3": "server3", "m4": "server4"}, [], split.Lived(PARTITION, [], {VIP: 51}))
+    heal = verdicts.judge("s", verdicts.Mark(phase, 12.5, 12.5, 29.0), seen, Margin())
+    [finding] = findings.of(lab, [ScenarioRun("director-partition", "d", 0.0, 0.0, {}, [], [heal])])
+    assert finding.fix == "vrrp.garp_master_refresh: 2"
+    assert (
+        finding.measured == f"{VIP}: the client's ARP entry named another director than the holder to the phase's end"
+    )
