@@ -293,7 +293,7 @@ WHERE = {
     "link-flap": "the provider's own link cut and restore, repeated",
     "multicast-dropped": "on the lab switch (ebtables on the local lab's bridge): IPv4 to 224.0.0.18",
     "one-way": "on the lab switch: VRRP from the MASTER's MAC out of the BACKUP's port",
-    "garp-lost": "on the lab switch: the VIPs' gratuitous ARPs out of the client's port; then a clean stop",
+    "garp-lost": "on the lab switch: the VIPs' gratuitous ARPs out of the client's port, during a takeover",
 }
 SPLIT_WORDS = {
     "splits": "two MASTERs within the master-down timer",

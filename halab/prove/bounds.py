@@ -132,6 +132,16 @@ def flaps(lab: Lab) -> Bound:
     return Bound(count * each.seconds, f"{count} flaps x master-down timer ({each.basis})")
 
 
+def garp_lost(lab: Lab) -> Bound:
+    """A takeover whose gratuitous ARPs were all lost (both bursts: at once and garp_master_delay
+    later): the client learns the new holder only as a healed split brain's does (`heal`)."""
+    taken, learned = stop(lab), heal(lab)
+    return Bound(
+        taken.seconds + netfaults.GARP_DELAY + learned.seconds,
+        f"{taken.basis} + garp_master_delay {netfaults.GARP_DELAY:g} s (both bursts lost) + {learned.basis}",
+    )
+
+
 def idle(lab: Lab) -> Bound:
     """No fault costs nothing."""
     return Bound(0.0, "none: nothing happens")
@@ -147,6 +157,7 @@ FORMULAS: dict[str, Callable[[Lab], Bound]] = {
     "recheck": recheck,
     "rejoin": rejoin,
     "flaps": flaps,
+    "garp-lost": garp_lost,
     "idle": idle,
 }
 

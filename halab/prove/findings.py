@@ -27,6 +27,7 @@ from pathlib import Path
 from halab import paths
 from halab.prove import bounds, established, split
 from halab.prove.results import DEFAULT_MARGIN, PhaseResult, ScenarioRun
+from halab.providers import netfaults
 from halab.spec import Lab
 
 # The fixes proposed, and what they give.
@@ -91,6 +92,8 @@ def _split_findings(lab: Lab, run: ScenarioRun, phase: PhaseResult) -> Iterator[
                 0,
             )
         fixed = bounds.heal(lab, GARP_REFRESH).seconds * 1000
+        if run.scenario == "garp-lost":  # counted from the stop: the takeover's bursts came first
+            fixed += (bounds.stop(lab).seconds + netfaults.GARP_DELAY) * 1000
         late = seen["arp_ms"] is None or seen["arp_ms"] > fixed
         if phase.split_expected == "rejoins" or run.scenario == "garp-lost":
             if lab.vrrp.garp_master_refresh or not late:

@@ -188,7 +188,7 @@ NETWORK = (
         "garp-lost",
         "master",
         # The client learns the new holder only when its ARP entry ages out (or a refresh).
-        Expect("heal", "failed-over", settle="stop", observe=SPLIT),
+        Expect("garp-lost", "failed-over", settle="stop", observe=SPLIT),
         Expect("return", "returned", settle="down"),
     ),
 )
@@ -301,8 +301,13 @@ def in_ci(lab_name: str) -> list[str]:
 
 def _seconds(lab: Lab, entry: Entry) -> float:
     """A flap's half period: the master-down timer and one second more, so each cut is a
-    takeover and each restore a return; any other entry's own."""
-    return bounds.down(lab).seconds + 1 if entry.primitive == "link-flap" else entry.seconds
+    takeover and each restore a return; how long gratuitous ARPs are dropped: the takeover
+    and its second burst, and one second more; any other entry's own."""
+    if entry.primitive == "link-flap":
+        return bounds.down(lab).seconds + 1
+    if entry.primitive == "garp-lost":
+        return bounds.stop(lab).seconds + netfaults.GARP_DELAY + 1
+    return entry.seconds
 
 
 def _target(lab: Lab, target: str) -> str:

@@ -41,6 +41,9 @@ MULTICAST = "224.0.0.18"  # VRRP's IPv4 group
 LOSS = 50.0
 # link-flap: how many times the link goes down and up, when a scenario gives none.
 FLAPS = 3
+# garp-lost: keepalived's garp_master_delay (the lab file does not set it): the second burst
+# of gratuitous ARPs after a takeover comes this long after the first.
+GARP_DELAY = 5.0
 
 
 # The node's own firewall tool: nftables when it has `nft`; else iptables, the legacy
@@ -219,13 +222,17 @@ def _switch_left(provider: Provider, fault: Fault) -> str:
 
 def _garp_lost(provider: Provider, fault: Fault) -> None:
     """The switch drops the VIPs' gratuitous ARPs towards the client, then the MASTER's
-    keepalived stops cleanly: the BACKUP takes over, and the client is not told."""
+    keepalived stops cleanly: the BACKUP takes over, and the client is not told. The filter
+    stays `seconds` (the takeover's bursts: at once, and garp_master_delay later), then goes:
+    what comes later (garp_master_refresh, if set) reaches the client as it would."""
     _filter(provider, fault)
     provider.stop_service(fault.node, "keepalived")
+    time.sleep(fault.seconds)
+    _unfilter(provider, fault)
 
 
 def _garp_healed(provider: Provider, fault: Fault) -> None:
-    """The filter off first, so the MASTER's return (preempt) announces itself as usual."""
+    """keepalived back on the MASTER (the filter is long gone; deleted again, if still there)."""
     _unfilter(provider, fault)
     provider.start_service(fault.node, "keepalived")
 
@@ -281,8 +288,8 @@ NETWORK: dict[str, tuple[str, str, Verb, Verb, Check]] = {
         _switch_left,
     ),
     "garp-lost": (
-        "the lab switch drops the VIPs' gratuitous ARPs to the client; stop keepalived on {node}",
-        "the lab switch carries gratuitous ARPs again; start keepalived on {node}",
+        "stop keepalived on {node} while the lab switch drops the takeover's gratuitous ARPs to the client",
+        "start keepalived on {node}",
         _garp_lost,
         _garp_healed,
         _garp_left,

@@ -125,13 +125,16 @@ def test_multicast_dropped_is_vrrps_group_on_every_port(switched):
     assert switched.rules == [["-p", "IPv4", "--ip-dst", "224.0.0.18", "-j", "DROP"]]
 
 
-def test_garp_lost_hides_the_vips_gratuitous_arps_from_the_client_then_stops_the_master(switched, fake_ssh):
+def test_garp_lost_hides_the_takeovers_gratuitous_arps_from_the_client_only(switched, fake_ssh, monkeypatch):
     switched.up_now = True
-    fault = Fault("garp-lost", "server3")
+    fault = Fault("garp-lost", "server3", seconds=6.0)
+    during: list[list[list[str]]] = []
+    monkeypatch.setattr(netfaults.time, "sleep", lambda seconds: during.append([*switched.rules]))
     fault.apply(switched)
-    assert switched.rules == [
-        ["-p", "ARP", "--arp-ip-src", "172.25.1.100", "--arp-gratuitous", "-o", "port-client", "-j", "DROP"]
+    assert during == [
+        [["-p", "ARP", "--arp-ip-src", "172.25.1.100", "--arp-gratuitous", "-o", "port-client", "-j", "DROP"]]
     ]
+    assert switched.rules == []  # later ones (garp_master_refresh) reach the client
     assert _sent(fake_ssh, "server3")[-1] == "svc stop keepalived"
     fault.heal(switched)
     assert switched.rules == [] and _sent(fake_ssh, "server3")[-1] == "svc start keepalived"
