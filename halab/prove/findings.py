@@ -103,7 +103,7 @@ def _split_findings(lab: Lab, run: ScenarioRun, phase: PhaseResult) -> Iterator[
                 run.scenario,
                 phase.phase,
                 f"{vip}: the client's ARP entry named another director than the holder {took}",
-                "no vrrp.garp_master_refresh (a MASTER that stays MASTER announces nothing)",
+                "no vrrp.garp_master_refresh (nothing announces the VIP again once its gratuitous ARPs are missed)",
                 f"vrrp.garp_master_refresh: {GARP_REFRESH}",
                 phase.bound_ms,
                 round(fixed),
