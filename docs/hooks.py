@@ -278,8 +278,29 @@ HOLDERS = {
     "normal": "where the lab file places them",
     "failed-over": "all on the BACKUP",
     "returned": "back on the MASTER (preempt) or still on the BACKUP (nopreempt)",
+    "any": "wherever (not judged by place: the split figures judge it)",
 }
-TARGETS = {"master": "the first VIP's MASTER", "server": "the first service's first real server"}
+TARGETS = {
+    "master": "the first VIP's MASTER",
+    "server": "the first service's first real server",
+    "backup": "the first VIP's BACKUP",
+}
+# Where each network fault is made (halab/providers/netfaults.py); one missing here fails the build.
+WHERE = {
+    "vrrp-blocked": "in the node: its firewall (nft when it has it, else iptables) drops IP protocol 112",
+    "director-partition": "in both directors: each one's firewall drops the other's address",
+    "advert-loss": "in the node: netem loss on its lab interface, VRRP only (a prio qdisc, a u32 filter)",
+    "link-flap": "the provider's own link cut and restore, repeated",
+    "multicast-dropped": "on the lab switch (ebtables on the local lab's bridge): IPv4 to 224.0.0.18",
+    "one-way": "on the lab switch: VRRP from the MASTER's MAC out of the BACKUP's port",
+    "garp-lost": "on the lab switch: the VIPs' gratuitous ARPs out of the client's port, during a takeover",
+}
+SPLIT_WORDS = {
+    "splits": "two MASTERs within the master-down timer",
+    "holds": "never two MASTERs",
+    "rejoins": "one MASTER within one advert",
+    "multicast": "two MASTERs where adverts are multicast, none where they are unicast",
+}
 
 
 def _expects(expect: scenarios.Expect | None) -> str:
@@ -294,6 +315,8 @@ def _expects(expect: scenarios.Expect | None) -> str:
     words += [f"server out of IPVS if the check sees `{expect.gray}`, else kept (failing)"] if expect.gray else []
     words += [f"IPVS table as the {'file' if expect.table == 'file' else 'changed file'} says"] if expect.table else []
     words += ["no VRRP transition, no failed request"] if expect.bound in verdicts.QUIET else []
+    words += [SPLIT_WORDS[expect.split]] if expect.split else []
+    words += ["split figures measured"] if "split" in expect.observe and not expect.split else []
     return "; ".join(words)
 
 
@@ -335,6 +358,24 @@ def _kept(phase: scenarios.Phase) -> str:
     """A phase's bound and what it expects of the faulted real server, in a cell."""
     members = "; ".join(f"{node} {'in' if kept else 'out of'} IPVS" for node, kept in phase.members.items())
     return f"{phase.bound * 1000:.0f} ms" + (f" ({members})" if members else "")
+
+
+def network_faults() -> str:
+    """The network faults as data: where each is made, what each phase expects, where CI runs it."""
+    rows = [
+        (
+            f"`{entry.name}`",
+            entry.description.format(node="(target)"),
+            WHERE[entry.primitive],
+            TARGETS[entry.target],
+            _expects(entry.on_fault),
+            _expects(entry.on_heal),
+            ", ".join(f"`{lab}`" for lab in entry.ci) or "on request",
+        )
+        for entry in scenarios.NETWORK
+    ]
+    header = ("scenario", "what happens", "made", "target", "the fault's phase", "the heal's phase", "CI")
+    return _table(header, rows)
 
 
 def bound_formulas() -> str:
@@ -379,6 +420,7 @@ GENERATORS: dict[str, Callable[[], str]] = {
     "fault-catalogue": fault_catalogue,
     "gray-catalogue": gray_catalogue,
     "gray-bounds": gray_bounds,
+    "network-faults": network_faults,
     "bound-formulas": bound_formulas,
     "bounds-per-lab": bounds_per_lab,
     "persistent-lab": persistent_lab,

@@ -133,7 +133,7 @@ class Pipeline:
 
     def _failover(self) -> tuple[str, str]:
         lab = self.provider.lab
-        chosen = scenarios.quick(lab) if self.quick else scenarios.scenarios(lab)
+        chosen = scenarios.quick(lab) if self.quick else [*scenarios.scenarios(lab), *scenarios.on_vms(lab)]
         runs = session.measure(self.provider, chosen, "never", self.progress)
         self.reports.append(self.provider.paths.latest.resolve() / paths.REPORT)
         failed = [run.scenario for run in runs if not run.passed]

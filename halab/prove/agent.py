@@ -22,6 +22,9 @@ so nothing has to be installed there first. It prints JSON, one object per line.
            the wrapped ones the MAC and address of the node that wrapped them (NAT/TUN evidence).
   neigh    watch this node's ARP entry for an address and print each change of MAC, with
            its time, until stdin closes (a NAT real server following its gateway).
+  vrrp     on a director: whether it holds each VIP, sampled --rate times a second, printed
+           on each change, and every VRRP advert its lab interface sends or receives (source,
+           VRID, priority), until stdin closes: split brain as the directors lived it.
 """
 
 import argparse
@@ -379,6 +382,66 @@ def neigh(args):
         stop.wait(args.interval)
 
 
+def holds(address):
+    """Whether address is one of this node's own: binding to it succeeds only then (the
+    directors leave ip_nonlocal_bind off; the agent refuses to run where it is on)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.bind((address, 0))
+        return True
+    except OSError:
+        return False
+    finally:
+        sock.close()
+
+
+def adverts(iface, stop, out):
+    """Every VRRP packet (IP protocol 112) on iface, either way, until stop: one record each
+    (a cooked packet socket: each packet from its IP header, seen before any firewall)."""
+    sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_IP))
+    sock.bind((iface, ETH_P_IP))
+    sock.settimeout(POLL)
+    while not stop.is_set():
+        try:
+            frame, where = sock.recvfrom(2048)
+        except socket.timeout:
+            continue
+        header = (frame[0] & 0x0F) * 4
+        if len(frame) < header + 4 or frame[9] != 112:
+            continue
+        out(
+            {
+                "at": time.time(),
+                "src": socket.inet_ntoa(frame[12:16]),
+                "vrid": frame[header + 1],
+                "prio": frame[header + 2],
+                "sent": where[2] == socket.PACKET_OUTGOING,
+            }
+        )
+
+
+def vrrp(args):
+    """VIP presence on each change (sampled --rate times a second) and every advert, until
+    stdin closes or --duration passes."""
+    with open("/proc/sys/net/ipv4/ip_nonlocal_bind") as setting:
+        if setting.read().strip() != "0":
+            sys.exit("ip_nonlocal_bind is on: binding cannot tell whether a VIP is here")
+    stop = threading.Event()
+    threading.Thread(target=stdin_closed, args=(stop,), daemon=True).start()
+    threading.Thread(target=adverts, args=(args.iface, stop, emit), daemon=True).start()
+    emit({"event": "start", "at": time.time()})
+    held = {}  # type: dict
+    deadline = time.time() + args.duration
+    while not stop.is_set() and time.time() < deadline:
+        for vip in args.vip:
+            now = holds(vip)
+            if held.get(vip) != now:
+                emit({"vip": vip, "present": now, "at": time.time()})
+                held[vip] = now
+        stop.wait(1.0 / args.rate)
+    emit({"event": "end", "at": time.time()}, last=True)
+
+
 def mcast(args):
     """--listen: join the group on the interface's address and count datagrams for --wait s;
     otherwise send --count datagrams to it (TTL 1: link-local, as VRRP's adverts are)."""
@@ -443,8 +506,21 @@ def main(argv=None):
     watch.add_argument("--ip", required=True)
     watch.add_argument("--interval", type=float, default=0.05)
     watch.add_argument("--duration", type=float, default=600.0)
+    lived = commands.add_parser("vrrp", help="a director's VIPs (each change) and the adverts it sends and hears")
+    lived.add_argument("--vip", action="append", required=True, help="repeat for several")
+    lived.add_argument("--iface", required=True, help="the lab's interface (eth1 on Vagrant VMs)")
+    lived.add_argument("--rate", type=float, default=20.0, help="presence samples per second")
+    lived.add_argument("--duration", type=float, default=900.0)
     args = parser.parse_args(argv)
-    handlers = {"http": http, "arp": arp, "capture": capture, "mcast": mcast, "listen": listen, "neigh": neigh}
+    handlers = {
+        "http": http,
+        "arp": arp,
+        "capture": capture,
+        "mcast": mcast,
+        "listen": listen,
+        "neigh": neigh,
+        "vrrp": vrrp,
+    }
     if args.command not in handlers:
         parser.error("a command is required: " + ", ".join(handlers))
     handlers[args.command](args)

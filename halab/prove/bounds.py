@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from halab.providers import netfaults
 from halab.providers.grayfaults import SLOW as SLOW_ANSWER
 from halab.spec import HealthCheck, Lab
 
@@ -136,6 +137,23 @@ def rejoin(lab: Lab) -> Bound:
     return Bound(0.0, "none: it rejoins only once its check passes")
 
 
+def flaps(lab: Lab) -> Bound:
+    """A link flapping FLAPS times, each cut long enough for a takeover: the client can lose
+    at most each cut's takeover (the master-down timer) in a row, so no gap may exceed their sum."""
+    count, each = netfaults.FLAPS, down(lab)
+    return Bound(count * each.seconds, f"{count} flaps x master-down timer ({each.basis})")
+
+
+def garp_lost(lab: Lab) -> Bound:
+    """A takeover whose gratuitous ARPs were all lost (both bursts: at once and garp_master_delay
+    later): the client learns the new holder only as a healed split brain's does (`heal`)."""
+    taken, learned = stop(lab), heal(lab)
+    return Bound(
+        taken.seconds + netfaults.GARP_DELAY + learned.seconds,
+        f"{taken.basis} + garp_master_delay {netfaults.GARP_DELAY:g} s (both bursts lost) + {learned.basis}",
+    )
+
+
 def idle(lab: Lab) -> Bound:
     """No fault costs nothing."""
     return Bound(0.0, "none: nothing happens")
@@ -155,6 +173,8 @@ FORMULAS: dict[str, Callable[[Lab], Bound]] = {
     "check": check,
     "recheck": recheck,
     "rejoin": rejoin,
+    "flaps": flaps,
+    "garp-lost": garp_lost,
     "idle": idle,
     "quiet": quiet,
 }

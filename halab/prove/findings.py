@@ -25,8 +25,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from halab import paths
-from halab.prove import bounds, established
+from halab.prove import bounds, established, split
 from halab.prove.results import DEFAULT_MARGIN, PhaseResult, ScenarioRun
+from halab.providers import netfaults
 from halab.spec import Lab
 
 # The fixes proposed, and what they give.
@@ -70,7 +71,69 @@ def of(lab: Lab, runs: list[ScenarioRun], artifacts: Path | None = None) -> list
             if rule:
                 found += list(rule(lab, run, phase, artifacts or paths.labs()))
             found += list(_unsynced(lab, run, phase))
+            found += list(_split_findings(lab, run, phase))
     return found
+
+
+def _split_findings(lab: Lab, run: ScenarioRun, phase: PhaseResult) -> Iterator[Finding]:
+    """What a network fault's split figures owe to a setting: multicast adverts (a network
+    that drops them splits the pair; unicast_peers would not), no garp_master_refresh (the
+    client kept the old MAC after the heal), advert_int (spurious takeovers under loss)."""
+    for vip, seen in phase.split.items():
+        splits = run.scenario == "multicast-dropped" and phase.split_expected == "splits"
+        if splits and seen["dual_ms"] and not lab.vrrp.unicast_peers:
+            yield Finding(
+                run.scenario,
+                phase.phase,
+                f"{vip}: two MASTERs for {seen['dual_ms']} ms",
+                "multicast adverts (no vrrp.unicast_peers): a network that drops 224.0.0.18 splits the pair",
+                f"vrrp.unicast_peers: [{', '.join(lab.role('director'))}] (labs/unicast.yaml: no split)",
+                phase.split_bound_ms,
+                0,
+            )
+        fixed = bounds.heal(lab, GARP_REFRESH).seconds * 1000
+        if run.scenario == "garp-lost":  # counted from the stop: the takeover's bursts came first
+            fixed += (bounds.stop(lab).seconds + netfaults.GARP_DELAY) * 1000
+        late = seen["arp_ms"] is None or seen["arp_ms"] > fixed
+        if phase.split_expected == "rejoins" or run.scenario == "garp-lost":
+            if lab.vrrp.garp_master_refresh or not late:
+                continue
+            took = "to the phase's end" if seen["arp_ms"] is None else f"for {seen['arp_ms']} ms"
+            yield Finding(
+                run.scenario,
+                phase.phase,
+                f"{vip}: the client's ARP entry named another director than the holder {took}",
+                "no vrrp.garp_master_refresh (nothing announces the VIP again once its gratuitous ARPs are missed)",
+                f"vrrp.garp_master_refresh: {GARP_REFRESH}",
+                phase.bound_ms,
+                round(fixed),
+            )
+    yield from _spurious(lab, run, phase)
+
+
+def _spurious(lab: Lab, run: ScenarioRun, phase: PhaseResult) -> Iterator[Finding]:
+    """advert-loss: the spurious takeovers measured, against the rate the loss predicts, and
+    what doubling advert_int would predict (fewer adverts a minute, each run as likely)."""
+    if run.scenario != "advert-loss" or phase.split_expected or not phase.split:
+        return
+    loss, seconds = phase.loss / 100, phase.loss_seconds
+    advert, down = lab.vrrp.advert_int, bounds.down(lab).seconds
+    predicted = split.predicted_per_minute(loss, advert, down) * seconds / 60
+    doubled = bounds.down(lab.model_copy(update={"vrrp": lab.vrrp.model_copy(update={"advert_int": 2 * advert})}))
+    slower = split.predicted_per_minute(loss, 2 * advert, doubled.seconds) * seconds / 60
+    taken = sum(seen["takeovers"] for seen in phase.split.values())
+    yield Finding(
+        run.scenario,
+        phase.phase,
+        f"{taken} spurious takeovers in {seconds:.0f} s at {phase.loss:g} % advert loss "
+        f"(predicted {predicted:.1f}: 60 / advert_int x (1 - loss) x loss^k, "
+        f"k = {split.adverts_in_down(advert, down)})",
+        f"vrrp.advert_int {advert:g}",
+        f"vrrp.advert_int: {2 * advert:g} (predicted {slower:.1f} in {seconds:.0f} s, "
+        f"detection {doubled.seconds:.2f} s)",
+        round(down * 1000),
+        round(doubled.seconds * 1000),
+    )
 
 
 def _unsynced(lab: Lab, run: ScenarioRun, phase: PhaseResult) -> Iterator[Finding]:

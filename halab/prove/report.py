@@ -239,6 +239,33 @@ def findings_text(found: list[Finding]) -> str:
     return "\n".join(lines)
 
 
+def split_text(runs: list[ScenarioRun]) -> str:
+    """Each phase's split-brain figures, one line per VIP ("" when no phase observed them)."""
+    lines = []
+    for run in runs:
+        for phase in run.phases:
+            for vip, seen in phase.split.items():
+                lines.append(f"  {run.scenario} / {phase.phase}: {vip} (VRID {seen['vrid']}): {split_line(seen)}")
+    return "\n".join(["Split brain, as the directors lived it (ms from each action):", *lines]) if lines else ""
+
+
+def split_line(seen: dict) -> str:
+    """One VIP's figures in words."""
+    heard = "; ".join(
+        f"{who} {', '.join(f'{n} from {src}' for src, n in sorted(sources.items())) or 'none'}"
+        for who, sources in seen["adverts"].items()
+    )
+    return (
+        f"two MASTERs {seen['dual_ms']} (from {_after(seen['dual_after_ms'])}), {seen['takeovers']} takeover(s), "
+        f"one MASTER for good {_after(seen['single_ms'])}, client ARP on it {_after(seen['arp_ms'])}"
+        + (f"; adverts {heard}" if heard else "")
+    )
+
+
+def _after(ms: int | None) -> str:
+    return "never" if ms is None else f"+{ms}"
+
+
 def write_json(
     runs: list[ScenarioRun], lab: str, path: Path, found: list[Finding] | None = None, context: dict | None = None
 ) -> Path:
@@ -374,6 +401,14 @@ def plot(run: ScenarioRun, path: Path) -> Path:
             ha="right",
             fontsize=8,
         )
+        if phase.split:
+            axes.annotate(
+                "; ".join(f"two MASTERs {seen['dual_ms']} ms" for seen in phase.split.values()),
+                (phase.start, 0.02),
+                xycoords=("data", "axes fraction"),
+                fontsize=8,
+                color="firebrick",
+            )
         window = "failure window (bound + margin)" if first else None
         axes.axvspan(phase.start, phase.window_end, color="orange", alpha=0.12, label=window)
         for move in phase.vip_moves:

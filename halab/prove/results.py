@@ -94,6 +94,11 @@ class PhaseResult:
     unexercised: str = ""  # why the probe's traffic never met the fault; "" when it did
     accept_unexercised: bool = False  # the operator asked that a phase not exercised not fail the run
     notify: dict = field(default_factory=dict)  # the notify stream against the VIP moves (halab.prove.notify)
+    split: dict = field(default_factory=dict)  # per VIP: halab.prove.split.figures (phases observing "split")
+    split_expected: str = ""  # what was judged of split brain (scenarios.SPLITS), "" nothing
+    split_bound_ms: int = 0  # its bound: detection ("splits") or one MASTER again ("rejoins")
+    loss: float = 0.0  # advert-loss: the loss rate applied, percent
+    loss_seconds: float = 0.0  # and for how long (the window its split figures cover)
 
     @property
     def connections(self) -> str:

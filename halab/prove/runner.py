@@ -19,14 +19,16 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from halab import render
 from halab.errors import HalabError, ProviderError
-from halab.prove import notify, probe, scenarios, verdicts
+from halab.prove import bounds, notify, probe, scenarios, split, verdicts
 from halab.prove.labstate import LabState
 from halab.prove.results import DEFAULT_MARGIN, Margin, ScenarioRun
 from halab.prove.scenarios import Phase, Scenario
 from halab.providers.base import Provider
 
 PROBE_RATE = 20.0
+PRESENCE_RATE = 20.0  # each director's VIPs sampled this often (split brain)
 PROBE_TIMEOUT = 1.0
 # Keep-alive connections held per VIP, each sending a request every HOLD_INTERVAL seconds;
 # one stalled for HOLD_GIVE_UP seconds is given up (lost) and its slot opens another.
@@ -69,13 +71,14 @@ class Recording:
     directors: dict[str, float] = field(default_factory=dict)  # director -> its clock minus the host's
     notify: list[dict] = field(default_factory=list)  # already relative to the probe's start
     phases: list[Done] = field(default_factory=list)
+    lived: split.Lived = field(default_factory=split.Lived)  # already relative to the probe's start
 
     def seen(self) -> verdicts.Seen:
         """The observations with their times made relative to the probe's start."""
         origin = self.offset + self.started
         requests = [{**r, "sent": r["sent"] - origin, "done": r["done"] - origin} for r in self.requests]
         connections = [verdicts.relative(c, origin) for c in self.held]
-        return verdicts.Seen(requests, connections, self.macs, self.gateway, self.notify)
+        return verdicts.Seen(requests, connections, self.macs, self.gateway, notify=self.notify, lived=self.lived)
 
     def marks(self, seen: verdicts.Seen) -> list[verdicts.Mark]:
         """Each phase from its action until the next phase's (the last: until the probe's end)."""
@@ -146,6 +149,7 @@ class Runner:
     def _probed(self, scenario: Scenario, record: Recording) -> None:
         """The phases, one after the other, under the probe (and, with NAT, the gateway watcher)."""
         watch = self._watch_gateway()
+        directors = self._watch_directors(scenario)
         http = probe.HttpProbe(
             self.remote,
             self.client,
@@ -162,7 +166,7 @@ class Runner:
             record.description = scenario.description
             for phase in scenario.phases:
                 record.step = phase.name
-                record.phases.append(self._phase(phase, http, record.offset))
+                record.phases.append(self._phase(phase, http, record.offset, record.macs))
                 if phase.heals:
                     self._healed(record.phases[-1])
             record.step = "stop the probe"
@@ -171,6 +175,7 @@ class Runner:
             record.held = http.connections()
             record.gateway = self._gateway_changes(watch, record.started)
             record.notify = notify.read(self.remote, record.directors, record.started)
+            record.lived = self._lived(directors, record.started)
 
     def _aimed(self, scenario: Scenario, requests: list[dict]) -> Scenario:
         """A real-server scenario whose server answered none of the probe's baseline (with
@@ -185,14 +190,14 @@ class Runner:
         self.progress(f"  aimed at {aimed.phases[0].fault.node}, not {target}: the probe's baseline went there")
         return aimed
 
-    def _phase(self, phase: Phase, http: probe.HttpProbe, offset: float) -> Done:
+    def _phase(self, phase: Phase, http: probe.HttpProbe, offset: float, macs: dict[str, str]) -> Done:
         """Act, watch the client recover, then read where things ended up."""
         acted = time.time()
         self.progress(f"  {phase.name} (bound {phase.bound * 1000:.0f} ms: {phase.basis})")
         before = self._transitions() if "transitions" in phase.observe else None
         phase.act(self.provider)
         done = time.time()
-        self._observe(http, done, phase, offset)
+        self._observe(http, done, phase, offset, macs)
         problems = self.end_state_problems(phase)
         flaps = self._flaps(before, self._transitions()) if before is not None else None
         return Done(phase, acted, done, problems, flaps)
@@ -205,10 +210,10 @@ class Runner:
             done.problems.append(f"the fault was not healed: {left}")
             raise ProviderError(f"after '{done.phase.name}': {left}")
 
-    def _observe(self, http: probe.HttpProbe, done: float, phase: Phase, offset: float) -> None:
+    def _observe(self, http: probe.HttpProbe, done: float, phase: Phase, offset: float, macs: dict[str, str]) -> None:
         """Watch the probe after an action: at least settle + TAIL seconds, then until the
-        last RECOVERED seconds of (finished) requests all succeeded, at most until the
-        failure window closes."""
+        last RECOVERED seconds of (finished) requests all succeeded (after a split heals:
+        and went to the MAC of the VIP's holder), at most until the failure window closes."""
         earliest = done + phase.settle + TAIL
         latest = done + max(phase.bound, phase.settle) + self.margin.of(phase.bound) + TAIL
         while time.time() < latest:
@@ -219,9 +224,53 @@ class Runner:
                 and horizon - RECOVERED > done
                 and len(recent) >= RECOVERED * PROBE_RATE / 2
                 and all(r["ok"] for r in recent)
+                and (phase.split != "rejoins" or self._on_holder(recent, phase, macs))
             ):
                 return
             time.sleep(0.25)
+
+    @staticmethod
+    def _on_holder(recent: list[dict], phase: Phase, macs: dict[str, str]) -> bool:
+        """Every one of the requests went to the MAC of the director the phase says holds its VIP."""
+        return all(macs.get(r["mac"]) == phase.holders.get(r["target"].rsplit(":", 1)[0]) for r in recent)
+
+    # --- split brain: the directors' own view ----------------------------------------
+
+    def _watch_directors(self, scenario: Scenario) -> list[tuple[str, float, subprocess.Popen[str]]]:
+        """For a scenario observing split brain: an agent on each director recording its VIPs
+        (20 samples a second) and its adverts, with the director's clock offset; else none."""
+        if not any("split" in phase.observe for phase in scenario.phases):
+            return []
+        vips = [arg for vip in self.lab.vips for arg in ("--vip", str(vip))]
+        args = ["vrrp", *vips, "--iface", self.lab.vrrp.interface, "--rate", str(PRESENCE_RATE)]
+        return [
+            (node, self.remote.clock_offset(node), probe.spawn(self.remote, node, args))
+            for node in self.lab.role("director")
+        ]
+
+    def _lived(self, watches: list[tuple[str, float, subprocess.Popen[str]]], started: float) -> split.Lived:
+        """The directors' agents ended and their records made relative to the probe's start; a
+        director whose agent failed is said so and leaves its records out (the figures then
+        miss it, and a phase expecting a split says so)."""
+        presence, adverts = [], []
+        for node, offset, process in watches:
+            try:
+                records = probe.finish(process, timeout=15)
+            except HalabError as exc:
+                self.progress(f"  the VRRP watcher on {node} failed: {exc}")
+                continue
+            for r in records:
+                at = r["at"] - offset - started
+                if "vip" in r:
+                    presence.append({"node": node, "vip": r["vip"], "present": r["present"], "at": at})
+                elif "src" in r:
+                    adverts.append({"node": node, **{k: r[k] for k in ("src", "vrid", "prio", "sent")}, "at": at})
+        return split.Lived(presence, adverts, self._vrids()) if watches else split.Lived()
+
+    def _vrids(self) -> dict[str, int]:
+        """VIP -> the VRID of the VRRP instance that carries it (as rendered for the lab)."""
+        master = bounds.pair(self.lab)[0]
+        return {str(vip): instance.vrid for instance in render.instances(self.lab, master) for vip in instance.vips}
 
     # --- NAT: the gateway as a real server sees it -----------------------------------
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from halab.errors import UsageError
 from halab.prove import bounds, established
+from halab.providers import netfaults
 from halab.providers.base import Provider
 from halab.providers.faults import Fault
 from halab.spec import Lab
@@ -24,13 +25,21 @@ from halab.spec import Lab
 IDLE = 60.0
 
 # Where the VIPs must be after a phase: as the lab file places them, all on the BACKUP, or
-# after the MASTER's return (preempt: back on the MASTER; nopreempt: still on the BACKUP).
-HOLDERS = ("normal", "failed-over", "returned")
-# Observations a phase may need beyond the probe's: VRRP transitions counted on the directors.
-OBSERVATIONS = ("transitions",)
+# after the MASTER's return (preempt: back on the MASTER; nopreempt: still on the BACKUP);
+# "any": not judged by place (a split brain, or random loss): the split figures judge it.
+HOLDERS = ("normal", "failed-over", "returned", "any")
+# Observations a phase may need beyond the probe's: VRRP transitions counted on the directors;
+# split: each director's VIPs sampled 20 times a second and its adverts (halab.prove.split).
+OBSERVATIONS = ("transitions", "split")
 # What the probe's traffic must meet for a phase to be judged at all (Phase.exercises): the
-# faulted director holding the VIP the client uses, or the faulted real server serving it.
-EXERCISES = {"master": "vip", "server": "server"}
+# faulted director holding the VIP the client uses, or the faulted real server serving it;
+# a fault on the BACKUP meets no request (the split figures are what it is judged on).
+EXERCISES = {"master": "vip", "server": "server", "backup": ""}
+# What a phase expects of split brain (Expect.split, Phase.split): two MASTERs within the
+# detection bound ("splits"), none ("holds"), one MASTER again within one advert and the
+# client's ARP on it within the phase's bound ("rejoins"), or, for "multicast", "holds" on a
+# lab whose adverts are unicast and "splits" on one whose are multicast.
+SPLITS = ("splits", "holds", "rejoins", "multicast")
 
 
 @dataclass(frozen=True)
@@ -47,6 +56,7 @@ class Expect:
     stale: bool = False  # the faulted director may still hold the VIP (frozen, it cannot drop it)
     gray: str = ""  # a key of bounds.NOTICED: the server is dropped if the lab's check sees that fault
     table: str = ""  # the IPVS table afterwards must equal TABLES[table] (members and weights), "" not judged
+    split: str = ""  # SPLITS, "" not judged
 
 
 @dataclass(frozen=True)
@@ -60,7 +70,9 @@ class Entry:
     on_fault: Expect
     on_heal: Expect | None
     service: str = ""
-    seconds: float = 0.0  # the fault's own duration or delay (Fault.seconds), 0: its default
+    seconds: float = 0.0  # the fault's (a flap's half period, a loss window)
+    amount: float = 0.0  # the fault's size (a loss percentage, a number of flaps)
+    ci: tuple[str, ...] = ()  # network faults: the shipped labs the suite (CI) runs it on
 
 
 CATALOGUE = (
@@ -189,6 +201,85 @@ TABLES = ("file", "reweighted")
 GRAY_GROUP = "gray"
 
 
+# The network faults operators hit (halab.providers.netfaults): split brain and its heal.
+# On request (`--scenario NAME`), not with the clean faults; CI runs two of them (`ci`):
+# a partition on the seed lab, and dropped multicast on the unicast lab, which must not
+# split (the proof that unicast_peer is the setting that matters).
+SPLIT = ("split",)
+REJOIN = Expect("heal", "normal", settle="down", observe=SPLIT, split="rejoins")
+NETWORK = (
+    Entry(
+        "director-partition",
+        "the directors cannot hear each other ({node} and its peer drop each other's packets); clients "
+        "and real servers reach both; then the partition ends",
+        "director-partition",
+        "master",
+        Expect("down", "any", settle="down", observe=SPLIT, split="splits"),
+        REJOIN,
+        ci=("seed",),
+    ),
+    Entry(
+        "vrrp-blocked",
+        "{node}'s firewall drops incoming VRRP (IP protocol 112), as an operator's rules do; then it is lifted",
+        "vrrp-blocked",
+        "backup",
+        Expect("down", "any", settle="down", observe=SPLIT, split="splits"),
+        REJOIN,
+    ),
+    Entry(
+        "multicast-dropped",
+        "the lab switch drops multicast to 224.0.0.18 (VRRP's group); then it carries it again",
+        "multicast-dropped",
+        "master",
+        Expect("down", "any", settle="down", observe=SPLIT, split="multicast"),
+        REJOIN,
+        ci=("unicast",),
+    ),
+    Entry(
+        "one-way",
+        "the lab switch drops {node}'s adverts towards its peer only; the reverse path works; then it heals",
+        "one-way",
+        "master",
+        Expect("down", "any", settle="down", observe=SPLIT, split="splits"),
+        REJOIN,
+    ),
+    Entry(
+        "advert-loss",
+        "{node} loses a share of its VRRP adverts (netem) for a while: spurious takeovers, measured "
+        "against what the loss predicts; then the loss ends",
+        "advert-loss",
+        "master",
+        Expect("down", "any", observe=SPLIT),
+        REJOIN,
+        seconds=30.0,
+        amount=50.0,
+    ),
+    Entry(
+        "link-flap",
+        "{node}'s link goes down and up several times, each time long enough for a takeover",
+        "link-flap",
+        "master",
+        # Judged from the client alone: the director's own watcher talks over the link that flaps.
+        Expect("flaps", "normal", settle="down"),
+        Expect("heal", "normal", settle="down"),
+        amount=netfaults.FLAPS,
+    ),
+    Entry(
+        "garp-lost",
+        "the gratuitous ARPs of a takeover do not reach the client, and keepalived stops cleanly on the "
+        "MASTER {node}: how long the client's requests go to the old MAC; then it starts again",
+        "garp-lost",
+        "master",
+        # The client learns the new holder only when its ARP entry ages out (or a refresh).
+        Expect("garp-lost", "failed-over", settle="stop", observe=SPLIT),
+        Expect("return", "returned", settle="down"),
+    ),
+)
+# What the image pipeline runs of them on VMs (test.pipeline --lab, not --quick): the faults
+# made inside the nodes, with the nodes' own firewalls.
+ON_VMS = ("director-partition", "vrrp-blocked")
+
+
 @dataclass(frozen=True)
 class Phase:
     """One action on the lab (a fault applied or healed), what it may cost the client, and
@@ -202,6 +293,9 @@ class Phase:
     holders: dict[str, str]  # VIP -> director that must hold it afterwards
     members: dict[str, bool] = field(default_factory=dict)  # real server -> must be in IPVS
     settle: float = 0.0  # how long after the action the end state may take
+    split: str = ""  # a value of SPLITS resolved for the lab ("multicast" never), "" not judged
+    split_bound: float = 0.0  # "splits": the detection bound; "rejoins": one MASTER again
+    splitting: tuple[str, ...] = ()  # "splits": the VIPs whose BACKUP no longer hears their MASTER
     kind: str = ""  # which bound it is (a bounds.FORMULAS name): what the findings read
     established: str = ""  # what must happen to the held connections (established.KEPT/LOST), "" not judged
     sticky: bool = False  # persistence: every request of the phase answered by one real server
@@ -241,7 +335,7 @@ def quick(lab: Lab) -> list[Scenario]:
 def rebuilt(lab: Lab, chosen: list[Scenario]) -> list[Scenario]:
     """The same scenarios, on the same targets, with this lab's numbers (keepalived's own
     check timings, say, where they differ from the file's)."""
-    entries = {entry.name: entry for entry in (*CATALOGUE, *GRAY)}
+    entries = {entry.name: entry for entry in (*CATALOGUE, *GRAY, *NETWORK)}
     return [
         s.remake(lab)
         if s.remake
@@ -270,7 +364,7 @@ def quiet(lab: Lab, seconds: float, kind: str = "quiet") -> Phase:
 def scenario(lab: Lab, entry: Entry, target: str = "") -> Scenario:
     """One entry with this lab's nodes and numbers, on target (default: the entry's own)."""
     target = target or _target(lab, entry.target)
-    fault = Fault(entry.primitive, target, entry.service, entry.seconds)
+    fault = Fault(entry.primitive, target, entry.service, _seconds(lab, entry), entry.amount)
     exercises = EXERCISES[entry.target]
     phases = [_phase(lab, fault, False, entry.on_fault, {"server": target}, exercises)]
     if entry.on_heal is not None:
@@ -288,9 +382,37 @@ def retarget(lab: Lab, run: Scenario, server: str) -> Scenario:
     return scenario(lab, entry, server)
 
 
+def network(lab: Lab) -> list[Scenario]:
+    """Every network fault of the catalogue on this lab (run on request, or by name)."""
+    return [scenario(lab, entry) for entry in NETWORK]
+
+
+def on_vms(lab: Lab) -> list[Scenario]:
+    """The network faults the image pipeline's full run adds on VMs (ON_VMS)."""
+    return [scenario(lab, entry) for entry in NETWORK if entry.name in ON_VMS]
+
+
+def in_ci(lab_name: str) -> list[str]:
+    """The network faults the suite runs on a shipped lab (by its file's name)."""
+    return [entry.name for entry in NETWORK if lab_name in entry.ci]
+
+
+def _seconds(lab: Lab, entry: Entry) -> float:
+    """A flap's half period: the master-down timer and one second more, so each cut is a
+    takeover and each restore a return; how long gratuitous ARPs are dropped: the takeover
+    and its second burst, and one second more; any other entry's own."""
+    if entry.primitive == "link-flap":
+        return bounds.down(lab).seconds + 1
+    if entry.primitive == "garp-lost":
+        return bounds.stop(lab).seconds + netfaults.GARP_DELAY + 1
+    return entry.seconds
+
+
 def _target(lab: Lab, target: str) -> str:
     if target == "master":
         return bounds.pair(lab)[0]
+    if target == "backup":
+        return bounds.pair(lab)[1]
     return next(iter(lab.virtual_services[0].real_servers))
 
 
@@ -310,6 +432,9 @@ def _phase(lab: Lab, fault: Fault, heals: bool, expect: Expect, named: dict[str,
         holders(lab, expect.holders),
         members,
         settle=bounds.of(lab, expect.settle).seconds,
+        split=_split(lab, expect.split),
+        split_bound=_split_bound(lab, _split(lab, expect.split)),
+        splitting=_splitting(lab, fault) if _split(lab, expect.split) == "splits" else (),
         kind=expect.bound,
         established=_outcome(lab) if expect.connections else "",
         sticky=bool(expect.sticky) and sticky(lab, moves=expect.sticky == "across"),
@@ -332,8 +457,38 @@ def weights(lab: Lab, table: str) -> dict[str, int]:
     return configured
 
 
+def _split(lab: Lab, expected: str) -> str:
+    """A SPLITS value for this lab: "multicast" splits a lab whose adverts are multicast only."""
+    if expected == "multicast":
+        return "holds" if lab.vrrp.unicast_peers else "splits"
+    return expected
+
+
+# Who stops hearing VRRP in a one-sided fault: the target itself (its firewall), or its peer
+# (the target's adverts towards it dropped). Any other fault cuts both directions.
+DEAF = {"vrrp-blocked": "target", "one-way": "peer"}
+
+
+def _splitting(lab: Lab, fault: Fault) -> tuple[str, ...]:
+    """The VIPs a fault splits: all when neither director hears the other; else those whose
+    BACKUP is the deaf director (in an active-active lab, the other VIP's MASTER is deaf, and
+    its BACKUP still hears it: that VIP does not split)."""
+    deaf = DEAF.get(fault.primitive)
+    if deaf is None:
+        return tuple(lab.masters())
+    node = fault.node if deaf == "target" else next(d for d in lab.role("director") if d != fault.node)
+    return tuple(vip for vip, master in lab.masters().items() if master != node)
+
+
+def _split_bound(lab: Lab, split: str) -> float:
+    """Detection (the BACKUP's master-down timer) for a split, one advert for a rejoin."""
+    return {"splits": bounds.down(lab).seconds, "rejoins": lab.vrrp.advert_int}.get(split, 0.0)
+
+
 def holders(lab: Lab, which: str) -> dict[str, str]:
-    """VIP -> the director that must hold it: `which` is one of HOLDERS."""
+    """VIP -> the director that must hold it: `which` is one of HOLDERS ("any": {})."""
+    if which == "any":
+        return {}
     normal = lab.masters()
     backup = bounds.pair(lab)[1]
     failed_over = {vip: backup for vip in normal}
@@ -359,7 +514,18 @@ def sticky(lab: Lab, moves: bool) -> bool:
 def expectation(phase: Phase) -> str:
     """What the phase expects beyond its bound, in words (for --list-scenarios)."""
     words = [held_expectation(phase)] + (["the client stays on one real server (persistence)"] if phase.sticky else [])
-    return "; ".join(word for word in words if word)
+    return "; ".join(word for word in [*words, split_expectation(phase)] if word)
+
+
+def split_expectation(phase: Phase) -> str:
+    """The phase's expectation of split brain, in words, with its bound."""
+    bound = f"{phase.split_bound * 1000:.0f} ms"
+    return {
+        "splits": f"both directors MASTER within the BACKUP's master-down timer ({bound}): VRRP cannot "
+        "prevent it, so the verdict is on bounded detection and the clean recovery after",
+        "holds": "never two MASTERs",
+        "rejoins": f"one MASTER within one advert ({bound}), and the client's ARP entry on it within the bound",
+    }.get(phase.split, "")
 
 
 def held_expectation(phase: Phase) -> str:
@@ -378,14 +544,14 @@ def gray(lab: Lab) -> list[Scenario]:
 
 
 def chosen(lab: Lab, names: str) -> list[Scenario]:
-    """The scenarios named (comma-separated; `idle`, gray ones and `gray` for all of them too),
-    or the whole catalogue when none is."""
+    """The scenarios named (comma-separated; `idle`, the network faults, gray ones and `gray`
+    for all of them too), or the clean faults' catalogue when none is."""
     wanted = [name.strip() for name in names.split(",") if name.strip()]
     if GRAY_GROUP in wanted:
         wanted = [name for name in wanted if name != GRAY_GROUP] + [entry.name for entry in GRAY]
-    every = [*scenarios(lab), soak(lab), *gray(lab)]
+    every = [*scenarios(lab), *network(lab), soak(lab), *gray(lab)]
     unknown = [name for name in wanted if name not in {s.name for s in every}]
     if unknown:
         known = [s.name for s in every] + [GRAY_GROUP]
         raise UsageError(f"unknown scenario {', '.join(unknown)}; known: {', '.join(known)}")
-    return [s for s in every if s.name in wanted] if wanted else every[: len(CATALOGUE)]
+    return [s for s in every if s.name in wanted] if wanted else scenarios(lab)

@@ -248,6 +248,8 @@ def _show(session: Session, runs: list[ScenarioRun], found: list[findings.Findin
     print(f"margin: {margin} (a phase over its bound by less passes as noise; --margin sets it)")
     for note in session.substitutions:
         print(f"versions: {note}")
+    if report.split_text(runs):
+        print(report.split_text(runs))
     if found:
         print(report.findings_text(found))
     if report.notify_text(runs):

@@ -24,7 +24,7 @@ import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from halab.prove import established, notify
+from halab.prove import established, notify, split
 from halab.prove.results import Margin, PhaseResult
 from halab.prove.scenarios import Phase
 
@@ -42,6 +42,7 @@ class Seen:
     macs: dict[str, str] = field(default_factory=dict)
     gateway: list[dict] = field(default_factory=list)
     notify: list[dict] = field(default_factory=list)  # the directors' recorded state changes
+    lived: split.Lived = field(default_factory=split.Lived)  # the directors' own records
 
 
 @dataclass(frozen=True)
@@ -131,7 +132,7 @@ def judge(scenario: str, mark: Mark, seen: Seen, margin: Margin, resolution: flo
         failing_ms=round((max(r["done"] for r in failures) - mark.acted) * 1000) if failures else 0,
         first_outside=_first(outside, mark.acted),
         vip_moves=vip_moves(requests, mark.acted, mark.until, seen.macs),
-        problems=mark.problems + _phase_problems(mark, requests, len(failures)),
+        problems=mark.problems + _phase_problems(mark, requests, len(failures), seen.macs),
         start=mark.acted,
         window_end=window_end,
         end=mark.until,
@@ -142,6 +143,8 @@ def judge(scenario: str, mark: Mark, seen: Seen, margin: Margin, resolution: flo
     )
     _judge_connections(result, phase, seen.connections, margin)
     result.notify = notify.compare(seen.notify, result.vip_moves, mark.acted, mark.until)
+    if "split" in phase.observe:
+        _judge_split(result, mark, seen, margin)
     return result
 
 
@@ -152,6 +155,43 @@ def _charged(request: dict) -> float:
     return request["sent"] if request["ok"] else request["done"]
 
 
+def _judge_split(result: PhaseResult, mark: Mark, seen: Seen, margin: Margin) -> None:
+    """Add the phase's split-brain figures and what contradicts its expectation. Bounds count
+    from the action's end (a partition is applied on two nodes, one after the other)."""
+    phase = mark.phase
+    lossy = phase.fault.primitive == "advert-loss" and not phase.heals
+    until = mark.done if lossy else mark.until  # under loss: its takeovers, while it lasted
+    result.split = split.figures(seen.lived, seen.requests, seen.macs, mark.acted, until)
+    result.split_expected, result.split_bound_ms = phase.split, round(phase.split_bound * 1000)
+    if lossy:
+        result.loss, result.loss_seconds = phase.fault.amount, round(mark.done - mark.acted, 1)
+    judged = {vip: seen for vip, seen in result.split.items() if phase.split != "splits" or vip in phase.splitting}
+    result.problems += split_problems(phase.split, phase.split_bound, judged, mark.done - mark.acted, margin)
+
+
+def split_problems(expected: str, bound: float, figures: dict[str, dict], acting: float, margin: Margin) -> list[str]:
+    """What a phase's split-brain figures (split.figures, per VIP) contradict: `expected` is a
+    resolved scenarios.SPLITS value, bound its seconds, acting how long the action itself took."""
+    if not expected:
+        return []
+    if not figures:
+        return ["no VIP presence recorded on the directors: split brain not measured"]
+    limit = acting + bound + margin.of(bound)
+    problems = []
+    for vip, seen in figures.items():
+        began, dual, single = seen["dual_after_ms"], seen["dual_ms"], seen["single_ms"]
+        if expected == "splits" and began is None:
+            problems.append(f"{vip}: never two MASTERs, expected both within {bound * 1000:.0f} ms")
+        elif expected == "splits" and began > limit * 1000:
+            problems.append(f"{vip}: two MASTERs only after {began} ms, bound {bound * 1000:.0f} ms + margin")
+        if expected == "holds" and dual:
+            problems.append(f"{vip}: two MASTERs for {dual} ms, expected none")
+        if expected == "rejoins" and (single is None or single > limit * 1000):
+            took = "never" if single is None else f"after {single} ms"
+            problems.append(f"{vip}: one MASTER again {took}, bound one advert {bound * 1000:.0f} ms + margin")
+    return problems
+
+
 def _first(outside: list[dict], acted: float) -> str:
     """The first failure after the window: when, to which VIP, what error."""
     if not outside:
@@ -160,9 +200,21 @@ def _first(outside: list[dict], acted: float) -> str:
     return f"+{first['sent'] - acted:.2f} s to {first['target']}: {first.get('error', '')}"
 
 
-def _phase_problems(mark: Mark, requests: list[dict], failed: int) -> list[str]:
+def flapped(mark: Mark, requests: list[dict], macs: dict[str, str]) -> list[str]:
+    """A flapping link: each flap moves a VIP at most twice (a takeover, then the return; the
+    higher priority wins back whatever nopreempt says), as the client sees it."""
+    allowed = 2 * round(mark.phase.fault.amount)
+    moves = vip_moves(requests, mark.acted, mark.until, macs)
+    return (
+        [f"the VIP moved {len(moves)} times in {allowed // 2} flaps, at most {allowed}"] if len(moves) > allowed else []
+    )
+
+
+def _phase_problems(mark: Mark, requests: list[dict], failed: int, macs: dict[str, str]) -> list[str]:
     """What the phase's own expectations contradict: persistence, and an idle phase's quiet."""
     problems = stuck(requests, mark.acted, mark.until) if mark.phase.sticky else []
+    if mark.phase.kind == "flaps":
+        problems += flapped(mark, requests, macs)
     if mark.phase.kind in ("idle", "quiet"):
         if mark.transitions:
             problems.append(f"{mark.transitions} VRRP state transitions while idle, expected 0")

@@ -312,6 +312,32 @@ class Provider(ABC):
         self._restore_link(self.alive_node(node))
         self.remote.forget(node)  # one opened during the cut may still be backing off
 
+    # --- the lab switch: only a provider that runs it can filter it ------------------------
+
+    def filter_switch(self, rule: list[str], add: bool = True, missing_ok: bool = False) -> None:
+        """Add (or delete) one drop rule on the lab's switch (ebtables's match syntax: the
+        local lab's switch is a Linux bridge). A provider whose network is not halab's refuses."""
+        raise UsageError(self._no_switch())
+
+    def switch_filters(self) -> list[str]:
+        """The switch's filter rules as listed, one a line: [] when it has none (or no switch)."""
+        return []
+
+    def switch_port(self, node: str) -> str:
+        """The switch port node is plugged into."""
+        raise UsageError(self._no_switch())
+
+    def switch_mac(self, node: str) -> str:
+        """node's MAC on the lab network, as the switch sees its frames."""
+        raise UsageError(self._no_switch())
+
+    def _no_switch(self) -> str:
+        return (
+            f"the {self.name} provider's lab network is not a switch halab runs: switch faults "
+            "(multicast-dropped, one-way, garp-lost) run on the local provider; here, vrrp-blocked "
+            "and director-partition split the pair inside the nodes"
+        )
+
     def _service(self, node: str, service: str) -> str:
         """service, if it is one of SERVICES and the one node's role runs."""
         if service not in SERVICES:

@@ -36,12 +36,14 @@ PROCESS = {"keepalived": "keepalived", "nginx": "nginx", "smtpd": ""}
 @dataclass(frozen=True)
 class Fault:
     """One fault on one node. `service` is the service a `service` fault stops; `seconds`
-    how long a `wait` lasts."""
+    how long a `wait` lasts (or a flap's half period); `amount` a network fault's size (a
+    loss percentage, a number of flaps: halab.providers.netfaults)."""
 
     primitive: str
     node: str = ""
     service: str = ""
     seconds: float = 0.0
+    amount: float = 0.0
 
     def __post_init__(self) -> None:
         if self.primitive not in PRIMITIVES:
@@ -64,12 +66,12 @@ class Fault:
     @property
     def applied(self) -> str:
         """The fault's application in words, e.g. "stop keepalived on server3"."""
-        return self.kind.applied.format(node=self.node, service=self.service, seconds=self.seconds)
+        return self.kind.applied.format(node=self.node, service=self.service, seconds=self.seconds, amount=self.amount)
 
     @property
     def healed(self) -> str:
         """Its heal in words, e.g. "start keepalived on server3"."""
-        return self.kind.healed.format(node=self.node, service=self.service, seconds=self.seconds)
+        return self.kind.healed.format(node=self.node, service=self.service, seconds=self.seconds, amount=self.amount)
 
 
 Verb = Callable[[Provider, Fault], None]
@@ -151,3 +153,9 @@ PRIMITIVES: dict[str, Primitive] = {
 
 # The gray failures: a node half broken rather than gone (halab.providers.grayfaults).
 PRIMITIVES.update({name: Primitive(*verbs) for name, verbs in grayfaults.VERBS.items()})
+
+# The network faults (firewalls, loss, flaps, the lab switch's filters) live in their own
+# module, which needs Fault and Primitive above: registered last.
+from halab.providers.netfaults import NETWORK  # noqa: E402
+
+PRIMITIVES.update({name: Primitive(*fields) for name, fields in NETWORK.items()})

@@ -115,3 +115,24 @@ def test_a_method_whose_load_cannot_run_stops_the_benchmark(tmp_path, fake_ssh):
 def test_a_serving_method_gives_requests_per_second(tmp_path, fake_ssh):
     fake_ssh.answer("python3", stdout='{"done": 100, "failed": 0, "seconds": 2.0}\n')
     assert module("methods").rate(Remote(tmp_path / "ssh_config"), "client", "172.25.1.100", 80, 100, 4) == 50.0
+
+
+@needs_root("boots the seed lab (renamed t-bench-loss) and shapes a director's traffic")
+@pytest.mark.build
+def test_advert_loss_quick_prints_measured_and_predicted_and_a_curve(builds, tmp_path):
+    curve = tmp_path / "curve.png"
+    result = bench("advert_loss.py", "--quick", "--prefix", "t-bench-", "--png", str(curve), timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = [line.split() for line in result.stdout.splitlines() if line.split()[:1] == ["50"]]
+    assert len(rows) == 1, result.stdout
+    measured, predicted, taken = float(rows[0][1]), float(rows[0][2]), int(rows[0][3])
+    assert predicted == pytest.approx(60 * 0.5 * 0.5**3, abs=0.01)  # seed: k = 3 adverts in a row
+    assert measured == pytest.approx(taken * 60 / 20)
+    assert curve.stat().st_size > 0
+
+
+def test_advert_loss_refuses_rates_that_are_not_percentages():
+    result = bench("advert_loss.py", "--rates", "50,abc", timeout=60)
+    assert result.returncode != 0 and "--rates: '50,abc' is not comma-separated percentages" in result.stderr
+    result = bench("advert_loss.py", "--rates", "150", timeout=60)
+    assert result.returncode != 0 and "--rates must each be 0 to 99" in result.stderr

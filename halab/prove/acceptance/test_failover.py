@@ -63,6 +63,19 @@ def test_a_short_seeded_campaign_breaks_no_invariant(lab_case):
     assert run.passed, "\n" + campaign.plan_text(lab_case.lab, CAMPAIGN_SEED, steps) + "\n" + report.table([run])
 
 
+@pytest.mark.parametrize("name", [entry.name for entry in scenarios.NETWORK])
+def test_network_fault_splits_and_heals_within_its_bounds(lab_case, name):
+    """The network faults CI runs (scenarios.NETWORK's `ci`): a partition on the seed lab,
+    dropped multicast on the unicast lab, which must not split; any of them on request."""
+    shipped = lab_case.lab.name.removeprefix("t-")
+    if name not in scenarios.in_ci(shipped):
+        pytest.skip(f"{shipped} does not run {name} in the suite: `invoke test.failover --scenario {name}` does")
+    scenario = next(s for s in scenarios.network(lab_case.lab) if s.name == name)
+    run = Runner(lab_case.provider, progress=lambda _: None).run(scenario)
+    assert run.passed, "\n" + report.table([run])
+    assert all(phase.split for phase in run.phases if phase.split_expected), "\n" + report.table([run])
+
+
 def _the_gateway_followed_the_vip(run: ScenarioRun, scenario: scenarios.Scenario) -> None:
     """NAT: in every phase that moved the VIP, a real server's ARP entry for the gateway ended
     on the VIP's new holder, and moved with it: one VRRP instance holds both, so the same

@@ -69,3 +69,15 @@ def detach(name: str, tap: str) -> None:
     """Unplug a guest from the switch. The tap itself stays up: a user-mode Linux NIC whose
     tap goes down stops reading from it for good, so `ip link set down` is no way to cut."""
     run("ip", "netns", "exec", name, "ip", "link", "set", tap, "nomaster")
+
+
+def filter_frames(name: str, rule: list[str], add: bool = True, check: bool = True) -> None:
+    """Add (or delete) one rule in the namespace's bridge FORWARD chain (ebtables): what
+    crosses the lab switch between two ports. The namespace going takes its rules with it."""
+    run("ip", "netns", "exec", name, "ebtables", "-A" if add else "-D", "FORWARD", *rule, check=check)
+
+
+def frame_filters(name: str) -> list[str]:
+    """The rules of the namespace's bridge FORWARD chain, one a line ([] when none)."""
+    listing = run("ip", "netns", "exec", name, "ebtables", "-L", "FORWARD", check=False).stdout
+    return [line for line in listing.splitlines() if line.startswith("-")]

@@ -400,6 +400,21 @@ class LocalProvider(Provider):
         for tap, bridge in self._links(node).items():
             netns.attach(self.paths.netns, tap, self.lab.multicast, bridge)
 
+    # --- the lab switch -------------------------------------------------------------
+
+    def filter_switch(self, rule: list[str], add: bool = True, missing_ok: bool = False) -> None:
+        self.node(self.lab.client)  # the lab is up on this host
+        netns.filter_frames(self.paths.netns, rule, add, check=not missing_ok)
+
+    def switch_filters(self) -> list[str]:
+        return netns.frame_filters(self.paths.netns) if netns.exists(self.paths.netns) else []
+
+    def switch_port(self, node: str) -> str:
+        return self._tap(self.lab.known(node))
+
+    def switch_mac(self, node: str) -> str:
+        return self._mac(self.lab.known(node))
+
     # --- names --------------------------------------------------------------------
 
     def _tap(self, name: str) -> str:
