@@ -42,6 +42,13 @@ STEP_SECONDS = {
     "vip-deleted": 15.0,
     "realserver-error": 25.0,
     "realserver-slow": 30.0,
+    "director-partition": 30.0,
+    "vrrp-blocked": 30.0,
+    "multicast-dropped": 30.0,
+    "one-way": 30.0,
+    "advert-loss": 50.0,
+    "link-flap": 60.0,
+    "garp-lost": 70.0,
 }
 DEFAULT_STEP_SECONDS = 25.0
 # The quiet gap after each step, in seconds: long enough to see a late flap.
@@ -89,7 +96,7 @@ def entries(lab: Lab) -> tuple[list[Entry], list[str]]:
     step would start elsewhere than its expectations say: director faults are left out."""
     usable, left_out = [], []
     for entry in pool():
-        if entry.target == "master" and not lab.vrrp.preempt:
+        if entry.target != "server" and not lab.vrrp.preempt:
             left_out.append(f"{entry.name}: nopreempt leaves the VIP on the BACKUP after the heal")
         else:
             usable.append(entry)
@@ -97,8 +104,8 @@ def entries(lab: Lab) -> tuple[list[Entry], list[str]]:
 
 
 def pool() -> tuple[Entry, ...]:
-    """Every entry a campaign draws from: the catalogue's clean faults and the gray failures."""
-    return (*scenarios.CATALOGUE, *scenarios.GRAY)
+    """Every entry a campaign draws from: the clean faults, the gray failures and the network faults."""
+    return (*scenarios.CATALOGUE, *scenarios.GRAY, *scenarios.NETWORK)
 
 
 def plan(lab: Lab, chosen_seed: int, seconds: float) -> list[Step]:
@@ -113,12 +120,18 @@ def plan(lab: Lab, chosen_seed: int, seconds: float) -> list[Step]:
     total = 0.0
     while total < seconds:
         entry = rng.choice(usable)
-        target = bounds.pair(lab)[0] if entry.target == "master" else rng.choice(servers)
+        target = rng.choice(servers) if entry.target == "server" else _director(lab, entry.target)
         gap = round(rng.uniform(*GAP), 1)
         cost = STEP_SECONDS.get(entry.primitive, DEFAULT_STEP_SECONDS) + gap
         steps.append(Step(entry.name, target, gap, cost))
         total += cost
     return steps
+
+
+def _director(lab: Lab, target: str) -> str:
+    """The director an entry's target names: the first VIP's MASTER, or its BACKUP."""
+    master, backup = bounds.pair(lab)
+    return master if target == "master" else backup
 
 
 def scenario(lab: Lab, chosen_seed: int, steps: list[Step]) -> Scenario:
