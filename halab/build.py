@@ -21,7 +21,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from halab import paths, pins, sources, versions
+from halab import durations, paths, pins, sources, versions
 from halab.errors import BuildError
 from halab.pins import Pin
 from halab.sources import Progress
@@ -161,7 +161,12 @@ def _compile(pin: Pin, build_key: str, root: Path, progress: Progress) -> Build:
     log = root.with_name(root.name + ".log")
     started = time.monotonic()
     try:
-        _run_script(pin, tarball, staging, log, progress)
+        # The last compile of this product here is the estimate (halab.durations): a cold
+        # keepalived or nginx takes minutes with only the script's step lines to show.
+        label = f"{pin.name} {pin.version}: compiling"
+        with durations.Stage(f"compile {pin.name} {build_key}", label, progress) as stage:
+            _run_script(pin, tarball, staging, log, progress)
+            stage.finished("compiled", ok=True)
         (staging / "build.json").write_text(
             json.dumps(
                 {
