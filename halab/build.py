@@ -163,10 +163,10 @@ def _compile(pin: Pin, build_key: str, root: Path, progress: Progress) -> Build:
     try:
         # The last compile of this product here is the estimate (halab.durations): a cold
         # keepalived or nginx takes minutes with only the script's step lines to show.
-        label = f"{pin.name} {pin.version}: compiling"
+        label = f"{pin.name} {pin.version}: the compile"
         with durations.Stage(f"compile {pin.name} {build_key}", label, progress) as stage:
             _run_script(pin, tarball, staging, log, progress)
-            stage.finished("compiled", ok=True)
+            stage.finished("done", ok=True)
         (staging / "build.json").write_text(
             json.dumps(
                 {
