@@ -53,6 +53,24 @@ def finish(process: subprocess.Popen[str], timeout: float = 60) -> list[dict]:
         raise ProbeError(f"agent said something that is not JSON ({exc}): {out[:200]!r}") from None
 
 
+def salvage(process: subprocess.Popen[str], timeout: float = 60) -> tuple[list[dict], str]:
+    """A spawned agent's complete JSON records and, if it did not end well, why: an agent on
+    a node that crashed dies with its node, and what it recorded until then still counts."""
+    try:
+        out, err = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        out, err = process.communicate()
+    records = []
+    for line in out.splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue  # the line the node's end cut short
+    failed = "" if process.returncode == 0 else f"agent ended with {process.returncode}: {err.strip()[-200:]}"
+    return records, failed
+
+
 @dataclass
 class HttpProbe:
     """A running `agent http`: requests to targets at rate per second until stop()."""

@@ -169,6 +169,7 @@ class Runner:
                 record.phases.append(self._phase(phase, http, record.offset, record.macs))
                 if phase.heals:
                     self._healed(record.phases[-1])
+                    self._rewatch(directors, phase)
             record.step = "stop the probe"
         finally:
             record.requests = http.stop()
@@ -248,17 +249,27 @@ class Runner:
             for node in self.lab.role("director")
         ]
 
+    def _rewatch(self, watches: list[tuple[str, float, subprocess.Popen[str]]], phase: Phase) -> None:
+        """A director booted again (a crash healed, in a campaign that observes split brain
+        later) lost its watcher with its kernel: start another, with its new clock offset.
+        The first one's records until the crash still count (`_lived` salvages them)."""
+        node = phase.fault.node
+        if phase.fault.primitive != "crash" or not any(watched == node for watched, _, _ in watches):
+            return
+        vips = [arg for vip in self.lab.vips for arg in ("--vip", str(vip))]
+        args = ["vrrp", *vips, "--iface", self.lab.vrrp.interface, "--rate", str(PRESENCE_RATE)]
+        watches.append((node, self.remote.clock_offset(node), probe.spawn(self.remote, node, args)))
+
     def _lived(self, watches: list[tuple[str, float, subprocess.Popen[str]]], started: float) -> split.Lived:
         """The directors' agents ended and their records made relative to the probe's start; a
-        director whose agent failed is said so and leaves its records out (the figures then
-        miss it, and a phase expecting a split says so)."""
+        watcher that ended badly (its node crashed, or it failed) is said so, and what it
+        recorded until then is kept (the figures miss the rest, and a phase expecting a split
+        then says so)."""
         presence, adverts = [], []
         for node, offset, process in watches:
-            try:
-                records = probe.finish(process, timeout=15)
-            except HalabError as exc:
-                self.progress(f"  the VRRP watcher on {node} failed: {exc}")
-                continue
+            records, failed = probe.salvage(process, timeout=15)
+            if failed:
+                self.progress(f"  the VRRP watcher on {node}: {failed}")
             for r in records:
                 at = r["at"] - offset - started
                 if "vip" in r:

@@ -13,6 +13,7 @@ import threading
 import pytest
 
 from halab import paths
+from halab.prove import probe
 
 
 @pytest.fixture
@@ -129,3 +130,11 @@ def test_a_reset_held_connection_is_recorded_as_reset_and_its_slot_reconnects(ke
     lives = [r for r in records if "conn" in r]
     assert lives[0]["outcome"] == "reset" and lives[0]["responses"] == 5 and "Reset" in lives[0]["error"]
     assert len(lives) >= 2 and [r["life"] for r in lives] == list(range(1, len(lives) + 1))
+
+
+def test_a_watcher_whose_node_died_keeps_what_it_recorded():
+    """An agent on a director that crashed: its complete lines count, the cut one does not."""
+    script = 'import sys; print(\'{"at": 1}\'); print(\'{"at": 2}\'); sys.stdout.write(\'{"at"\'); sys.exit(255)'
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    records, failed = probe.salvage(process, timeout=10)
+    assert records == [{"at": 1}, {"at": 2}] and "ended with 255" in failed
