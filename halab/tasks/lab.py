@@ -4,14 +4,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from halab import build, configtest, inventory, providers, render, stopwatch
+from halab import build, configtest, inventory, providers, render, spec, stopwatch
 from halab.errors import BuildError, ProviderError, SpecError, UsageError
+from halab.imports import mapping, table
 from halab.paths import LabPaths, checked_name
 from halab.prove import topology
 from halab.providers import Provider
 from halab.remote import Remote
 from halab.spec import Lab
-from halab.tasks import LAB_HELP, PROVIDER_HELP, load, provider_for, task
+from halab.tasks import LAB_HELP, PROVIDER_HELP, key_values, load, provider_for, task
+
+
+class ImportRefused(UsageError):
+    """Nothing runnable came of an import: the table above says why (exit 2)."""
+
 
 RUNNING_HINT = (
     "a lab that runs is stopped by its name whatever its file says: `invoke lab.down --name NAME` "
@@ -248,3 +254,52 @@ def ssh(c, node, lab=None):
     if not config.exists() or not providers.footprint(model.name):
         raise ProviderError(f"lab {model.name!r} is not up on this host: `invoke lab.up` first")
     Remote(config).login(node, [c.remainder] if c.remainder else [])
+
+
+@task(
+    name="import",
+    iterable=["file"],
+    help={
+        "conf": "keepalived.conf files, comma-separated: one per director, or one for all (then @id lines "
+        "or a derived peer)",
+        "output": "the lab file to write (default: <name>.yaml here)",
+        "name": "the lab's name (default: imported)",
+        "realserver_setup": "a script each real server runs with `start` instead of halab's DR/TUN/NAT setup",
+        "nginx_conf": "an nginx.conf each real server runs",
+        "file": "GUEST_PATH=LOCAL_PATH: a file the config refers to (a vrrp_script, notify, MISC_CHECK); repeatable",
+    },
+)
+def import_(c, conf, output=None, name="imported", realserver_setup=None, nginx_conf=None, file=None):
+    """Import keepalived.conf files into a lab whose directors run them verbatim, and print what
+    was brought and what was not. Exit 0 when a lab was written, 2 when nothing runnable was."""
+    imported(conf, output, name, realserver_setup, nginx_conf, file or [])
+
+
+def imported(
+    conf: str, output: str | None, name: str, setup: str | None, nginx_conf: str | None, files: list[str]
+) -> None:
+    """The import behind `lab.import` (see there)."""
+    confs = [Path(part) for part in conf.split(",") if part.strip()]
+    if not confs:
+        raise UsageError("lab.import needs one or more keepalived.conf files, comma-separated")
+    for path in confs:
+        if not path.is_file():
+            raise UsageError(f"{path}: no such file; lab.import reads keepalived.conf files")
+    lab_name = checked_name(name)
+    extra = {guest: Path(local) for guest, local in key_values(files, "--file", "GUEST_PATH=LOCAL_PATH").items()}
+    version = spec.version_overrides().get("keepalived", spec.Versions().keepalived)
+    binary = build.built({"keepalived": version})["keepalived"].binary
+    result = mapping.build(
+        confs, binary, lab_name, Path(setup) if setup else None, Path(nginx_conf) if nginx_conf else None, extra
+    )
+    target = Path(output or f"{lab_name}.yaml")
+    if result.lab is not None:
+        try:
+            mapping.write(result, target, LabPaths(lab_name).imported)
+        except mapping.NotRunnable as exc:
+            result.add("the lab", "not written", str(exc))
+            result.lab = None
+    print(table.text(result.rows))
+    if result.lab is None:
+        raise ImportRefused("nothing runnable could be made from it (see the table); no lab was written")
+    print(f"wrote {target} (files run verbatim: {LabPaths(lab_name).imported}); boot it: invoke lab.up --lab {target}")
