@@ -82,8 +82,12 @@ def directors(confs: Sequence[Path], binary: Path, table: Mapping) -> list[Direc
     """One Director per file, or per config id of a single file with `@id` lines, or a
     derived peer when a single file has none (state swapped, priority lowered)."""
     if len(confs) > 1:
-        named = [(f"director{n}", f"director{n}", conf) for n, conf in enumerate(confs, start=1)]
-        return [_director(name, ident, conf, binary, table) for name, ident, conf in named]
+        names = node_names(confs)
+        table.add(
+            f"{len(confs)} files",
+            ", ".join(f"{name} runs {conf.name} verbatim" for name, conf in zip(names, confs, strict=True)),
+        )
+        return [_director(name, name, conf, binary, table) for name, conf in zip(names, confs, strict=True)]
     conf = confs[0]
     ids = sorted(source.conditions(conf))
     if len(ids) >= 2:
@@ -104,6 +108,15 @@ def directors(confs: Sequence[Path], binary: Path, table: Mapping) -> list[Direc
         f"and priority {DERIVED_PRIORITY_STEP} lower (derived, not verbatim)",
     )
     return [first, second]
+
+
+def node_names(confs: Sequence[Path]) -> list[str]:
+    """Each file's director: named by its file (`keepalived-server3.conf` -> server3) when that
+    makes distinct node names, else director1, director2..."""
+    names = [conf.stem.removeprefix("keepalived").strip("-_.").lower() or conf.parent.name.lower() for conf in confs]
+    if len(set(names)) == len(names) and all(spec.paths.NAME.fullmatch(name) for name in names):
+        return names
+    return [f"director{n}" for n in range(1, len(confs) + 1)]
 
 
 def _director(name: str, ident: str, conf: Path, binary: Path, table: Mapping) -> Director:
