@@ -201,12 +201,13 @@ def _lab(found: list[Director], name: str, table: Mapping) -> dict:
             address = str(_free(subnet, taken))
             table.add(f"{director.name}: no unicast_src_ip", f"gets the free address {address} in {subnet}")
         taken.add(IPv4Address(address))
-        state = mine.state if mine.state in ("MASTER", "BACKUP") else "BACKUP"
+        state = _written_state(director, instance.name)
         priority = mine.priority or 100
         if director.derived_from:
             state, priority = swapped(state), derived_priority(state, priority)
         nodes[director.name] = {"address": address, "role": "director", "state": state, "priority": priority}
         table.add(f"{director.name}: {instance.name}", f"{state} priority {priority}")
+    _one_master(nodes, table)
     lab_services, real = _services(services, subnet, taken, table)
     if not lab_services:
         raise NotRunnable("no virtual_server the lab can run (see the rows above)")
@@ -218,7 +219,7 @@ def _lab(found: list[Director], name: str, table: Mapping) -> dict:
     lab: dict = {
         "name": name,
         "subnet": str(subnet),
-        "router_id": first.dump.globals_.get("Router ID", "LVS_DEVEL"),
+        "router_id": _router_id(first),
         "nodes": nodes,
         "virtual_services": lab_services,
         "vrrp": _vrrp(instance, found, table),
@@ -228,6 +229,14 @@ def _lab(found: list[Director], name: str, table: Mapping) -> dict:
     if methods == {"NAT"}:
         lab["nat"] = _nat(first, lab_services, nodes, found, table)
     return lab
+
+
+def _router_id(director: Director) -> str:
+    """The file's router_id; unset, keepalived takes the hostname, which in the lab is the node's name."""
+    for item in director.source.find("global_defs"):
+        if item.value("router_id"):
+            return item.value("router_id") or director.name
+    return director.name
 
 
 def _v4(text: str) -> bool:
@@ -250,6 +259,29 @@ def _main_instance(director: Director, table: Mapping) -> dump.Instance:
     if not with_vips:
         raise NotRunnable("no vrrp_instance holds an IPv4 virtual_ipaddress (IPv6 is not modelled)")
     return with_vips[0]
+
+
+def _written_state(director: Director, name: str) -> str:
+    """The state the file writes for the instance (the dump's is the runtime one: a sync group
+    with an instance in FAULT, as in the scratch namespace, wants BACKUP)."""
+    for item in director.source.find("vrrp_instance"):
+        if item.words[1:2] == (name,):
+            return "MASTER" if item.value("state") == "MASTER" else "BACKUP"
+    return "BACKUP"
+
+
+def _one_master(nodes: dict[str, dict], table: Mapping) -> None:
+    """All BACKUP (as nopreempt asks): the highest priority wins the first election, so the lab
+    calls it MASTER; two MASTERs: the lower priority steps down to BACKUP at once."""
+    directors = sorted(nodes, key=lambda name: -nodes[name]["priority"])
+    masters = [name for name in directors if nodes[name]["state"] == "MASTER"]
+    if len(masters) == 1:
+        return
+    winner = masters[0] if masters else directors[0]
+    for name in directors:
+        nodes[name]["state"] = "MASTER" if name == winner else "BACKUP"
+    written = "all BACKUP" if not masters else f"{len(masters)} MASTERs"
+    table.add(f"states: {written}", f"{winner}, the highest priority, wins the election: the lab expects it MASTER")
 
 
 def _instance_named(director: Director, name: str, table: Mapping) -> dump.Instance:
@@ -364,12 +396,6 @@ def _check(server: Item, delay_loop: int, port: int, table: Mapping) -> dict:
             "runs as written",
             "no certificates or TLS on the lab's nginx: the check fails and the real servers are dropped",
         )
-    if found.keyword == "MISC_CHECK":
-        table.add(
-            f"MISC_CHECK {found.value('misc_path') or ''} ({found.where})",
-            "runs as written",
-            "the script runs only if supplied with --file; otherwise the check fails and the real server is dropped",
-        )
     for keyword, key in (("connect_port", "port"), ("connect_timeout", "connect_timeout")):
         value = found.value(keyword) or ""
         if value.isdigit():
@@ -433,7 +459,7 @@ def _nat(first: Director, services: list[dict], nodes: dict[str, dict], found: l
         for vip in instance.vips:
             if _v4(vip) and IPv4Address(vip.split("/")[0]) in network:
                 gateway, interface = vip.split("/")[0], instance.interface
-    taken = set(servers)
+    taken = {*servers, network[-2]}
     if gateway:
         table.add(f"VIP {gateway} in the real servers' {network}", "their gateway, held by VRRP")
         taken.add(IPv4Address(gateway))
@@ -500,7 +526,7 @@ def _referenced(read: source.Source) -> Iterator[tuple[str, str, str]]:
     for item in read.find("vrrp_script"):
         script = item.first("script")
         if script and len(script.words) > 1:
-            yield script.words[1].split()[0], str(script.where), f"vrrp_script {item.words[1:2]}"
+            yield script.words[1].split()[0], str(script.where), f"vrrp_script {' '.join(item.words[1:2])}"
     for block in read.find("vrrp_instance") + read.find("vrrp_sync_group"):
         for item in block.block or []:
             if item.keyword.startswith("notify") and len(item.words) > 1:

@@ -74,11 +74,10 @@ def run(
         confdir = Path(staging) / "keepalived"
         _copy(root, files, confdir)
         os.chmod(staging, 0o755)
+        # root drops to nobody first; anyone else already is unprivileged.
+        drop = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"] if os.geteuid() == 0 else []
         argv = [
-            "setpriv",
-            f"--reuid={NOBODY}",
-            f"--regid={NOBODY}",
-            "--clear-groups",
+            *drop,
             "unshare",
             "--user",
             "--map-root-user",

@@ -193,6 +193,10 @@ class _Reader:
             while end < len(line) and (line[end].isalnum() or line[end] == "_"):
                 end += 1
             name = line[start:end]
+            if not name and not braced:
+                out.append(char)  # a $ before no name is text to keepalived too
+                index += 1
+                continue
             if braced and not line.startswith("}", end):
                 raise refuse(here, "an unclosed ${ in a variable reference")
             if name not in self.variables:
