@@ -223,7 +223,7 @@ def _lab(found: list[Director], name: str, table: Mapping) -> dict:
         "nodes": nodes,
         "virtual_services": lab_services,
         "vrrp": _vrrp(instance, found, table),
-        "notification": _notification(first, table),
+        "notification": _notification(first, nodes, table),
     }
     methods = {service["lb_kind"] for service in lab_services}
     if methods == {"NAT"}:
@@ -437,15 +437,16 @@ def _vrrp(instance: dump.Instance, found: list[Director], table: Mapping) -> dic
     return vrrp
 
 
-def _notification(director: Director, table: Mapping) -> dict:
-    """Where keepalived mails; the lab can only read what reaches a node of its own."""
+def _notification(director: Director, nodes: dict[str, dict], table: Mapping) -> dict:
+    """Where keepalived mails; acceptance reads only what reaches the lab client's mail sink."""
     server = director.dump.globals_.get("Smtp server", "")
     if not server:
         return {}
+    ours = server in {node["address"] for node in nodes.values()}
     table.add(
         f"smtp_server {server}",
         "runs as written",
-        "" if server.startswith("172.") else "mail goes where no node of the lab reads it: the mail check fails",
+        "" if ours else "mail goes where no node of the lab reads it: acceptance cannot check it (skipped)",
     )
     return {"smtp_server": server} if _v4(server) else {}
 

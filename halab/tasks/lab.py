@@ -270,8 +270,11 @@ def ssh(c, node, lab=None):
     },
 )
 def import_(c, conf, output=None, name="imported", realserver_setup=None, nginx_conf=None, file=None):
-    """Import keepalived.conf files into a lab whose directors run them verbatim, and print what
-    was brought and what was not. Exit 0 when a lab was written, 2 when nothing runnable was."""
+    """Make a lab whose directors run your keepalived.conf files verbatim, and print the mapping.
+
+    The table: each thing found, what the lab does with it, what it cannot bring and what
+    that does. Exit 0 when a lab was written, 2 when nothing runnable could be made.
+    """
     imported(conf, output, name, realserver_setup, nginx_conf, file or [])
 
 

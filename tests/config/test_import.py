@@ -28,7 +28,7 @@ RUNNABLE = {
             ("keepalived -t", "Unknown keyword 'weight'"),
             ("weight inside TCP_CHECK", "keeps weight 1"),
             ("server3: VI_1", "MASTER priority 100"),
-            ("smtp_server 127.0.0.1", "the mail check fails"),
+            ("smtp_server 127.0.0.1", "acceptance cannot check it"),
         ],
     ),
     "NAT with a gateway VIP, sync group": (
