@@ -9,6 +9,7 @@ a row of the table with its consequence; when nothing runnable is left, no lab i
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -100,8 +101,8 @@ def directors(confs: Sequence[Path], binary: Path, table: Mapping) -> list[Direc
         )
         return [_director(ident, ident, conf, binary, table) for ident in ids]
     first = _director("director1", "director1", conf, binary, table)
-    second = _director("director2", "director2", conf, binary, table)
-    second.derived_from = first.name
+    # Without @id lines the config id changes nothing: keepalived's view is the first's.
+    second = Director("director2", "director2", conf, first.source, first.scratch, first.dump, first.name)
     table.add(
         "one file, no @ conditionals",
         "director1 runs it verbatim; director2 runs a copy with each instance's state swapped "
@@ -189,8 +190,7 @@ def _lab(found: list[Director], name: str, table: Mapping) -> dict:
             )
     services = [item for item in first.source.find("virtual_server")]
     subnet = _subnet(first, instance, services)
-    taken: set[IPv4Address] = {IPv4Address(v.split("/")[0]) for v in instance.vips if _v4(v)}
-    taken.add(subnet[-2])
+    taken = _addresses_in_use(first, instance, subnet)
     nodes: dict[str, dict] = {}
     for director in found:
         mine = _instance_named(director, instance.name, table)
@@ -232,11 +232,22 @@ def _lab(found: list[Director], name: str, table: Mapping) -> dict:
 
 
 def _router_id(director: Director) -> str:
-    """The file's router_id; unset, keepalived takes the hostname, which in the lab is the node's name."""
-    for item in director.source.find("global_defs"):
-        if item.value("router_id"):
-            return item.value("router_id") or director.name
+    """The file's router_id when a lab file can hold it; unset, keepalived takes the hostname,
+    which in the lab is the node's name (and so does the model for one it cannot hold)."""
+    written = [item.value("router_id") for item in director.source.find("global_defs") if item.value("router_id")]
+    if written and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", written[-1] or ""):
+        return written[-1] or director.name
     return director.name
+
+
+def _addresses_in_use(director: Director, instance: dump.Instance, subnet: IPv4Network) -> set[IPv4Address]:
+    """What a free address must not be: the VIPs, every real server and the mail server the
+    file names, and the lab switch's own address."""
+    words = [vip.split("/")[0] for vip in instance.vips]
+    words += [director.dump.globals_.get("Smtp server", "")]
+    for service in director.source.find("virtual_server"):
+        words += [server.words[1] for server in service.find("real_server") if len(server.words) > 1]
+    return {IPv4Address(word) for word in words if _v4(word)} | {subnet[-2]}
 
 
 def _v4(text: str) -> bool:
@@ -312,40 +323,65 @@ def _free(subnet: IPv4Network, taken: set[IPv4Address]) -> IPv4Address:
 def _services(
     items: list[Item], subnet: IPv4Network, taken: set[IPv4Address], table: Mapping
 ) -> tuple[list[dict], dict[str, str]]:
+    """The virtual servers the lab can run; each other one is a row saying why it is not tested."""
     services: list[dict] = []
     real: dict[str, str] = {}
     for item in items:
         where = f"virtual_server {' '.join(item.words[1:3])} ({item.where})"
         if len(item.words) < 3 or item.words[1] in ("fwmark", "group"):
             table.add(where, "runs verbatim on the directors", "fwmark and group services are not modelled: not tested")
-            continue
-        if not _v4(item.words[1]):
+        elif not _v4(item.words[1]):
             table.add(where, "runs verbatim on the directors", "IPv6 is not modelled: not tested")
-            continue
-        kind = (item.value("lb_kind") or item.value("lvs_method") or "NAT").upper()
-        service: dict = {
-            "vip": item.words[1],
-            "port": int(item.words[2]),
-            "protocol": (item.value("protocol") or "TCP").upper(),
-            "lb_algo": item.value("lb_algo") or item.value("lvs_sched") or "wlc",
-            "lb_kind": kind,
-        }
-        if item.value("persistence_timeout"):
-            service["persistence_timeout"] = int(item.value("persistence_timeout") or 0)
-        delay_loop = int(item.value("delay_loop") or 60)
-        members: dict[str, dict] = {}
-        for server in item.find("real_server"):
-            name = _real_server(server, kind, subnet, real, taken, table)
-            if name:
-                members[name] = {"weight": int(server.value("weight") or 1)}
-                service.setdefault("health_check", _check(server, delay_loop, service["port"], table))
-        if not members:
-            table.add(where, "runs verbatim on the directors", "no real server the lab can run: not tested")
-            continue
-        service["real_servers"] = members
-        table.add(where, f"{service['protocol']} {service['lb_algo']}/{kind} to {', '.join(members)}", "")
-        services.append(service)
+        else:
+            try:
+                service = _service(item, where, subnet, real, taken, table)
+            except NotRunnable as exc:
+                table.add(where, "runs verbatim on the directors", f"{exc}: not tested")
+                continue
+            if service:
+                services.append(service)
     return services, real
+
+
+def _service(
+    item: Item, where: str, subnet: IPv4Network, real: dict[str, str], taken: set[IPv4Address], table: Mapping
+) -> dict | None:
+    """One virtual_server as the lab models it, or None when none of its real servers can run."""
+    kind = (item.value("lb_kind") or item.value("lvs_method") or "NAT").upper()
+    service: dict = {
+        "vip": item.words[1],
+        "port": _number(item.words[2], where, 0),
+        "protocol": (item.value("protocol") or "TCP").upper(),
+        "lb_algo": item.value("lb_algo") or item.value("lvs_sched") or "wlc",
+        "lb_kind": kind,
+    }
+    # keepalived reads persistence_timeout 0 as no persistence, and so does the lab
+    persistence = _number(item.value("persistence_timeout"), where, 0)
+    if persistence:
+        service["persistence_timeout"] = persistence
+    delay_loop = _number(item.value("delay_loop"), where, 60)
+    members: dict[str, dict] = {}
+    for server in item.find("real_server"):
+        name = _real_server(server, kind, subnet, real, taken, table)
+        if name:
+            members[name] = {"weight": _number(server.value("weight"), where, 1)}
+            service.setdefault("health_check", _check(server, delay_loop, service["port"], table))
+    if not members:
+        table.add(where, "runs verbatim on the directors", "no real server the lab can run: not tested")
+        return None
+    service["real_servers"] = members
+    table.add(where, f"{service['protocol']} {service['lb_algo']}/{kind} to {', '.join(members)}")
+    return service
+
+
+def _number(text: str | None, where: str, default: int) -> int:
+    """A whole number as the file writes it; unset: keepalived's default; anything else
+    (a fraction, a word a variable did not replace) cannot be modelled."""
+    if text is None:
+        return default
+    if not text.isdigit() or len(text) > 9:
+        raise NotRunnable(f"{where}: {text[:40]!r} is not a whole number the lab can model")
+    return int(text)
 
 
 def _real_server(
@@ -417,13 +453,7 @@ def _vrrp(instance: dump.Instance, found: list[Director], table: Mapping) -> dic
         "interface": instance.interface,
         "preempt": instance.preempt,
     }
-    kind, password = instance.auth
-    if kind == "SIMPLE_PASSWORD":
-        vrrp["authentication"] = {"auth_type": "PASS", "auth_pass": password}
-    elif kind == "IPSEC_AH":
-        vrrp["authentication"] = {"auth_type": "AH", "auth_pass": password}
-    else:
-        vrrp["authentication"] = None
+    vrrp["authentication"] = _authentication(instance, table)
     if instance.unicast_peers:
         vrrp["unicast_peers"] = [director.name for director in found]
         table.add(f"unicast_peer {' '.join(instance.unicast_peers)}", "unicast between the directors")
@@ -435,6 +465,21 @@ def _vrrp(instance: dump.Instance, found: list[Director], table: Mapping) -> dic
     if instance.sync_group:
         table.add(f"vrrp_sync_group {instance.sync_group}", "runs verbatim: its instances move together")
     return vrrp
+
+
+def _authentication(instance: dump.Instance, table: Mapping) -> dict | None:
+    """The instance's authentication as the lab file records it; a password a lab file cannot
+    hold (spec.Authentication) is left out of the model: the file's own still runs."""
+    kind, password = instance.auth
+    types = {"SIMPLE_PASSWORD": "PASS", "IPSEC_AH": "AH"}
+    if kind not in types:
+        return None
+    try:
+        spec.Authentication(auth_type=types[kind], auth_pass=password)
+    except ValueError:
+        table.add(f"auth_type {types[kind]}", "runs as written", "its password is no lab-file word: the model omits it")
+        return None
+    return {"auth_type": types[kind], "auth_pass": password}
 
 
 def _notification(director: Director, nodes: dict[str, dict], table: Mapping) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from halab import build, configtest, inventory, providers, render, spec, stopwatch
@@ -13,6 +14,9 @@ from halab.providers import Provider
 from halab.remote import Remote
 from halab.spec import Lab
 from halab.tasks import LAB_HELP, PROVIDER_HELP, key_values, load, provider_for, task
+
+# A file a --file option may place: one of keepalived's directory, plain names (spec.GuestPath).
+GUEST_FILE = r"/etc/keepalived(?:/[A-Za-z0-9_][A-Za-z0-9._-]{0,63}){1,4}"
 
 
 class ImportRefused(UsageError):
@@ -290,6 +294,13 @@ def imported(
             raise UsageError(f"{path}: no such file; lab.import reads keepalived.conf files")
     lab_name = checked_name(name)
     extra = {guest: Path(local) for guest, local in key_values(files, "--file", "GUEST_PATH=LOCAL_PATH").items()}
+    for guest in extra:
+        if not guest.startswith("/etc/keepalived/") or not re.fullmatch(GUEST_FILE, guest):
+            raise UsageError(f"--file {guest}=...: the guest path must be a file under /etc/keepalived/ ({GUEST_FILE})")
+    given = [*extra.values(), *(Path(p) for p in (setup, nginx_conf) if p)]
+    for path in given:
+        if not path.is_file():
+            raise UsageError(f"{path}: no such file")
     version = spec.version_overrides().get("keepalived", spec.Versions().keepalived)
     binary = build.built({"keepalived": version})["keepalived"].binary
     result = mapping.build(

@@ -51,6 +51,23 @@ RUNNABLE = {
             ("SSL_GET", "no certificates"),
         ],
     ),
+    "the classic blog LVS-DR pair": (
+        [CORPUS / "blog-dr-master.conf", CORPUS / "blog-dr-backup.conf"],
+        [
+            ("blog-dr-master: VI_1", "MASTER priority 100"),
+            ("virtual_server 192.168.10.100 80", "wrr/DR to real1, real2"),
+        ],
+    ),
+    "keepalived's sample style: groups, fwmark, SSL_GET, a fractional delay_loop, an odd password": (
+        [CORPUS / "sample-style.conf"],
+        [
+            ("virtual_server group SG", "not modelled"),
+            ("virtual_server fwmark 7", "not modelled"),
+            ("virtual_server 10.10.10.2 1358", "'6.5' is not a whole number"),
+            ("auth_type PASS", "the model omits it"),
+            ("SSL_GET", "no certificates"),
+        ],
+    ),
     "includes, scripts missing": (
         [CORPUS / "includes" / "keepalived.conf"],
         [
@@ -96,6 +113,13 @@ def test_a_configuration_nothing_runnable_comes_of_is_refused_in_the_table(case,
     result = mapping.build(files, builds["keepalived"].binary, "t-import")
     assert result.lab is None
     assert _has(result.rows, "the lab", said), table.text(result.rows)
+
+
+@pytest.mark.parametrize("conf", sorted(CORPUS.rglob("*.conf")), ids=lambda p: str(p.relative_to(CORPUS)))
+def test_every_file_of_the_corpus_alone_ends_in_a_lab_or_a_refusal_never_an_exception(conf, builds):
+    result = mapping.build([conf], builds["keepalived"].binary, "t-import")
+    assert result.rows and table.text(result.rows)
+    assert (result.lab is None) == any(row.found == "the lab" for row in result.rows)
 
 
 def test_the_task_exits_0_with_a_lab_and_2_with_only_the_table(builds, tmp_path):
