@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from halab import render, spec
 from halab.errors import SpecError
@@ -187,3 +189,23 @@ def test_placing_refuses_a_missing_file_or_a_link_out(tmp_path):
     (imported / "server3" / "keepalived.conf").symlink_to("/etc/hostname")
     with pytest.raises(SpecError, match="is not a file of"):
         render.place(lab, imported, tmp_path / "rendered")
+
+
+# --- any text at all -----------------------------------------------------------------------
+
+_PIECES = st.sampled_from(
+    ["{", "}", '"', "!", "#", "$X", "$X=1", "${X}", "@a ", "@^a ", "~SEQ", "include ", "*.conf", "../", "\n", " "]
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.one_of(_PIECES, st.text(max_size=8)), max_size=60))
+def test_any_text_is_read_or_refused_never_an_exception(tmp_path, pieces):
+    path = tmp_path / "keepalived.conf"
+    path.write_bytes("".join(pieces).encode("utf-8", "surrogatepass"))
+    try:
+        read = source.read(path, "a")
+    except ConfigRefused as exc:
+        assert str(exc).startswith(("keepalived.conf", str(path)))
+    else:
+        assert all(item.where.file for item in read.items)
