@@ -150,7 +150,7 @@ def interfaces(read: source.Source) -> list[str]:
 def _interface_ok(name: str) -> bool:
     try:
         spec.Vrrp(interface=name)
-    except Exception:
+    except ValueError:
         return False
     return True
 
@@ -180,7 +180,7 @@ def build(
 
 def _lab(found: list[Director], name: str, table: Mapping) -> dict:
     first = found[0]
-    instance = _main_instance(first, table)
+    instance = _main_instance(first)
     for other in first.dump.instances:
         if other.name != instance.name:
             table.add(
@@ -188,12 +188,12 @@ def _lab(found: list[Director], name: str, table: Mapping) -> dict:
                 "runs verbatim on the directors",
                 f"acceptance and failover bounds follow {instance.name} only",
             )
-    services = [item for item in first.source.find("virtual_server")]
-    subnet = _subnet(first, instance, services)
+    services = first.source.find("virtual_server")
+    subnet = _subnet(instance)
     taken = _addresses_in_use(first, instance, subnet)
     nodes: dict[str, dict] = {}
     for director in found:
-        mine = _instance_named(director, instance.name, table)
+        mine = _instance_named(director, instance.name)
         address = mine.source_address
         if address and IPv4Address(address) in subnet:
             table.add(f"{director.name}: unicast_src_ip {address}", "its address in the lab")
@@ -227,7 +227,7 @@ def _lab(found: list[Director], name: str, table: Mapping) -> dict:
     }
     methods = {service["lb_kind"] for service in lab_services}
     if methods == {"NAT"}:
-        lab["nat"] = _nat(first, lab_services, nodes, found, table)
+        lab["nat"] = _nat(first, nodes, found, table)
     return lab
 
 
@@ -257,7 +257,7 @@ def _v4(text: str) -> bool:
         return False
 
 
-def _main_instance(director: Director, table: Mapping) -> dump.Instance:
+def _main_instance(director: Director) -> dump.Instance:
     """The instance that holds the virtual servers' addresses (else the first with VIPs)."""
     addresses = {item.words[1] for item in director.source.find("virtual_server") if len(item.words) > 1}
     instances = director.dump.instances
@@ -295,21 +295,21 @@ def _one_master(nodes: dict[str, dict], table: Mapping) -> None:
     table.add(f"states: {written}", f"{winner}, the highest priority, wins the election: the lab expects it MASTER")
 
 
-def _instance_named(director: Director, name: str, table: Mapping) -> dump.Instance:
+def _instance_named(director: Director, name: str) -> dump.Instance:
     for instance in director.dump.instances:
         if instance.name == name:
             return instance
     raise NotRunnable(f"{director.conf.name} (config id {director.config_id}) has no vrrp_instance {name}")
 
 
-def _subnet(director: Director, instance: dump.Instance, services: list[Item]) -> IPv4Network:
+def _subnet(instance: dump.Instance) -> IPv4Network:
     """The lab subnet: the VIP's own prefix when the file gives one, else the /24 around it."""
     vip = next(v for v in instance.vips if _v4(v))
-    network = IPv4Interface(vip if "/" in vip and not vip.endswith("/32") else f"{vip}/24").network
     try:
+        network = IPv4Interface(vip if "/" in vip and not vip.endswith("/32") else f"{vip}/24").network
         return spec._subnet(str(network))
-    except Exception as exc:
-        raise NotRunnable(f"the VIPs' network {network} cannot be a lab subnet: {exc}") from None
+    except ValueError as exc:
+        raise NotRunnable(f"the network of the VIP {vip} cannot be a lab subnet: {exc}") from None
 
 
 def _free(subnet: IPv4Network, taken: set[IPv4Address]) -> IPv4Address:
@@ -496,7 +496,7 @@ def _notification(director: Director, nodes: dict[str, dict], table: Mapping) ->
     return {"smtp_server": server} if _v4(server) else {}
 
 
-def _nat(first: Director, services: list[dict], nodes: dict[str, dict], found: list[Director], table: Mapping) -> dict:
+def _nat(first: Director, nodes: dict[str, dict], found: list[Director], table: Mapping) -> dict:
     """The real servers' network, and the VIP there that they route replies through (if any)."""
     servers = [IPv4Address(node["address"]) for node in nodes.values() if node["role"] == "realserver"]
     network = IPv4Interface(f"{servers[0]}/24").network
