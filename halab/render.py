@@ -141,7 +141,8 @@ def place(lab: Lab, imported: Path, target: Path) -> list[Path]:
             path = _inside(target, relative)
             path.parent.mkdir(parents=True, exist_ok=True)
             path.unlink(missing_ok=True)
-            mode = 0o755 if guest == "/" + REALSERVER_SCRIPT else mode_of(relative)
+            executable = guest == "/" + REALSERVER_SCRIPT or origin.stat().st_mode & 0o100
+            mode = 0o755 if executable else mode_of(relative)
             descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
             os.fchmod(descriptor, mode)
             with os.fdopen(descriptor, "wb") as handle:

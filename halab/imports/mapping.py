@@ -632,23 +632,24 @@ def write(table: Mapping, output: Path, imported: Path) -> spec.Lab:
     the lab as any lab file is checked, and write it; a lab that fails its checks is not written."""
     assert table.lab is not None
     lab = table.lab
-    staged: dict[str, bytes] = {}
+    staged: dict[str, tuple[bytes, bool]] = {}
     for node, placed in table.files.items():
         for guest, local in placed.items():
-            staged[_stage(lab, node, guest)] = local.read_bytes()
+            staged[_stage(lab, node, guest)] = (local.read_bytes(), bool(local.stat().st_mode & 0o100))
     for node, texts in table.derived.items():
         for guest, text in texts.items():
-            staged[_stage(lab, node, guest)] = text.encode()
+            staged[_stage(lab, node, guest)] = (text.encode(), False)
     text = yaml.safe_dump(lab, sort_keys=False, default_flow_style=None, width=120)
     try:
         checked = spec.parse(text, str(output))
     except SpecError as exc:
         raise NotRunnable("the lab made from it is not valid: " + "; ".join(map(str, exc.problems))) from None
     shutil.rmtree(imported, ignore_errors=True)
-    for relative, data in staged.items():
+    for relative, (data, executable) in staged.items():
         path = imported / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
+        path.chmod(0o755 if executable else 0o644)  # a script stays one
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(f"# Written by `invoke lab.import`: the directors run the imported files verbatim.\n{text}")
     return checked
