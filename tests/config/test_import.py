@@ -122,6 +122,20 @@ def test_every_file_of_the_corpus_alone_ends_in_a_lab_or_a_refusal_never_an_exce
     assert (result.lab is None) == any(row.found == "the lab" for row in result.rows)
 
 
+def test_a_script_supplied_with_file_is_placed_verbatim_beside_the_config(builds, tmp_path):
+    script = CORPUS / "check_nginx.sh"
+    guest = "/etc/keepalived/check_nginx.sh"
+    result = mapping.build(
+        [CORPUS / "includes" / "keepalived.conf"], builds["keepalived"].binary, "t-import", extra={guest: script}
+    )
+    assert _has(result.rows, f"vrrp_script chk_nginx {guest}", "placed verbatim from --file"), table.text(result.rows)
+    assert _has(result.rows, "notify_master /etc/keepalived/notify.sh", "not supplied")
+    lab = mapping.write(result, tmp_path / "lab.yaml", tmp_path / "imported")
+    for node in lab.role("director").values():
+        assert (tmp_path / "imported" / node.files[guest]).read_bytes() == script.read_bytes()
+        assert (tmp_path / "imported" / node.files["/etc/keepalived/conf.d/vs.conf"]).exists()
+
+
 def test_the_task_exits_0_with_a_lab_and_2_with_only_the_table(builds, tmp_path):
     env = {**os.environ, "HALAB_KEEPALIVED_VERSION": builds["keepalived"].pin.version}
     command = [sys.executable, "-m", "invoke", "lab.import"]
