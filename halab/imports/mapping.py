@@ -351,11 +351,13 @@ def _service(
     service: dict = {
         "vip": item.words[1],
         "port": _number(item.words[2], where, 0),
-        "protocol": (item.value("protocol") or "TCP").upper(),
+        "protocol": (item.value("protocol") or "UDP").upper(),
         "lb_algo": item.value("lb_algo") or item.value("lvs_sched") or "wlc",
         "lb_kind": kind,
     }
-    # keepalived reads persistence_timeout 0 as no persistence, and so does the lab
+    if not item.value("protocol"):
+        table.add(where, "UDP, as keepalived defaults", "no protocol set: a TCP client gets no answer")
+    # keepalived refuses persistence_timeout 0 (its -t says so) and runs without; so does the lab
     persistence = _number(item.value("persistence_timeout"), where, 0)
     if persistence:
         service["persistence_timeout"] = persistence
@@ -436,7 +438,9 @@ def _check(server: Item, delay_loop: int, port: int, table: Mapping) -> dict:
         value = found.value(keyword) or ""
         if value.isdigit():
             check[key] = int(value)
-    retry = found.value("retry") or found.value("nb_get_retry") or ""
+    # nb_get_retry: HTTP_GET's old word (deprecated, still read); TCP_CHECK does not know it
+    old = found.value("nb_get_retry") if found.keyword in ("HTTP_GET", "SSL_GET") else None
+    retry = found.value("retry") or old or ""
     if retry.isdigit():
         check["retry"] = int(retry)
     delay = found.value("delay_before_retry") or ""
