@@ -278,6 +278,11 @@ class LabPaths:
         return self.rendered / node
 
     @property
+    def imported(self) -> Path:
+        """The files `lab.import` brought, which nodes run verbatim (`Node.files`)."""
+        return self.root / "imported"
+
+    @property
     def lab_json(self) -> Path:
         """The rendered lab as data: what the Vagrantfile reads."""
         return self.rendered / "lab.json"

@@ -134,6 +134,32 @@ def write(files: dict[str, str], target: Path) -> list[Path]:
     return written
 
 
+def place(lab: Lab, imported: Path, target: Path) -> list[Path]:
+    """Copy each node's verbatim files (`Node.files`) from the lab's imported/ directory over
+    its rendered tree: the operator's keepalived.conf replaces the rendered one byte for byte.
+    A file missing, or reaching outside imported/ through a link, is refused."""
+    placed = []
+    base = imported.resolve()
+    for name, node in lab.nodes.items():
+        for guest, local in sorted(node.files.items()):
+            origin = (imported / local).resolve()
+            if not origin.is_relative_to(base) or not origin.is_file():
+                why = f"nodes.{name}.files: {shown(local)} is not a file of {imported} (run `invoke lab.import` again)"
+                raise SpecError(str(imported), [Problem("", why)])
+            relative = f"{_directory(name)}{guest}"
+            path = _inside(target, relative)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.unlink(missing_ok=True)
+            executable = guest == "/" + REALSERVER_SCRIPT or origin.stat().st_mode & 0o100
+            mode = 0o755 if executable else mode_of(relative)
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+            os.fchmod(descriptor, mode)
+            with os.fdopen(descriptor, "wb") as handle:
+                handle.write(origin.read_bytes())
+            placed.append(path)
+    return placed
+
+
 def mode_of(relative: str) -> int:
     """A rendered file's mode: 0600 for what holds a secret, 0755 for scripts, 0644 otherwise."""
     if relative.endswith(KEEPALIVED_CONF):

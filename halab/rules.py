@@ -441,6 +441,18 @@ def nat_network(lab: Lab) -> Iterator[Problem]:
         )
 
 
+def node_files(lab: Lab) -> Iterator[Problem]:
+    """A node runs verbatim files only where its role reads them (spec.FILE_PLACES)."""
+    from halab.spec import FILE_PLACES
+
+    for name, node in lab.nodes.items():
+        places = FILE_PLACES.get(node.role, ())
+        for guest in node.files:
+            if not any(guest == place or (place.endswith("/") and guest.startswith(place)) for place in places):
+                allowed = ", ".join(places) or "nowhere (a client runs no file of its own)"
+                yield Problem(f"nodes.{name}.files.{guest}", f"a {node.role} reads no file there; allowed: {allowed}")
+
+
 def versions_pinned(lab: Lab) -> Iterator[Problem]:
     """Only versions pinned with a sha256 can be fetched and verified; name the ones that can.
 
@@ -489,5 +501,6 @@ RULES: tuple[Rule, ...] = (
     nat_present,
     nat_network,
     nat_active_backup,
+    node_files,
     versions_pinned,
 )

@@ -271,13 +271,49 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# Where a node may run a file verbatim (`Node.files`): keepalived's directory on a director,
+# the real-server setup script and nginx's conf and html on a real server. Each part a plain
+# name (never `..`, never hidden), at most 4 deep: the path lands under the node's rendered tree.
+FILE_PLACES = {
+    "director": ("/etc/keepalived/",),
+    "realserver": ("/usr/local/sbin/lvs-realserver", "/usr/local/nginx/conf/", "/usr/local/nginx/html/"),
+}
+_PART = r"[A-Za-z0-9_][A-Za-z0-9._-]{0,63}"
+GuestPath = Annotated[
+    StrictStr,
+    AfterValidator(
+        _matching(
+            rf"/(?:etc/keepalived|usr/local/sbin|usr/local/nginx/conf|usr/local/nginx/html)(?:/{_PART}){{1,4}}",
+            "should be a file under /etc/keepalived/, /usr/local/nginx/conf/ or /usr/local/nginx/html/, or "
+            "/usr/local/sbin/lvs-realserver; each part a letter, digit or _, then up to 63 of A-Z a-z 0-9 . _ -",
+        )
+    ),
+]
+# A file of the lab's own import directory (<home>/labs/<name>/imported/), relative to it.
+ImportedFile = Annotated[
+    StrictStr,
+    AfterValidator(
+        _matching(
+            rf"{_PART}(?:/{_PART}){{0,5}}",
+            "should be a path relative to the lab's imported/ directory: parts of a letter, digit or _, "
+            "then up to 63 of A-Z a-z 0-9 . _ - (no .., no leading /)",
+        )
+    ),
+]
+
+
 class Node(_Model):
-    """One machine of the lab. Directors also carry their VRRP state and priority."""
+    """One machine of the lab. Directors also carry their VRRP state and priority.
+
+    files: guest path -> a file of the lab's imported/ directory, placed verbatim over what
+    halab renders there (`invoke lab.import` writes them: the operator's keepalived.conf runs as is).
+    """
 
     address: Address
     role: Role
     state: State | None = None
     priority: Annotated[StrictInt, Field(ge=1, le=254)] | None = None
+    files: dict[GuestPath, ImportedFile] = {}
 
 
 # keepalived 2.2.7's checker defaults where a lab file leaves them unset (check_api.c,

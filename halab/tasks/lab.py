@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
-from halab import build, configtest, inventory, providers, render, stopwatch
-from halab.errors import BuildError, ProviderError, SpecError, UsageError
+import re
+from pathlib import Path
+
+from halab import build, configtest, inventory, providers, render, spec, stopwatch
+from halab.errors import BuildError, ProviderError, SpecError, UsageError, shown
+from halab.imports import mapping, table
 from halab.paths import LabPaths, checked_name
 from halab.prove import topology
 from halab.providers import Provider
 from halab.remote import Remote
 from halab.spec import Lab
-from halab.tasks import LAB_HELP, PROVIDER_HELP, load, output_file, provider_for, task
+from halab.tasks import LAB_HELP, PROVIDER_HELP, existing_file, key_values, load, output_file, provider_for, task
+
+# A file a --file option may place: one of keepalived's directory, plain names (spec.GuestPath).
+GUEST_FILE = r"/etc/keepalived(?:/[A-Za-z0-9_][A-Za-z0-9._-]{0,63}){1,4}"
+
+
+class ImportRefused(UsageError):
+    """Nothing runnable came of an import: the table above says why (exit 2)."""
+
 
 RUNNING_HINT = (
     "a lab that runs is stopped by its name whatever its file says: `invoke lab.down --name NAME` "
@@ -249,3 +261,64 @@ def ssh(c, node, lab=None):
     if not config.exists() or not providers.footprint(model.name):
         raise ProviderError(f"lab {model.name!r} is not up on this host: `invoke lab.up` first")
     Remote(config).login(node, [c.remainder] if c.remainder else [])
+
+
+@task(
+    name="import",
+    iterable=["file"],
+    help={
+        "conf": "keepalived.conf files, comma-separated: one per director, or one for all (then @id lines "
+        "or a derived peer)",
+        "output": "the lab file to write (default: <name>.yaml here)",
+        "name": "the lab's name (default: imported)",
+        "realserver_setup": "a script each real server runs with `start` instead of halab's DR/TUN/NAT setup",
+        "nginx_conf": "an nginx.conf each real server runs",
+        "file": "GUEST_PATH=LOCAL_PATH: a file the config refers to (a vrrp_script, notify, MISC_CHECK); repeatable",
+    },
+)
+def import_(c, conf, output=None, name="imported", realserver_setup=None, nginx_conf=None, file=None):
+    """Make a lab whose directors run your keepalived.conf files verbatim, and print the mapping.
+
+    The table: each thing found, what the lab does with it, what it cannot bring and what
+    that does. Exit 0 when a lab was written, 2 when nothing runnable could be made.
+    """
+    imported(conf, output, name, realserver_setup, nginx_conf, file or [])
+
+
+def imported(
+    conf: str, output: str | None, name: str, setup: str | None, nginx_conf: str | None, files: list[str]
+) -> None:
+    """The import behind `lab.import` (see there)."""
+    if not conf.strip():
+        raise UsageError("--conf '': lab.import needs one or more keepalived.conf files, comma-separated")
+    confs = [existing_file(part, "conf", "keepalived.conf files, comma-separated") for part in conf.split(",")]
+    lab_name = checked_name(name)
+    pairs = key_values(files, "--file", "GUEST_PATH=LOCAL_PATH")
+    for guest in pairs:
+        if not guest.startswith("/etc/keepalived/") or not re.fullmatch(GUEST_FILE, guest):
+            raise UsageError(f"--file {shown(guest)}=...: not a file under /etc/keepalived/ ({GUEST_FILE})")
+    extra = {
+        guest: existing_file(local, "file", "GUEST_PATH=LOCAL_PATH, an existing file") for guest, local in pairs.items()
+    }
+    if setup is not None:
+        existing_file(setup, "realserver_setup", "the real servers' setup script")
+    if nginx_conf is not None:
+        existing_file(nginx_conf, "nginx_conf", "an nginx.conf for the real servers")
+    if output is not None:
+        output_file(output, "output")
+    version = spec.version_overrides().get("keepalived", spec.Versions().keepalived)
+    binary = build.built({"keepalived": version})["keepalived"].binary
+    result = mapping.build(
+        confs, binary, lab_name, Path(setup) if setup else None, Path(nginx_conf) if nginx_conf else None, extra
+    )
+    target = Path(output or f"{lab_name}.yaml")
+    if result.lab is not None:
+        try:
+            mapping.write(result, target, LabPaths(lab_name).imported)
+        except mapping.NotRunnable as exc:
+            result.add("the lab", "not written", str(exc))
+            result.lab = None
+    print(table.text(result.rows))
+    if result.lab is None:
+        raise ImportRefused("nothing runnable could be made from it (see the table); no lab was written")
+    print(f"wrote {target} (files run verbatim: {LabPaths(lab_name).imported}); boot it: invoke lab.up --lab {target}")

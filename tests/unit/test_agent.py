@@ -134,7 +134,7 @@ def test_a_reset_held_connection_is_recorded_as_reset_and_its_slot_reconnects(ke
 
 def test_a_watcher_whose_node_died_keeps_what_it_recorded():
     """An agent on a director that crashed: its complete lines count, the cut one does not."""
-    script = 'import sys; print(\'{"at": 1}\'); print(\'{"at": 2}\'); sys.stdout.write(\'{"at"\'); sys.exit(255)'
+    script = "import sys; print('{\"at\": 1}'); print('{\"at\": 2}'); sys.stdout.write('{\"at\"'); sys.exit(255)"
     pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
     process = subprocess.Popen([sys.executable, "-c", script], text=True, **pipes)
     records, failed = probe.salvage(process, timeout=10)

@@ -189,6 +189,7 @@ class LocalProvider(Provider):
         self.down()
         shutil.rmtree(self.paths.rendered, ignore_errors=True)
         render.write(render.render(self.lab), self.paths.rendered)
+        render.place(self.lab, self.paths.imported, self.paths.rendered)
         sshd.prepare(self.lab, self.paths)
         orphans.register()
         netns.create(self.paths.netns, access_address(self.lab))

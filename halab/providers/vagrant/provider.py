@@ -141,6 +141,7 @@ class VagrantProvider(Provider):
 
     def boot(self) -> None:
         render.write(render.render(self.lab), self.paths.rendered)
+        render.place(self.lab, self.paths.imported, self.paths.rendered)
         if self.hypervisor == "libvirt":
             self.libvirt.ensure(self.progress)
         box, from_source = self.box()
