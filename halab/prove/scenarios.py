@@ -207,6 +207,8 @@ GRAY_GROUP = "gray"
 # split (the proof that unicast_peer is the setting that matters).
 SPLIT = ("split",)
 REJOIN = Expect("heal", "normal", settle="down", observe=SPLIT, split="rejoins")
+# The fault's phase of a split: both directors MASTER within the BACKUP's master-down timer.
+SPLITS = Expect("down", "any", settle="down", observe=SPLIT, split="splits")
 NETWORK = (
     Entry(
         "director-partition",
@@ -214,7 +216,7 @@ NETWORK = (
         "and real servers reach both; then the partition ends",
         "director-partition",
         "master",
-        Expect("down", "any", settle="down", observe=SPLIT, split="splits"),
+        SPLITS,
         REJOIN,
         ci=("seed",),
     ),
@@ -223,7 +225,7 @@ NETWORK = (
         "{node}'s firewall drops incoming VRRP (IP protocol 112), as an operator's rules do; then it is lifted",
         "vrrp-blocked",
         "backup",
-        Expect("down", "any", settle="down", observe=SPLIT, split="splits"),
+        SPLITS,
         REJOIN,
     ),
     Entry(
@@ -240,7 +242,7 @@ NETWORK = (
         "the lab switch drops {node}'s adverts towards its peer only; the reverse path works; then it heals",
         "one-way",
         "master",
-        Expect("down", "any", settle="down", observe=SPLIT, split="splits"),
+        SPLITS,
         REJOIN,
     ),
     Entry(
