@@ -208,7 +208,7 @@ GRAY_GROUP = "gray"
 SPLIT = ("split",)
 REJOIN = Expect("heal", "normal", settle="down", observe=SPLIT, split="rejoins")
 # The fault's phase of a split: both directors MASTER within the BACKUP's master-down timer.
-SPLITS = Expect("down", "any", settle="down", observe=SPLIT, split="splits")
+SPLITTING = Expect("down", "any", settle="down", observe=SPLIT, split="splits")
 NETWORK = (
     Entry(
         "director-partition",
@@ -216,7 +216,7 @@ NETWORK = (
         "and real servers reach both; then the partition ends",
         "director-partition",
         "master",
-        SPLITS,
+        SPLITTING,
         REJOIN,
         ci=("seed",),
     ),
@@ -225,7 +225,7 @@ NETWORK = (
         "{node}'s firewall drops incoming VRRP (IP protocol 112), as an operator's rules do; then it is lifted",
         "vrrp-blocked",
         "backup",
-        SPLITS,
+        SPLITTING,
         REJOIN,
     ),
     Entry(
@@ -242,7 +242,7 @@ NETWORK = (
         "the lab switch drops {node}'s adverts towards its peer only; the reverse path works; then it heals",
         "one-way",
         "master",
-        SPLITS,
+        SPLITTING,
         REJOIN,
     ),
     Entry(
