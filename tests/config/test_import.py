@@ -138,25 +138,22 @@ def test_a_script_supplied_with_file_is_placed_verbatim_beside_the_config(builds
 
 def test_the_task_exits_0_with_a_lab_and_2_with_only_the_table(builds, tmp_path):
     env = {**os.environ, "HALAB_KEEPALIVED_VERSION": builds["keepalived"].pin.version}
-    command = [sys.executable, "-m", "invoke", "lab.import"]
-    written = subprocess.run(
-        [*command, str(CORPUS / "tun.conf"), "--name", "t-import", "--output", str(tmp_path / "tun.yaml")],
-        capture_output=True,
-        text=True,
-        cwd=paths.ROOT,
-        env=env,
-        timeout=120,
-    )
+
+    def imported(conf: str, output: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "invoke", "lab.import", str(CORPUS / conf), "--name", "t-import"]
+        return subprocess.run(
+            [*command, "--output", str(tmp_path / output)],
+            capture_output=True,
+            text=True,
+            cwd=paths.ROOT,
+            env=env,
+            timeout=120,
+        )
+
+    written = imported("tun.conf", "tun.yaml")
     assert written.returncode == 0, written.stdout + written.stderr
     assert "virtual_server 192.168.60.100 80" in written.stdout and (tmp_path / "tun.yaml").exists()
-    refused = subprocess.run(
-        [*command, str(CORPUS / "ipv6-fwmark.conf"), "--name", "t-import", "--output", str(tmp_path / "v6.yaml")],
-        capture_output=True,
-        text=True,
-        cwd=paths.ROOT,
-        env=env,
-        timeout=120,
-    )
+    refused = imported("ipv6-fwmark.conf", "v6.yaml")
     assert refused.returncode == 2, refused.stdout + refused.stderr
     assert "IPv6 is not modelled" in refused.stdout and "Traceback" not in refused.stderr
     assert not (tmp_path / "v6.yaml").exists()

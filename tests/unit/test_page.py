@@ -12,12 +12,9 @@ from pathlib import Path
 import pytest
 
 from halab import paths, spec
-from halab.errors import ProviderError
-from halab.prove import page, report, session
-from halab.prove.results import Margin, ScenarioRun
-from halab.prove.scenarios import Scenario
-from halab.providers import faults
-from tests.unit.test_session import WAIT, _phase, _probe_answers, _quick
+from halab.prove import page, report
+from halab.prove.results import ScenarioRun
+from tests.unit.test_session import _probe_answers, _quick, measured_with_a_failed_restart
 
 CHROMIUM = shutil.which("chromium")
 needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (./bootstrap installs it)")
@@ -93,21 +90,7 @@ def _failover_run(memory_provider, fake_ssh, monkeypatch) -> tuple[list[Scenario
     _quick(monkeypatch)
     _probe_answers(fake_ssh)
 
-    def no_boot(node: str) -> None:
-        raise ProviderError("server3 did not answer over ssh within 60 s of its restart")
-
-    monkeypatch.setattr(memory_provider, "restart", no_boot)
-    crash = faults.Fault("crash", "server3")
-    chosen = [
-        Scenario("quiet", "nothing happens", (_phase("wait", WAIT),)),
-        Scenario(
-            "restart-fails",
-            "server3 crashes and does not come back",
-            (_phase("crash server3", crash), _phase("restart server3", crash, heals=True)),
-        ),
-        Scenario("never", "not reached", (_phase("wait", WAIT),)),
-    ]
-    runs = session.measure(memory_provider, chosen, progress=lambda _: None, margin=Margin(0, 0))
+    runs = measured_with_a_failed_restart(memory_provider, monkeypatch)
     return runs, paths.LabPaths("seed").latest.resolve()
 
 

@@ -122,17 +122,15 @@ def _probe_answers(fake_ssh) -> None:
     )
 
 
-def test_a_scenario_that_raises_still_gets_the_table_and_the_reports(memory_provider, fake_ssh, monkeypatch, capsys):
-    """A node that does not come back ends the run, but the scenarios that ran, the one that
-    raised (with its error) and the ones never run are printed and written, JSON and JUnit."""
-    _quick(monkeypatch)
-    _probe_answers(fake_ssh)
+def measured_with_a_failed_restart(provider: MemoryProvider, monkeypatch: pytest.MonkeyPatch) -> list:
+    """session.measure over three scenarios: one passing, one whose node never comes back
+    after its crash (the run ends there, ERROR), one never reached."""
 
-    def no_boot(provider, fault):
+    def no_boot(node: str) -> None:
         raise ProviderError("server3 did not answer over ssh within 60 s of its restart")
 
+    monkeypatch.setattr(provider, "restart", no_boot)
     crash = faults.Fault("crash", "server3")
-    monkeypatch.setattr(memory_provider, "restart", lambda node: no_boot(memory_provider, crash))
     chosen = [
         Scenario("quiet", "nothing happens", (_phase("wait", WAIT),)),
         Scenario(
@@ -142,7 +140,15 @@ def test_a_scenario_that_raises_still_gets_the_table_and_the_reports(memory_prov
         ),
         Scenario("never", "not reached", (_phase("wait", WAIT),)),
     ]
-    runs = session.measure(memory_provider, chosen, progress=lambda _: None, margin=Margin(0, 0))
+    return session.measure(provider, chosen, progress=lambda _: None, margin=Margin(0, 0))
+
+
+def test_a_scenario_that_raises_still_gets_the_table_and_the_reports(memory_provider, fake_ssh, monkeypatch, capsys):
+    """A node that does not come back ends the run, but the scenarios that ran, the one that
+    raised (with its error) and the ones never run are printed and written, JSON and JUnit."""
+    _quick(monkeypatch)
+    _probe_answers(fake_ssh)
+    runs = measured_with_a_failed_restart(memory_provider, monkeypatch)
 
     assert [(run.scenario, run.passed, run.failed_step) for run in runs] == [
         ("quiet", True, ""),
