@@ -39,12 +39,9 @@ def spawn(remote: Remote, node: str, args: list[str]) -> subprocess.Popen[str]:
 
 def finish(process: subprocess.Popen[str], timeout: float = 60) -> list[dict]:
     """Wait for a spawned agent command (bounded) and return its JSON records."""
-    try:
-        out, err = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        out, err = process.communicate()
-        raise ProbeError(f"agent did not finish within {timeout:.0f} s: {err.strip()}") from None
+    out, err, late = _ended(process, timeout)
+    if late:
+        raise ProbeError(f"agent did not finish within {timeout:.0f} s: {err.strip()}")
     if process.returncode != 0:
         raise ProbeError(f"agent failed ({process.returncode}): {err.strip()}")
     try:
@@ -56,11 +53,7 @@ def finish(process: subprocess.Popen[str], timeout: float = 60) -> list[dict]:
 def salvage(process: subprocess.Popen[str], timeout: float = 60) -> tuple[list[dict], str]:
     """A spawned agent's complete JSON records and, if it did not end well, why: an agent on
     a node that crashed dies with its node, and what it recorded until then still counts."""
-    try:
-        out, err = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        out, err = process.communicate()
+    out, err, _ = _ended(process, timeout)
     records = []
     for line in out.splitlines():
         try:
@@ -69,6 +62,17 @@ def salvage(process: subprocess.Popen[str], timeout: float = 60) -> tuple[list[d
             continue  # the line the node's end cut short
     failed = "" if process.returncode == 0 else f"agent ended with {process.returncode}: {err.strip()[-200:]}"
     return records, failed
+
+
+def _ended(process: subprocess.Popen[str], timeout: float) -> tuple[str, str, bool]:
+    """An agent's stdout and stderr once it ended, killed if it outlived timeout (then True)."""
+    try:
+        out, err = process.communicate(timeout=timeout)
+        return out, err, False
+    except subprocess.TimeoutExpired:
+        process.kill()
+        out, err = process.communicate()
+        return out, err, True
 
 
 @dataclass

@@ -242,23 +242,21 @@ class Runner:
         (20 samples a second) and its adverts, with the director's clock offset; else none."""
         if not any("split" in phase.observe for phase in scenario.phases):
             return []
+        return [self._watcher(node) for node in self.lab.role("director")]
+
+    def _watcher(self, node: str) -> tuple[str, float, subprocess.Popen[str]]:
+        """An agent on the director recording its VIPs' presence and its adverts, with its clock offset."""
         vips = [arg for vip in self.lab.vips for arg in ("--vip", str(vip))]
         args = ["vrrp", *vips, "--iface", self.lab.vrrp.interface, "--rate", str(PRESENCE_RATE)]
-        return [
-            (node, self.remote.clock_offset(node), probe.spawn(self.remote, node, args))
-            for node in self.lab.role("director")
-        ]
+        return node, self.remote.clock_offset(node), probe.spawn(self.remote, node, args)
 
     def _rewatch(self, watches: list[tuple[str, float, subprocess.Popen[str]]], phase: Phase) -> None:
         """A director booted again (a crash healed, in a campaign that observes split brain
         later) lost its watcher with its kernel: start another, with its new clock offset.
         The first one's records until the crash still count (`_lived` salvages them)."""
         node = phase.fault.node
-        if phase.fault.primitive != "crash" or not any(watched == node for watched, _, _ in watches):
-            return
-        vips = [arg for vip in self.lab.vips for arg in ("--vip", str(vip))]
-        args = ["vrrp", *vips, "--iface", self.lab.vrrp.interface, "--rate", str(PRESENCE_RATE)]
-        watches.append((node, self.remote.clock_offset(node), probe.spawn(self.remote, node, args)))
+        if phase.fault.primitive == "crash" and any(watched == node for watched, _, _ in watches):
+            watches.append(self._watcher(node))
 
     def _lived(self, watches: list[tuple[str, float, subprocess.Popen[str]]], started: float) -> split.Lived:
         """The directors' agents ended and their records made relative to the probe's start; a
