@@ -42,6 +42,8 @@ for nic in "$@"; do
     n=$((n + 1)); ip link add "$nic" type veth peer name "PEER$n"; ip link set "$nic" up
 done
 mount -t tmpfs halab-run /run
+# The build may live under /tmp (a checkout there), which the private /tmp below hides.
+cp "$binary" /run/keepalived && binary=/run/keepalived
 mkdir /run/host-etc
 mount --bind /etc /run/host-etc
 mount -t tmpfs halab-etc /etc

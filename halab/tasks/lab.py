@@ -304,14 +304,14 @@ def imported(
         existing_file(setup, "realserver_setup", "the real servers' setup script")
     if nginx_conf is not None:
         existing_file(nginx_conf, "nginx_conf", "an nginx.conf for the real servers")
-    if output is not None:
-        output_file(output, "output")
+    target = output_file(output, "output") if output is not None else Path(f"{lab_name}.yaml")
+    if target.exists():  # as root, an existing file (a lab, /etc/passwd) would be lost
+        raise UsageError(f"--output {shown(str(target))}: the file exists; give a new one (labs/mine.yaml)")
     version = spec.version_overrides().get("keepalived", spec.Versions().keepalived)
     binary = build.built({"keepalived": version})["keepalived"].binary
     result = mapping.build(
         confs, binary, lab_name, Path(setup) if setup else None, Path(nginx_conf) if nginx_conf else None, extra
     )
-    target = Path(output or f"{lab_name}.yaml")
     if result.lab is not None:
         try:
             mapping.write(result, target, LabPaths(lab_name).imported)
