@@ -141,6 +141,9 @@ SHOWN = {
     "finding": "finding",
 }
 MOVE_WIDTH = 18  # "gw server4 +12345" on one line
+# The phase wraps within this width, so the finding marks keep theirs: rich cut them short
+# ("[1,2" for "[1,2]") in a demo's table otherwise.
+PHASE_WIDTH = 11
 NUMERIC = ("longest gap ms", "failing for ms", "failed", "bound ms", "conns survived", "stall ms")
 # Plain dashes under the header when the output is not a terminal (a CI log, a file).
 PLAIN = box.Box("    \n    \n -- \n    \n    \n -- \n    \n    \n", ascii=True)
@@ -167,6 +170,7 @@ def table(
             overflow="fold",
             no_wrap=whole,
             min_width=MOVE_WIDTH if column == "VIP moved" else None,
+            max_width=PHASE_WIDTH if column == "phase" else None,
         )
     everything = rows(runs, found)
     for index, line in enumerate(everything):
