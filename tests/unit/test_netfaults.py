@@ -3,6 +3,9 @@ heal removes what its apply added, and that `remains` reads the node or switch, 
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 
 from halab.errors import UsageError
@@ -129,7 +132,17 @@ def test_garp_lost_hides_the_takeovers_gratuitous_arps_from_the_client_only(swit
     switched.up_now = True
     fault = Fault("garp-lost", "server3", seconds=6.0)
     during: list[list[list[str]]] = []
-    monkeypatch.setattr(netfaults.time, "sleep", lambda seconds: during.append([*switched.rules]))
+    real_sleep = time.sleep
+
+    def sleep(seconds: float) -> None:
+        """The fault's wait, seen from this test's thread; any other thread (the suite's) still sleeps:
+        netfaults.time is the time module itself, patched for the whole process."""
+        if threading.current_thread() is threading.main_thread():
+            during.append([*switched.rules])
+        else:
+            real_sleep(seconds)
+
+    monkeypatch.setattr(netfaults.time, "sleep", sleep)
     fault.apply(switched)
     assert during == [
         [["-p", "ARP", "--arp-ip-src", "172.25.1.100", "--arp-gratuitous", "-o", "port-client", "-j", "DROP"]]
