@@ -135,9 +135,9 @@ def test_garp_lost_hides_the_takeovers_gratuitous_arps_from_the_client_only(swit
     real_sleep = time.sleep
 
     def sleep(seconds: float) -> None:
-        """The fault's wait, seen from this test's thread; any other thread (the suite's) still sleeps:
-        netfaults.time is the time module itself, patched for the whole process."""
-        if threading.current_thread() is threading.main_thread():
+        """The fault's own wait is recorded, not slept; any other sleep (a stop's polling, another
+        thread: netfaults.time is the time module itself, patched for the whole process) sleeps."""
+        if seconds == fault.seconds and threading.current_thread() is threading.main_thread():
             during.append([*switched.rules])
         else:
             real_sleep(seconds)
