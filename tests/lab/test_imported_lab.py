@@ -13,12 +13,12 @@ import json
 
 import pytest
 
-from halab import paths, spec
+from halab import environment, paths, spec
 from halab.imports import mapping
 from halab.paths import LabPaths
 from halab.prove import session
 from halab.providers.local.provider import LocalProvider
-from tests.fixtures import assert_clean, needs_root
+from tests.fixtures import SUITE_VERSIONS, assert_clean, needs_root
 
 pytestmark = [needs_root("boots the imported lab on the local provider"), pytest.mark.root]
 EXAMPLE = paths.ROOT / "examples" / "write-up"
@@ -41,7 +41,11 @@ def _outcomes(provider: LocalProvider) -> dict[str, dict]:
     return {test["test"].split("::")[1].split("[")[0]: test for test in report["tests"]}
 
 
-def test_the_write_ups_errata_show_when_its_own_files_run(builds, tmp_path):
+def test_the_write_ups_errata_show_when_its_own_files_run(builds, tmp_path, monkeypatch):
+    # An imported lab names no versions (the defaults hold); the suite's builds stand in for them
+    # as an operator's HALAB_*_VERSION would on a host that cannot fetch the write-up's nginx.
+    for name, version in SUITE_VERSIONS.items():
+        monkeypatch.setenv(environment.version_variable(name), version)
     confs = [EXAMPLE / "keepalived-server3.conf", EXAMPLE / "keepalived-server4.conf"]
     result = mapping.build(
         confs, builds["keepalived"].binary, NAME, realserver_setup=EXAMPLE / "realserver-arptables.sh"
