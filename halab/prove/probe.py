@@ -8,6 +8,7 @@ it is how a running http probe is told to stop.
 from __future__ import annotations
 
 import json
+import select
 import shlex
 import subprocess
 import threading
@@ -35,6 +36,23 @@ def run(remote: Remote, node: str, args: list[str], timeout: float = 60) -> list
 def spawn(remote: Remote, node: str, args: list[str]) -> subprocess.Popen[str]:
     """An agent command running in the background (e.g. a listener); finish() collects it."""
     return remote.spawn(node, command(args))
+
+
+def started(process: subprocess.Popen[str], timeout: float = 30) -> dict:
+    """A spawned agent's first record, waited for (bounded): a listener says it listens only once
+    it can hear, so what is sent after this counts. Only for an agent that writes nothing more
+    until its end: a line read here ahead of that would be lost to finish()."""
+    assert process.stdout is not None  # spawned with a pipe
+    ready, _, _ = select.select([process.stdout], [], [], timeout)
+    line = process.stdout.readline() if ready else ""
+    if not line:
+        _, err, _ = _ended(process, 5 if ready else 0)  # silent: stopped at once
+        said = "said nothing" + (f" within {timeout:.0f} s" if not ready else f" and ended ({process.returncode})")
+        raise ProbeError(f"agent {said}: {err.strip()[-200:]}")
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise ProbeError(f"agent said something that is not JSON ({exc}): {line[:200]!r}") from None
 
 
 def finish(process: subprocess.Popen[str], timeout: float = 60) -> list[dict]:

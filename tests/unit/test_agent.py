@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import re
 import socket
 import struct
 import subprocess
@@ -139,3 +140,36 @@ def test_a_watcher_whose_node_died_keeps_what_it_recorded():
     process = subprocess.Popen([sys.executable, "-c", script], text=True, **pipes)
     records, failed = probe.salvage(process, timeout=10)
     assert records == [{"at": 1}, {"at": 2}] and "ended with 255" in failed
+
+
+def _spawned(code: str) -> subprocess.Popen[str]:
+    """A stand-in agent: a Python one-liner with the pipes a spawned agent has."""
+    return subprocess.Popen(
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def test_started_returns_the_first_record_and_finish_the_rest():
+    agent = _spawned(
+        "import json, time; print(json.dumps({'event': 'listening'}), flush=True); time.sleep(0.5); "
+        "print(json.dumps({'received': 3}))"
+    )
+    assert probe.started(agent) == {"event": "listening"}
+    assert agent.poll() is None  # it said it listens before it ended
+    assert probe.finish(agent) == [{"received": 3}]
+
+
+@pytest.mark.parametrize(
+    ("code", "said"),
+    [
+        ("import sys; sys.stderr.write('cannot bind'); sys.exit(3)", "said nothing and ended (3): cannot bind"),
+        ("import time; time.sleep(30)", "said nothing within 1 s"),
+        ("print('not json', flush=True)", "not JSON"),
+    ],
+)
+def test_started_says_why_an_agent_never_got_ready(code, said):
+    agent = _spawned(code)
+    with pytest.raises(probe.ProbeError, match=re.escape(said)):
+        probe.started(agent, timeout=1)
+    agent.kill()
+    agent.wait()

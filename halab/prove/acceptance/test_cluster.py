@@ -221,7 +221,8 @@ def _capture_heard_by_real_servers(case, service) -> tuple[dict, dict[str, dict]
         name: probe.spawn(remote, name, ["listen", "--iface", case.lab.vrrp.interface, "--port", str(service.port)])
         for name in service.real_servers
     }
-    time.sleep(1.5)
+    for process in listeners.values():
+        probe.started(process)  # bound: from here on, every SYN reaching it counts
     record = _capture(case, service)
     return record, {name: probe.finish(process)[-1] for name, process in listeners.items()}
 
@@ -335,8 +336,8 @@ def test_the_switch_carries_multicast_only_if_the_lab_says_so(lab_case):
     listener = next(iter(lab_case.lab.role("director")))
     remote = lab_case.provider.remote
     address = str(lab_case.lab.nodes[listener].address)
-    listening = probe.spawn(remote, listener, ["mcast", "--listen", "--source", address, "--wait", "4"])
-    time.sleep(1.5)
+    listening = probe.spawn(remote, listener, ["mcast", "--listen", "--source", address, "--wait", "6"])
+    probe.started(listening)  # joined: from here on, what the switch carries arrives
     probe.run(remote, lab_case.client, ["mcast", "--source", str(lab_case.lab.nodes[lab_case.client].address)])
     received = probe.finish(listening)[-1]["received"]
     assert (received > 0) == lab_case.lab.multicast, (
