@@ -91,7 +91,8 @@ def _scenarios(run: Path, runs: list[ScenarioRun], found: list[Finding]) -> list
 
 
 def _acceptance(data: dict) -> list[dict]:
-    """Each acceptance check: its name, outcome, time, message and the packets it judged."""
+    """Each acceptance check: its name, outcome, time, message, the packets it judged and the
+    warnings it passed with (keepalived's complaints about an imported file it runs)."""
     return [
         {
             "name": test["test"].rsplit("::", 1)[-1],
@@ -99,6 +100,7 @@ def _acceptance(data: dict) -> list[dict]:
             "seconds": test.get("seconds", 0.0),
             "message": test.get("message", ""),
             "packets": json.dumps(test["packets"], indent=1) if "packets" in test else "",
+            "warnings": [f"{node}: {line}" for node, lines in test.get("warnings", {}).items() for line in lines],
         }
         for test in data.get("tests", [])
     ]

@@ -155,6 +155,12 @@ def test_acceptance_checks_show_their_packets_and_hostile_text_stays_text(home, 
             "seconds": 0.5,
             "message": "<script>alert(1)</script><img src=http://example.com/x.png>",
         },
+        {
+            "test": "test_cluster.py::test_keepalived_config_is_clean_on_every_director",
+            "outcome": "passed",
+            "seconds": 0.3,
+            "warnings": {"server3": ["Unknown keyword 'nb_get_retry'", "<b>not bold</b>"]},
+        },
     ]
     (run / "acceptance.json").write_text(json.dumps({"passed": False, "tests": tests}))
 
@@ -165,7 +171,11 @@ def test_acceptance_checks_show_their_packets_and_hostile_text_stays_text(home, 
         ["check", "outcome"],
         ["test_replies_bypass_the_director", "passed"],
         ["test_vip_on_master", "failed"],
+        ["test_keepalived_config_is_clean_on_every_director", "passed"],
     ]
+    complaints = dom.tables["acceptance-table"][3][3]  # an imported file's: shown, as text
+    assert "warnings (2)" in complaints and "server3: Unknown keyword 'nb_get_retry'" in complaints
+    assert "server3: <b>not bold</b>" in complaints
     evidence = dom.tables["acceptance-table"][1][3]
     assert '"requests_to"' in evidence and '"aa:03": 6' in evidence
     assert "<script>alert(1)</script>" in dom.tables["acceptance-table"][2][3]

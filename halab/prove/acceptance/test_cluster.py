@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 import re
 import time
+import warnings
 from collections import Counter
 
 import pytest
@@ -140,13 +141,37 @@ def test_nginx_listens_serves_its_own_page_and_its_config_is_clean(lab_case, rea
         assert test.rc == 0 and "test is successful" in test.stderr, test.stderr
 
 
-def test_keepalived_config_is_clean_on_every_director(lab_case):
-    for name in lab_case.lab.role("director"):
+# keepalived -t's exit status (lib/scheduler.h): 4, it cannot run the file (missing file,
+# bad interface, fatal); 5, it runs the file despite errors it names (unknown keywords, invalid
+# or deprecated values: each ignored or replaced, the rest applied); 6, scripts it will not run.
+CONFIG_RUNS_ANYWAY = 5
+
+
+def test_keepalived_config_is_clean_on_every_director(lab_case, record_property):
+    """halab's own rendering must be clean: any complaint is its bug. An imported file is the
+    operator's, run verbatim: keepalived's complaints about it are findings, shown as warnings
+    (terminal, JSON, report), as long as keepalived runs it; the other checks prove what the
+    file does as keepalived applies it. One it cannot run fails."""
+    complaints = {}
+    for name, node in lab_case.lab.role("director").items():
         host = lab_case.host(name)
         command = host.check_output("cat /proc/$(pidof -s keepalived)/cmdline | tr '\\0' ' '").split()
         config = command[command.index("-f") + 1] if "-f" in command else "/etc/keepalived/keepalived.conf"
         result = host.run(f"keepalived -t -f {config}")
-        assert result.rc == 0, f"{name}: keepalived -t -f {config}:\n{result.stdout}{result.stderr}"
+        said = f"{name}: keepalived -t -f {config} (exit {result.rc}):\n{result.stdout}{result.stderr}"
+        imported = any(path.startswith("/etc/keepalived/") for path in node.files)
+        assert result.rc == 0 or (imported and result.rc == CONFIG_RUNS_ANYWAY), said
+        if result.rc:
+            complaints[name] = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
+    if complaints:
+        record_property("warnings", complaints)
+        for name, lines in complaints.items():
+            summary = f"{name}'s imported keepalived.conf runs, with: " + "; ".join(lines)
+            warnings.warn(KeepalivedComplaint(summary), stacklevel=1)
+
+
+class KeepalivedComplaint(UserWarning):
+    """keepalived's config test complained about an imported file it still runs."""
 
 
 def test_keepalived_runs_the_check_timings_the_bounds_assume(lab_case):
