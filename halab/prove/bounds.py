@@ -27,9 +27,14 @@ from halab.providers.grayfaults import SLOW as SLOW_ANSWER
 from halab.spec import HealthCheck, Lab
 
 # A client that gets no gratuitous ARP keeps a VIP's old MAC until its neighbour entry
-# ages out. Linux defaults: reachable for up to 1.5 x base_reachable_time (30 s), then
+# ages out: reachable for up to 1.5 x base_reachable_time (Linux: 30 s), then
 # delay_first_probe_time (5 s), then ucast_solicit (3) unicast probes 1 s apart.
-ARP_CACHE_BOUND = 1.5 * 30 + 5 + 3
+LINUX_REACHABLE = 30.0
+
+
+def arp_ageing(reachable: float) -> Bound:
+    """How long a client whose entry is not corrected keeps a VIP's old MAC."""
+    return Bound(1.5 * reachable + 5 + 3, f"client ARP entry ages out (1.5 x {reachable:g} + 5 + 3 s)")
 
 
 @dataclass(frozen=True)
@@ -87,8 +92,9 @@ def failback(lab: Lab) -> Bound:
     return Bound(wait.seconds, f"master down ({wait.basis})")
 
 
-def heal(lab: Lab, refresh: float | None = None) -> Bound:
-    """A healed split brain, given garp_master_refresh (default: the lab's; None: unset).
+def heal(lab: Lab, refresh: float | None = None, reachable: float = LINUX_REACHABLE) -> Bound:
+    """A healed split brain, given garp_master_refresh (default: the lab's; None: unset) and
+    the client's ARP base_reachable_time.
 
     The director that stayed MASTER sends no gratuitous ARP unless told to refresh, so
     clients still holding the other director's MAC wait for their ARP entry to age; and its
@@ -96,10 +102,11 @@ def heal(lab: Lab, refresh: float | None = None) -> Bound:
     """
     refresh = lab.vrrp.garp_master_refresh if refresh is None else refresh
     check = lab.virtual_services[0].health_check
+    ageing = arp_ageing(reachable)
     arp, arp_basis = (
         (refresh, f"garp_master_refresh {refresh} s")
         if refresh
-        else (ARP_CACHE_BOUND, "no garp_master_refresh: client ARP entry ages out (1.5 x 30 + 5 + 3 s)")
+        else (ageing.seconds, f"no garp_master_refresh: {ageing.basis}")
     )
     advert = lab.vrrp.advert_int
     return Bound(
@@ -146,8 +153,9 @@ def flaps(lab: Lab) -> Bound:
 
 def garp_lost(lab: Lab) -> Bound:
     """A takeover whose gratuitous ARPs were all lost (both bursts: at once and garp_master_delay
-    later): the client learns the new holder only as a healed split brain's does (`heal`)."""
-    taken, learned = stop(lab), heal(lab)
+    later): the client, caching ARP as a router does, learns the new holder only as a healed
+    split brain's does (`heal`)."""
+    taken, learned = stop(lab), heal(lab, reachable=netfaults.ROUTER_REACHABLE)
     return Bound(
         taken.seconds + netfaults.GARP_DELAY + learned.seconds,
         f"{taken.basis} + garp_master_delay {netfaults.GARP_DELAY:g} s (both bursts lost) + {learned.basis}",

@@ -11,7 +11,8 @@ Each lives where it does in the field, so each provider runs the same scenarios:
   (iptables) of its own, `halab`, so the heal removes exactly that and `remains` lists it.
 - on the lab switch, as a hypervisor or a cloud network would drop frames:
   `multicast-dropped` (224.0.0.18), `one-way` (the MASTER's adverts towards the BACKUP
-  only), `garp-lost` (the gratuitous ARPs of a takeover towards the client). Only a
+  only), `garp-lost` (the gratuitous ARPs of a takeover towards the client, which caches
+  ARP as a router does for the while: its own settings saved and restored). Only a
   provider whose switch halab runs (the local lab's bridge) has these; another refuses
   them with one line (halab.providers.base.Provider.filter_switch).
 
@@ -44,6 +45,13 @@ FLAPS = 3
 # garp-lost: keepalived's garp_master_delay (the lab file does not set it): the second burst
 # of gratuitous ARPs after a takeover comes this long after the first.
 GARP_DELAY = 5.0
+# garp-lost: the client caches ARP as a router does: gratuitous ARP creates no entry
+# (arp_accept 0) and an entry stays reachable long (base_reachable_time). Routers keep
+# entries for minutes to hours (Cisco IOS: 4 h); 60 s (twice Linux's default) keeps a run
+# minutes long while the bound, which scales with it, shows the effect.
+ROUTER_REACHABLE = 60.0
+# Where the client keeps its own ARP settings while the fault holds (its /run: gone with it).
+ARP_SAVED = "/run/halab-garp-arp"
 
 
 # The node's own firewall tool: nftables when it has `nft`; else iptables, the legacy
@@ -220,20 +228,57 @@ def _switch_left(provider: Provider, fault: Fault) -> str:
     return f"{len(left)} filter(s) left on the lab switch: {'; '.join(left)}" if left else ""
 
 
+def _client_arp(provider: Provider) -> tuple[str, str]:
+    """The client's sysctl keys (slash form: any NIC name) for ARP creation and ageing."""
+    nic = provider.lab.vrrp.interface
+    return f"net/ipv4/conf/{nic}/arp_accept", f"net/ipv4/neigh/{nic}/base_reachable_time_ms"
+
+
+def _router_arp(provider: Provider) -> str:
+    """Save the client's ARP settings (once), then cache as a router does."""
+    accept, reachable = map(shlex.quote, _client_arp(provider))
+    return (
+        f"[ -e {ARP_SAVED} ] || sysctl -n {accept} {reachable} > {ARP_SAVED} && "
+        f"sysctl -qw {accept}=0 {reachable}={ROUTER_REACHABLE * 1000:.0f}"
+    )
+
+
+def _own_arp(provider: Provider) -> str:
+    """The client's saved ARP settings back, the saved copy gone."""
+    accept, reachable = map(shlex.quote, _client_arp(provider))
+    return (
+        f"if [ -e {ARP_SAVED} ]; then set -- $(cat {ARP_SAVED}) && "
+        f"sysctl -qw {accept}=$1 {reachable}=$2 && rm -f {ARP_SAVED}; fi"
+    )
+
+
+def _arp_left(provider: Provider) -> str:
+    """Prints what of the router-like ARP is left on the client, nothing when none is."""
+    reachable = shlex.quote(_client_arp(provider)[1])
+    return (
+        f"[ -e {ARP_SAVED} ] && echo saved settings not restored: $(cat {ARP_SAVED}); "
+        f'[ "$(sysctl -n {reachable})" = {ROUTER_REACHABLE * 1000:.0f} ] && echo {reachable} still router-like; true'
+    )
+
+
 def _garp_lost(provider: Provider, fault: Fault) -> None:
-    """The switch drops the VIPs' gratuitous ARPs towards the client, then the MASTER's
-    keepalived stops cleanly: the BACKUP takes over, and the client is not told. The filter
-    stays `seconds` (the takeover's bursts: at once, and garp_master_delay later), then goes:
-    what comes later (garp_master_refresh, if set) reaches the client as it would."""
+    """The switch drops the VIPs' gratuitous ARPs towards the client, which caches ARP as a
+    router does; then the MASTER's keepalived stops cleanly: the BACKUP takes over, and the
+    client is not told. The filter stays `seconds` (the takeover's bursts: at once, and
+    garp_master_delay later), then goes: what comes later (garp_master_refresh, if set)
+    reaches the client as it would."""
     _filter(provider, fault)
+    provider.remote.check(provider.lab.client, _router_arp(provider), timeout=20)
     provider.stop_service(fault.node, "keepalived")
     time.sleep(fault.seconds)
     _unfilter(provider, fault)
 
 
 def _garp_healed(provider: Provider, fault: Fault) -> None:
-    """keepalived back on the MASTER (the filter is long gone; deleted again, if still there)."""
+    """keepalived back on the MASTER (the filter is long gone; deleted again, if still there),
+    the client's own ARP settings back."""
     _unfilter(provider, fault)
+    provider.remote.check(provider.lab.client, _own_arp(provider), timeout=20)
     provider.start_service(fault.node, "keepalived")
 
 
@@ -241,7 +286,12 @@ def _garp_left(provider: Provider, fault: Fault) -> str:
     from halab.providers.faults import PRIMITIVES, Fault
 
     keepalived = Fault("service", fault.node, "keepalived")
-    return _switch_left(provider, fault) or PRIMITIVES["service"].remains(provider, keepalived)
+    left = [
+        _switch_left(provider, fault),
+        _left_on(provider, provider.lab.client, _arp_left(provider), "router-like ARP left"),
+        PRIMITIVES["service"].remains(provider, keepalived),
+    ]
+    return "; ".join(line for line in left if line)
 
 
 NETWORK: dict[str, tuple[str, str, Verb, Verb, Check]] = {

@@ -149,5 +149,11 @@ def test_garp_lost_hides_the_takeovers_gratuitous_arps_from_the_client_only(swit
     ]
     assert switched.rules == []  # later ones (garp_master_refresh) reach the client
     assert _sent(fake_ssh, "server3")[-1] == "svc stop keepalived"
+    [router] = _sent(fake_ssh, "client")  # the client caches ARP as a router does, its own saved
+    assert router.startswith(f"[ -e {netfaults.ARP_SAVED} ] || sysctl -n net/ipv4/conf/eth0/arp_accept ")
+    assert router.endswith("sysctl -qw net/ipv4/conf/eth0/arp_accept=0 net/ipv4/neigh/eth0/base_reachable_time_ms=60000")
     fault.heal(switched)
     assert switched.rules == [] and _sent(fake_ssh, "server3")[-1] == "svc start keepalived"
+    assert f"set -- $(cat {netfaults.ARP_SAVED})" in _sent(fake_ssh, "client")[-1]
+    fake_ssh.answer(netfaults.ARP_SAVED, node="client", stdout="saved settings not restored: 0 30000\n")
+    assert "router-like ARP left on client: saved settings not restored: 0 30000" in fault.remains(switched)
