@@ -121,11 +121,13 @@ def _spurious(lab: Lab, run: ScenarioRun, phase: PhaseResult) -> Iterator[Findin
     predicted = split.predicted_per_minute(loss, advert, down) * seconds / 60
     doubled = bounds.down(lab.model_copy(update={"vrrp": lab.vrrp.model_copy(update={"advert_int": 2 * advert})}))
     slower = split.predicted_per_minute(loss, 2 * advert, doubled.seconds) * seconds / 60
-    taken = sum(seen["takeovers"] for seen in phase.split.values())
+    taken = sum(seen["heard_takeovers"] for seen in phase.split.values())
+    held = sum(seen["takeovers"] for seen in phase.split.values())
     yield Finding(
         run.scenario,
         phase.phase,
-        f"{taken} spurious takeovers in {seconds:.0f} s at {phase.loss:g} % advert loss "
+        f"{taken} spurious takeovers in {seconds:.0f} s at {phase.loss:g} % advert loss, by the BACKUP's "
+        f"adverts ({held} long enough to be seen holding the VIP; the MASTER answers at once) "
         f"(predicted {predicted:.1f}: 60 / advert_int x (1 - loss) x loss^k, "
         f"k = {split.adverts_in_down(advert, down)})",
         f"vrrp.advert_int {advert:g}",

@@ -6,7 +6,8 @@ records, per request, the MAC its ARP entry named. From those, per VIP (and its 
 
 - who held it when (`segments`), and for how long two directors held it at once
   (dual MASTER), and when that began (detection);
-- how many times a director took it (`takeovers`);
+- how many times a director took it: seen holding it (`takeovers`), and as its adverts
+  tell it (`heard_takeovers`: also those over between two samples);
 - from an instant (a heal), how long until exactly one director holds it for good;
 - from an instant, how long until the client's requests go to that holder's MAC for good
   (ARP convergence);
@@ -95,6 +96,27 @@ def takeovers(presence: list[dict], vip: str, start: float, end: float) -> int:
     return sum(1 for r in presence if r["vip"] == vip and r["present"] and start < r["at"] < end)
 
 
+def heard_takeovers(records: list[dict], vrid: int, start: float, end: float) -> int:
+    """Takeovers as the adverts tell them, within [start, end): each run of adverts from a
+    director of lower priority than another heard for vrid. A lower-priority director
+    advertises only while MASTER, and keepalived's MASTER answers its first advert with its
+    own at once (lower_prio_no_advert is off by default), so a takeover can end within
+    milliseconds, between two presence samples (`takeovers` misses it); its advert was on
+    the wire all the same. Adverts heard by every listener, merged in time (each advert
+    heard by several is one run still)."""
+    heard = sorted((r for r in records if r["vrid"] == vrid and not r["sent"] and start <= r["at"] < end), key=_at)
+    top = max((r["prio"] for r in heard), default=0)
+    runs, low = 0, False
+    for record in heard:
+        runs += record["prio"] < top and not low
+        low = record["prio"] < top
+    return runs
+
+
+def _at(record: dict) -> float:
+    return record["at"]
+
+
 def arp_from(
     requests: list[dict], macs: dict[str, str], pieces: list[Segment], target: str, since: float
 ) -> float | None:
@@ -138,6 +160,7 @@ def figures(lived: Lived, requests: list[dict], macs: dict[str, str], start: flo
             "dual_ms": round(dual(pieces) * 1000),
             "dual_after_ms": None if began is None else round((began - start) * 1000),
             "takeovers": takeovers(lived.presence, vip, start, end),
+            "heard_takeovers": heard_takeovers(lived.adverts, vrid, start, end),
             "single_ms": None if single is None else round(single * 1000),
             "arp_ms": None if arp is None else round(arp * 1000),
             "adverts": adverts(lived.adverts, vrid, start, end),

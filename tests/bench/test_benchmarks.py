@@ -125,9 +125,10 @@ def test_advert_loss_quick_prints_measured_and_predicted_and_a_curve(builds, tmp
     assert result.returncode == 0, result.stdout + result.stderr
     rows = [line.split() for line in result.stdout.splitlines() if line.split()[:1] == ["50"]]
     assert len(rows) == 1, result.stdout
-    measured, predicted, taken = float(rows[0][1]), float(rows[0][2]), int(rows[0][3])
+    measured, predicted, taken, seen = float(rows[0][1]), float(rows[0][2]), int(rows[0][3]), int(rows[0][4])
     assert predicted == pytest.approx(60 * 0.5 * 0.5**3, abs=0.01)  # seed: k = 3 adverts in a row
     assert measured == pytest.approx(taken * 60 / 20)
+    assert seen <= taken  # every takeover seen holding the VIP also advertised
     assert curve.stat().st_size > 0
 
 

@@ -138,6 +138,30 @@ def test_the_predicted_rate_of_spurious_takeovers_follows_the_loss_and_advert_in
     assert split.predicted_per_minute(0.2, 1.0, 3.805) < split.predicted_per_minute(0.5, 1.0, 3.805)
 
 
+def _advert(at: float, src: str, prio: int, node: str) -> dict:
+    return {"node": node, "src": src, "vrid": 51, "prio": prio, "sent": False, "at": at}
+
+
+def test_heard_takeovers_count_the_lower_prioritys_advert_runs_even_the_briefest():
+    master, backup = "172.25.1.1", "172.25.1.2"
+    records = [
+        _advert(0.0, master, 100, "server4"),
+        _advert(1.0, master, 100, "server4"),
+        _advert(4.805, backup, 50, "server3"),  # a takeover the MASTER answered 2 ms later:
+        _advert(4.807, master, 100, "server4"),  # between two samples, never seen holding the VIP
+        _advert(5.0, master, 100, "server4"),
+        _advert(9.805, backup, 50, "server3"),  # a long one: its answer lost too
+        _advert(10.805, backup, 50, "server3"),
+        _advert(10.805, backup, 50, "server5"),  # the same advert, heard by a third director
+        _advert(11.0, master, 100, "server4"),
+        {**_advert(12.0, backup, 50, "server4"), "sent": True},  # what a director sent: not heard
+    ]
+    assert split.heard_takeovers(records, 51, 0.0, 20.0) == 2
+    assert split.heard_takeovers(records, 51, 5.0, 20.0) == 1
+    assert split.heard_takeovers(records, 52, 0.0, 20.0) == 0  # another VRID's
+    assert split.heard_takeovers(records[:2], 51, 0.0, 20.0) == 0  # the MASTER alone
+
+
 def test_the_split_figures_are_said_under_the_table():
     from halab.prove import report
     from halab.prove.results import ScenarioRun
@@ -146,8 +170,8 @@ def test_the_split_figures_are_said_under_the_table():
     text = report.split_text([ScenarioRun("director-partition", "d", 0.0, 0.0, {}, [], [result])])
     assert text.splitlines() == [
         "Split brain, as the directors lived it (ms from each action):",
-        f"  director-partition / a split: {VIP} (VRID 51): two MASTERs 6000 (from +3000), 1 takeover(s), "
-        "one MASTER for good never, client ARP on it never",
+        f"  director-partition / a split: {VIP} (VRID 51): two MASTERs 6000 (from +3000), "
+        "1 takeover(s) (0 by adverts), one MASTER for good never, client ARP on it never",
     ]
     assert report.split_text([ScenarioRun("s", "d", 0.0, 0.0, {}, [], [])]) == ""
 
