@@ -32,8 +32,11 @@ director)
     echo ip_vs > /etc/modules-load.d/ip_vs.conf
     install -m 0644 "$FILES/etc/sysctl.d/90-lvs-director.conf" /etc/sysctl.d/90-lvs-director.conf
     sysctl -q -p /etc/sysctl.d/90-lvs-director.conf
+    # Every file the lab places there: the rendered keepalived.conf, or an imported one with
+    # its includes and scripts (`lab.import --file`), root's alone (auth_pass may be anywhere).
     mkdir -p /etc/keepalived/
-    install -m 0600 "$FILES/etc/keepalived/keepalived.conf" /etc/keepalived/keepalived.conf  # auth_pass
+    cp -R "$FILES/etc/keepalived/." /etc/keepalived/
+    chmod -R go-rwx /etc/keepalived
     install -m 0755 "$FILES/usr/local/sbin/halab-notify" /usr/local/sbin/halab-notify  # its notify script
     # Options for keepalived's unit (EnvironmentFile in the build's sysconfdir), rendered only
     # for a lab with vrrp.lvs_sync_daemon; otherwise the build's own file stays.
@@ -48,8 +51,10 @@ realserver)
     step "real server: the forwarding method's setup (a unit before nginx), nginx files, nginx enabled"
     install_packages "arptables" "arptables" || install_packages "" "iptables-arptables"
     install -m 0755 "$FILES/usr/local/sbin/lvs-realserver" /usr/local/sbin/lvs-realserver
-    install -m 0644 "$FILES/usr/local/nginx/conf/nginx.conf" /usr/local/nginx/conf/nginx.conf
-    install -m 0644 "$FILES/usr/local/nginx/html/index.html" /usr/local/nginx/html/index.html
+    # nginx's conf and pages as the lab places them (rendered, or an imported nginx.conf).
+    cp -R "$FILES/usr/local/nginx/conf/." /usr/local/nginx/conf/
+    cp -R "$FILES/usr/local/nginx/html/." /usr/local/nginx/html/
+    chmod -R a+rX,go-w /usr/local/nginx/conf /usr/local/nginx/html
     command -v restorecon >/dev/null 2>&1 && restorecon -R /usr/local/nginx /usr/local/sbin
     unit lvs-realserver "[Unit]
 Description=LVS real server: the lab's forwarding method (VIP on lo or tunl0, or the NAT route) (halab)

@@ -48,7 +48,7 @@ STEP_SECONDS = {
     "one-way": 30.0,
     "advert-loss": 50.0,
     "link-flap": 60.0,
-    "garp-lost": 70.0,
+    "garp-lost": 110.0,  # the client ages its router-like ARP entry (60 s reachable)
 }
 DEFAULT_STEP_SECONDS = 25.0
 # The quiet gap after each step, in seconds: long enough to see a late flap.
