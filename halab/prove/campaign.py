@@ -3,7 +3,9 @@
 Pacemaker's cluster test suite and Jepsen test the same way: pick faults at random from a
 catalogue, in a sequence a seed reproduces, and judge what clients saw against invariants.
 Here each step is a catalogue entry (fault and heal) on a target the seed picks, followed
-by a quiet gap of a length the seed picks; the whole schedule is one scenario, so the probe
+by a quiet gap of a length the seed picks; a director's fault may run while a real server is
+down (one step in three of those, `scenarios.beside`: the director that returns checks every
+real server anew); the whole schedule is one scenario, so the probe
 runs without a break from the first fault to the last quiet second, and each phase is
 judged as in `test.failover`. The invariants are the phases' verdicts:
 
@@ -53,6 +55,10 @@ STEP_SECONDS = {
 DEFAULT_STEP_SECONDS = 25.0
 # The quiet gap after each step, in seconds: long enough to see a late flap.
 GAP = (3.0, 10.0)
+# How often a director fault runs while a real server is down (scenarios.beside), drawn from
+# a stream of its own: the seed's choice of faults, targets and gaps stays as it was.
+OVERLAP = 1 / 3
+OVERLAP_STREAM = 0x0FE1
 DURATION = re.compile(r"(\d+)(s|m|h)?")
 UNIT = {"s": 1, "m": 60, "h": 3600, None: 1}
 LONGEST = 24 * 3600
@@ -67,9 +73,12 @@ class Step:
     target: str
     gap: float
     estimate: float  # seconds the step and its gap are expected to take
+    held: str = ""  # a real-server entry held down while this one runs (scenarios.beside)
+    held_target: str = ""
 
     def words(self) -> str:
-        return f"{self.entry} on {self.target}, then {self.gap:.0f} s quiet"
+        held = f" while {self.held} holds on {self.held_target}" if self.held else ""
+        return f"{self.entry} on {self.target}{held}, then {self.gap:.0f} s quiet"
 
 
 def duration(text: str) -> float:
@@ -115,6 +124,8 @@ def plan(lab: Lab, chosen_seed: int, seconds: float) -> list[Step]:
     if not usable:
         raise UsageError(f"lab {lab.name!r}: no fault of the catalogue can be chained on it")
     rng = random.Random(seed(chosen_seed))
+    overlapping = random.Random(seed(chosen_seed) ^ OVERLAP_STREAM)
+    directors, held = scenarios.overlaps(lab)
     servers = sorted(lab.virtual_services[0].real_servers)
     steps: list[Step] = []
     total = 0.0
@@ -123,8 +134,13 @@ def plan(lab: Lab, chosen_seed: int, seconds: float) -> list[Step]:
         target = rng.choice(servers) if entry.target == "server" else _director(lab, entry.target)
         gap = round(rng.uniform(*GAP), 1)
         cost = STEP_SECONDS.get(entry.primitive, DEFAULT_STEP_SECONDS) + gap
-        steps.append(Step(entry.name, target, gap, cost))
-        total += cost
+        step = Step(entry.name, target, gap, cost)
+        if entry in directors and overlapping.random() < OVERLAP:
+            beside = overlapping.choice(held)
+            extra = STEP_SECONDS.get(beside.primitive, DEFAULT_STEP_SECONDS)
+            step = Step(entry.name, target, gap, cost + extra, beside.name, overlapping.choice(servers))
+        steps.append(step)
+        total += step.estimate
     return steps
 
 
@@ -139,7 +155,10 @@ def scenario(lab: Lab, chosen_seed: int, steps: list[Step]) -> Scenario:
     by_name = {entry.name: entry for entry in pool()}
     phases: list[Phase] = []
     for step in steps:
-        phases.extend(scenarios.scenario(lab, by_name[step.entry], step.target).phases)
+        run = scenarios.scenario(lab, by_name[step.entry], step.target)
+        if step.held:
+            run = scenarios.beside(scenarios.scenario(lab, by_name[step.held], step.held_target), run)
+        phases.extend(run.phases)
         phases.append(scenarios.quiet(lab, step.gap))
     description = f"seed {chosen_seed}: {len(steps)} faults from the catalogue, each healed, with quiet gaps"
     return Scenario(

@@ -12,7 +12,7 @@ a scenario is adding an entry (and, if its fault is new, one primitive).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from halab.errors import UsageError
 from halab.prove import bounds, established
@@ -372,6 +372,48 @@ def scenario(lab: Lab, entry: Entry, target: str = "") -> Scenario:
     if entry.on_heal is not None:
         phases.append(_phase(lab, fault, True, entry.on_heal, {"server": target}, exercises))
     return Scenario(entry.name, entry.description.format(node=target), tuple(phases))
+
+
+def beside(held: Scenario, during: Scenario) -> Scenario:
+    """`during` (a director's fault and heal) while `held` (a real server's fault that its check
+    notices) holds: held's fault, during's phases, held's heal.
+
+    Both directors' checkers drop the failed server during held's fault, so a takeover serves
+    without it. A director whose keepalived starts again checks every real server anew, each
+    starting up (keepalived's default; `alpha` in a check starts it down), so the MASTER that
+    returns may send requests to the failed server until its first checks fail: each of
+    during's phases allows held's check bound as well, and expects the server out of IPVS."""
+    down, heal = held.phases
+    server = down.fault.node
+    phases = tuple(
+        replace(
+            phase,
+            bound=max(phase.bound, down.bound),
+            basis=f"max({phase.basis}; {server}'s check anew: {down.basis})",
+            settle=max(phase.settle, down.bound),
+            members={**phase.members, server: False},
+            table={name: weight for name, weight in phase.table.items() if name != server},
+        )
+        for phase in during.phases
+    )
+    return Scenario(
+        f"{during.name}+{held.name}",
+        f"{during.description}, while {held.description}",
+        (down, *phases, heal),
+    )
+
+
+def overlaps(lab: Lab) -> tuple[list[Entry], list[Entry]]:
+    """The director entries a real-server fault may be held beside, and those real-server
+    entries: a clean director fault and heal; a server fault its check notices. None when the
+    lab has one real server (its fault is the whole service) or persistence (the client may
+    be pinned to the failed server, and no phase then sees the director fault)."""
+    service = lab.virtual_services[0]
+    if len(service.real_servers) < 2 or service.persistence_timeout:
+        return [], []
+    directors = [e for e in CATALOGUE if e.target == "master" and e.primitive in ("service", "crash", "link")]
+    servers = [e for e in CATALOGUE if e.target == "server" and e.on_fault.member is False]
+    return directors, servers
 
 
 def retarget(lab: Lab, run: Scenario, server: str) -> Scenario:

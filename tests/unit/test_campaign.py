@@ -7,7 +7,7 @@ import pytest
 
 from halab import paths, spec
 from halab.errors import UsageError
-from halab.prove import campaign, verdicts
+from halab.prove import campaign, scenarios, verdicts
 from halab.prove.results import DEFAULT_MARGIN, FAIL
 from tests.fixtures import probe_record as record
 
@@ -106,3 +106,38 @@ def test_a_request_in_flight_when_the_next_fault_hits_is_charged_to_that_fault()
     quiet = verdicts.judge("c", verdicts.Mark(gap, 0.0, 0.1, 10.0, [], 0), seen, DEFAULT_MARGIN)
     crash = verdicts.judge("c", verdicts.Mark(fault, 10.0, 10.1, 15.0), seen, DEFAULT_MARGIN)
     assert (quiet.failed, crash.failed) == (0, 1)
+
+
+def test_overlaps_come_from_a_stream_of_their_own_and_leave_the_seeds_choices_alone(monkeypatch):
+    overlapped = campaign.plan(SEED, 4, 600)
+    assert [step.held for step in overlapped if step.held]  # seed 4 holds a real server down
+    monkeypatch.setattr(campaign, "OVERLAP", 0.0)
+    alone = campaign.plan(SEED, 4, 600)
+    assert not any(step.held for step in alone)
+    mine = [(step.entry, step.target, step.gap) for step in overlapped]
+    assert mine == [(step.entry, step.target, step.gap) for step in alone][: len(mine)]
+
+
+def test_a_director_fault_beside_a_down_real_server_expects_it_out_throughout():
+    step = campaign.Step("keepalived-stop", "server3", 5.0, 0.0, "nginx-stop", "server2")
+    assert step.words() == "keepalived-stop on server3 while nginx-stop holds on server2, then 5 s quiet"
+    phases = campaign.scenario(SEED, 1, [step]).phases
+    assert [phase.fault.primitive for phase in phases] == ["service"] * 4 + ["wait"]
+    assert [(phase.fault.node, phase.heals) for phase in phases[:4]] == [
+        ("server2", False),
+        ("server3", False),
+        ("server3", True),
+        ("server2", True),
+    ]
+    down = phases[0]
+    for during in phases[1:3]:
+        assert during.members["server2"] is False and "server2" not in during.table
+        assert during.bound >= down.bound and during.settle >= down.bound
+        assert "server2's check anew" in during.basis
+
+
+@pytest.mark.parametrize("lab", ["persistent.yaml"])
+def test_no_overlap_where_the_client_may_be_pinned_to_the_failed_server(lab):
+    pinned = spec.load(paths.LABS / lab)
+    assert scenarios.overlaps(pinned) == ([], [])
+    assert not any(step.held for seed in range(10) for step in campaign.plan(pinned, seed, 600))
