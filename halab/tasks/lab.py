@@ -296,7 +296,10 @@ def imported(
     pairs = key_values(files, "--file", "GUEST_PATH=LOCAL_PATH")
     for guest in pairs:
         if not guest.startswith("/etc/keepalived/") or not re.fullmatch(GUEST_FILE, guest):
-            raise UsageError(f"--file {shown(guest)}=...: not a file under /etc/keepalived/ ({GUEST_FILE})")
+            raise UsageError(
+                f"--file {shown(guest)}=...: not a file under /etc/keepalived/ (1 to 4 parts below it, each a "
+                "letter, digit or _, then up to 63 of A-Z a-z 0-9 . _ -)"
+            )
     extra = {
         guest: existing_file(local, "file", "GUEST_PATH=LOCAL_PATH, an existing file") for guest, local in pairs.items()
     }

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -104,3 +105,20 @@ def test_the_classic_blog_pair_boots_and_passes_acceptance(builds, tmp_path):
         assert outcomes["test_requests_through_each_vip_follow_the_scheduler"]["outcome"] == "passed"
         complaints = [line for lines in outcomes[CONFIG_CHECK]["warnings"].values() for line in lines]
         assert any("Unknown keyword 'nb_get_retry'" in line for line in complaints), complaints
+
+
+def test_a_script_named_by_its_absolute_path_runs_on_the_director(builds, tmp_path):
+    """includes/keepalived.conf tracks /etc/keepalived/check_nginx.sh (supplied with --file):
+    the guest's /etc/keepalived is the node's own, so keepalived finds the script there and
+    runs it (it fails on a director, which serves no page: its weight lowers the priority)."""
+    script = "/etc/keepalived/check_nginx.sh"
+    confs = [BLOG / "includes" / "keepalived.conf"]
+    with booted(builds, tmp_path, confs, extra={script: BLOG / "check_nginx.sh"}) as provider:
+        director = next(iter(provider.lab.role("director")))
+        deadline = time.monotonic() + 30
+        log = ""
+        while "Script `chk_nginx` now returning" not in log and time.monotonic() < deadline:
+            time.sleep(1)
+            log = provider.remote.check(director, provider.log_command("keepalived"), timeout=20)
+        assert "Script `chk_nginx` now returning" in log, log[-2000:]
+        assert f"Script {script} cannot be accessed" not in log and "Disabling track script" not in log, log[-2000:]

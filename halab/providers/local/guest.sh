@@ -164,9 +164,20 @@ keepalived_says() {
     return 1
 }
 
+# /etc/keepalived is the node's own rendered (or imported) directory, so a file that names its
+# scripts and includes by absolute path (/etc/keepalived/check.sh) finds them: /etc stays the
+# host's, read-only, under a layer in this node's memory.
+own_etc_keepalived() {
+    load_modules overlay &&
+        mkdir -p /run/etc-layer/upper /run/etc-layer/work &&
+        mount -t overlay halab-etc -o lowerdir=/etc,upperdir=/run/etc-layer/upper,workdir=/run/etc-layer/work /etc &&
+        mkdir -p /etc/keepalived && mount --bind "$RENDERED/etc/keepalived" /etc/keepalived
+}
+
 director_role() {
     logged=$(cat /var/log/keepalived.log 2>/dev/null | wc -l)
-    step modules load_modules ip_vs ip_vs_rr ip_vs_wrr ip_vs_lc ip_vs_wlc ip_vs_sh ip_vs_dh ip_vs_sed ip_vs_nq &&
+    step "/etc/keepalived the node's own" own_etc_keepalived &&
+        step modules load_modules ip_vs ip_vs_rr ip_vs_wrr ip_vs_lc ip_vs_wlc ip_vs_sh ip_vs_dh ip_vs_sed ip_vs_nq &&
         step "ipvs loaded" ipvs_loaded &&
         step sysctls sysctl -q -p "$RENDERED/etc/sysctl.d/90-lvs-director.conf" &&
         step "keepalived started" start_service keepalived &&
