@@ -587,13 +587,18 @@ def gray(lab: Lab) -> list[Scenario]:
     return [scenario(lab, entry) for entry in GRAY]
 
 
+def on_request(lab: Lab) -> list[Scenario]:
+    """What runs only when named: the idle soak, the network faults, the gray failures."""
+    return [soak(lab), *network(lab), *gray(lab)]
+
+
 def chosen(lab: Lab, names: str) -> list[Scenario]:
     """The scenarios named (comma-separated; `idle`, the network faults, gray ones and `gray`
     for all of them too), or the clean faults' catalogue when none is."""
     wanted = [name.strip() for name in names.split(",") if name.strip()]
     if GRAY_GROUP in wanted:
         wanted = [name for name in wanted if name != GRAY_GROUP] + [entry.name for entry in GRAY]
-    every = [*scenarios(lab), *network(lab), soak(lab), *gray(lab)]
+    every = [*scenarios(lab), *on_request(lab)]
     unknown = [name for name in wanted if name not in {s.name for s in every}]
     if unknown:
         known = [s.name for s in every] + [GRAY_GROUP]

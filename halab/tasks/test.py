@@ -104,7 +104,7 @@ def failover_(
     running = provider_for(lab, provider, say)
     chosen = scenarios.chosen(running.lab, scenario)
     if list_scenarios:
-        _list(running.lab, chosen if scenario else [*chosen, scenarios.soak(running.lab)], bool(scenario), slack)
+        _list(running.lab, chosen, scenarios.on_request(running.lab) if not scenario else [], slack)
         return
     runs = session.measure(
         running, chosen, destroy, say, margin=slack, accept_unexercised=accept_unexercised, form=format_
@@ -170,11 +170,12 @@ def _to_stderr(message: str) -> None:
     print(message, file=sys.stderr)
 
 
-def _list(lab: Lab, listed: list[scenarios.Scenario], named: bool, margin: Margin) -> None:
-    """Each scenario, its phases, their bounds (and the margin over them) and expectations."""
+def _list(lab: Lab, listed: list[scenarios.Scenario], requested: list[scenarios.Scenario], margin: Margin) -> None:
+    """Each scenario, its phases, their bounds (and the margin over them) and expectations;
+    then those that run only when named (`requested`), each saying how to name it."""
     print(f"margin over every bound: {margin}")
-    for item in listed:
-        on_request = "" if named or item.name != "idle" else " (on request: --scenario idle)"
+    for item in [*listed, *requested]:
+        on_request = f" (on request: --scenario {item.name})" if item in requested else ""
         print(f"{item.name}: {item.description}{on_request}")
         for phase in item.phases:
             print(f"    {phase.name}: bound {phase.bound * 1000:.0f} ms ({phase.basis})")

@@ -189,3 +189,7 @@ def test_list_scenarios_shows_bounds_and_what_each_lab_expects_of_established_co
     assert "idle: no fault for 60 s" in fast.stdout and "(on request: --scenario idle)" in fast.stdout
     seed = invoke_bare("test.failover", "--list-scenarios", home=tmp_path)
     assert "established connections lost (no lvs_sync_daemon" in seed.stdout, seed.stdout + seed.stderr
+    # every scenario, with its bound: those that run only when named say how to name them
+    for name in ("director-partition", "garp-lost", "advert-loss", "realserver-hang", "director-pause"):
+        assert f"(on request: --scenario {name})" in seed.stdout, seed.stdout
+    assert "keepalived-stop: keepalived stopped cleanly on the MASTER server3, then started\n" in seed.stdout
