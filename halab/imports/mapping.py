@@ -566,7 +566,13 @@ def _place_realservers(table: Mapping, setup: Path | None, nginx_conf: Path | No
 def _scripts(found: list[Director], table: Mapping, extra: dict[str, Path]) -> None:
     """Every script the file refers to, supplied (--file) or not, with what a missing one does."""
     for path, where, what in _referenced(found[0].source):
-        if path in extra:
+        if path in extra and not extra[path].stat().st_mode & 0o100:
+            table.add(
+                f"{what} {path} ({where})",
+                "placed verbatim from --file",
+                f"{extra[path].name} is not executable: {_consequence(what)} (chmod +x it)",
+            )
+        elif path in extra:
             table.add(f"{what} {path} ({where})", "placed verbatim from --file")
         else:
             table.add(f"{what} {path} ({where})", "not supplied", _consequence(what))

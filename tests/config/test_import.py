@@ -129,6 +129,8 @@ def test_a_script_supplied_with_file_is_placed_verbatim_beside_the_config(builds
         [CORPUS / "includes" / "keepalived.conf"], builds["keepalived"].binary, "t-import", extra={guest: script}
     )
     assert _has(result.rows, f"vrrp_script chk_nginx {guest}", "placed verbatim from --file"), table.text(result.rows)
+    # the corpus's copy is not executable: keepalived would disable it, and the table says so
+    assert _has(result.rows, f"vrrp_script chk_nginx {guest}", "check_nginx.sh is not executable: keepalived disables")
     assert _has(result.rows, "notify_master /etc/keepalived/notify.sh", "not supplied")
     lab = mapping.write(result, tmp_path / "lab.yaml", tmp_path / "imported")
     for node in lab.role("director").values():

@@ -108,12 +108,24 @@ def test_the_classic_blog_pair_boots_and_passes_acceptance(builds, tmp_path):
 
 
 def test_a_script_named_by_its_absolute_path_runs_on_the_director(builds, tmp_path):
-    """includes/keepalived.conf tracks /etc/keepalived/check_nginx.sh (supplied with --file):
-    the guest's /etc/keepalived is the node's own, so keepalived finds the script there and
-    runs it (it fails on a director, which serves no page: its weight lowers the priority)."""
+    """The blog pair's MASTER, tracking /etc/keepalived/check_nginx.sh (supplied with --file)
+    under script security as root: the guest's /etc/keepalived is the node's own, so
+    keepalived finds the script there and runs it (it fails on a director, which serves no
+    page: its weight lowers the priority)."""
     script = "/etc/keepalived/check_nginx.sh"
-    confs = [BLOG / "includes" / "keepalived.conf"]
-    with booted(builds, tmp_path, confs, extra={script: BLOG / "check_nginx.sh"}) as provider:
+    master = (BLOG / "blog-dr-master.conf").read_text()
+    tracked = master.replace(
+        "vrrp_instance VI_1 {",
+        f"global_defs {{\n    enable_script_security\n    script_user root\n}}\n"
+        f'vrrp_script chk_nginx {{\n    script "{script}"\n    interval 2\n    weight -20\n}}\n'
+        "vrrp_instance VI_1 {\n    track_script {\n        chk_nginx\n    }",
+    )
+    conf = tmp_path / "keepalived.conf"
+    conf.write_text(tracked.replace("global_defs {\n    router_id LVS_01\n}\n", ""))
+    check = tmp_path / "check_nginx.sh"
+    check.write_bytes((BLOG / "check_nginx.sh").read_bytes())
+    check.chmod(0o755)  # a script keepalived runs (the corpus's copy is not executable)
+    with booted(builds, tmp_path, [conf], extra={script: check}) as provider:
         director = next(iter(provider.lab.role("director")))
         deadline = time.monotonic() + 30
         log = ""

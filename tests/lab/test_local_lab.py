@@ -189,6 +189,36 @@ def test_the_gray_faults_apply_heal_and_leave_nothing_behind(seed_lab):
     assert "FAILED" not in requests_through_vip(seed_lab, 4)
 
 
+@pytest.mark.parametrize(
+    "fault",
+    [
+        Fault("vrrp-blocked", "server4"),
+        Fault("director-partition", "server3"),
+        Fault("advert-loss", "server3", seconds=0.1, amount=50),
+        Fault("multicast-dropped", "server3"),
+        Fault("one-way", "server3"),
+        Fault("garp-lost", "server3", seconds=0.1),
+    ],
+    ids=lambda fault: fault.primitive,
+)
+def test_a_network_fault_is_seen_while_it_holds_and_nothing_of_it_after_its_heal(seed_lab, fault):
+    """Each network primitive for real (issue 26): while it holds, its `remains` names what it
+    added (the node's firewall rules, qdisc, the switch's filters, the client's router-like
+    ARP), so a heal that left it behind would be caught; after its heal, nothing is left and
+    the VIP is back on its MASTER alone. The scenarios themselves are test.failover's."""
+    fault.apply(seed_lab)
+    try:
+        held = fault.remains(seed_lab)
+    finally:
+        fault.heal(seed_lab)
+    assert held, f"{fault.applied}: nothing of it seen while it holds"
+    assert fault.remains(seed_lab) == "", fault.healed
+    deadline = time.monotonic() + 30
+    while {row.name for row in seed_lab.status() if row.vips} != {"server3"} and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert {row.name for row in seed_lab.status() if row.vips} == {"server3"}
+
+
 def test_fault_verbs_move_the_vip_and_bring_it_back(seed_lab, seed_file):
     """Last in the module: it disturbs the lab, and leaves it as it found it.
 
