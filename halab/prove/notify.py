@@ -53,6 +53,10 @@ def read(remote: Remote, offsets: dict[str, float], started: float) -> list[dict
     return sorted(events, key=lambda e: e["at"])
 
 
+# A VIP move "to" this: the client's ARP entry for it failed (unresolved), no node took it.
+UNRESOLVED = "none"
+
+
 def compare(events: list[dict], moves: list[dict], start: float, end: float) -> dict:
     """One phase's MASTER events against its VIP moves (as verdicts.vip_moves gives them):
     the events, the moves with no MASTER event of their new holder in the phase ("missing"),
@@ -64,6 +68,7 @@ def compare(events: list[dict], moves: list[dict], start: float, end: float) -> 
         if e["state"] == "MASTER" and start <= e["at"] < end
     ]
     missing, latency = [], []
+    moves = [move for move in moves if move["to"] != UNRESOLVED]  # nobody took the VIP
     for move in moves:
         mine = [m for m in masters if m["node"] == move["to"]]
         if not mine:

@@ -283,7 +283,7 @@ def outage(requests: list[dict], start: float, end: float) -> float:
 
 def vip_moves(requests: list[dict], start: float, end: float, macs: dict[str, str]) -> list[dict]:
     """When the client's ARP entry for each VIP changed owner, as the client saw it."""
-    return _owner_moves(requests, start, end, lambda mac: macs.get(mac, mac or "none"))
+    return _owner_moves(requests, start, end, lambda mac: macs.get(mac, mac or notify.UNRESOLVED))
 
 
 def takeovers(requests: list[dict], start: float, end: float, macs: dict[str, str]) -> list[float]:

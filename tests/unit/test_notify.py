@@ -43,6 +43,15 @@ def test_a_move_with_its_master_event_gives_the_notify_latency():
     assert "notify -100 ms after the client saw server4 take the VIP" in notify.summary(found, 10.0)
 
 
+def test_a_client_whose_arp_entry_failed_is_no_move_to_be_notified_of():
+    """garp-lost: the client's entry for the VIP fails ("none") before it learns server4's MAC."""
+    events = [{"node": "server4", "at": 12.0, "state": "MASTER", "name": "VI_1"}]
+    moves = [_move(57.9, notify.UNRESOLVED), _move(57.96, "server4")]
+    found = notify.compare(events, moves, 10.0, 60.0)
+    assert found["missing"] == [] and [item["to"] for item in found["latency"]] == ["server4"]
+    assert "MISSING" not in notify.summary(found, 10.0)
+
+
 def test_a_move_without_an_event_is_missing_and_an_event_without_a_move_is_extra():
     """A paused MASTER resumed takes the VIP back without ever leaving MASTER: no event."""
     events = [
