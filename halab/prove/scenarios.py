@@ -379,28 +379,35 @@ def beside(held: Scenario, during: Scenario) -> Scenario:
     notices) holds: held's fault, during's phases, held's heal.
 
     Both directors' checkers drop the failed server during held's fault, so a takeover serves
-    without it. A director whose keepalived starts again checks every real server anew, each
+    without it: each of during's phases expects the server out of IPVS. A director whose
+    keepalived starts again (a stop's or a crash's heal) checks every real server anew, each
     starting up (keepalived's default; `alpha` in a check starts it down), so the MASTER that
-    returns may send requests to the failed server until its first checks fail: each of
-    during's phases allows held's check bound as well, and expects the server out of IPVS."""
+    returns may send requests to the failed server until its first checks fail: that phase
+    allows held's check bound as well as its own."""
     down, heal = held.phases
     server = down.fault.node
-    phases = tuple(
-        replace(
-            phase,
-            bound=max(phase.bound, down.bound),
-            basis=f"max({phase.basis}; {server}'s check anew: {down.basis})",
-            settle=max(phase.settle, down.bound),
-            members={**phase.members, server: False},
-            table={name: weight for name, weight in phase.table.items() if name != server},
+    phases = []
+    for phase in during.phases:
+        anew = phase.heals and phase.fault.primitive in RESTARTS
+        phases.append(
+            replace(
+                phase,
+                bound=max(phase.bound, down.bound) if anew else phase.bound,
+                basis=f"max({phase.basis}; {server}'s check anew: {down.basis})" if anew else phase.basis,
+                settle=max(phase.settle, down.bound) if anew else phase.settle,
+                members={**phase.members, server: False},
+                table={name: weight for name, weight in phase.table.items() if name != server},
+            )
         )
-        for phase in during.phases
-    )
     return Scenario(
         f"{during.name}+{held.name}",
         f"{during.description}, while {held.description}",
         (down, *phases, heal),
     )
+
+
+# The director faults whose heal starts keepalived again (and with it every check).
+RESTARTS = ("service", "crash")
 
 
 def overlaps(lab: Lab) -> tuple[list[Entry], list[Entry]]:

@@ -129,11 +129,14 @@ def test_a_director_fault_beside_a_down_real_server_expects_it_out_throughout():
         ("server3", True),
         ("server2", True),
     ]
-    down = phases[0]
-    for during in phases[1:3]:
+    down, stop, start = phases[:3]
+    for during in (stop, start):
         assert during.members["server2"] is False and "server2" not in during.table
-        assert during.bound >= down.bound and during.settle >= down.bound
-        assert "server2's check anew" in during.basis
+    # keepalived started again checks every real server anew: only that phase allows the check's bound
+    assert start.bound >= down.bound and start.settle >= down.bound and "server2's check anew" in start.basis
+    assert stop.bound < down.bound and "check anew" not in stop.basis
+    cut = campaign.scenario(SEED, 1, [campaign.Step("link-cut", "server3", 5.0, 0.0, "nginx-stop", "server2")])
+    assert not any("check anew" in phase.basis for phase in cut.phases)  # its keepalived never stopped
 
 
 @pytest.mark.parametrize("lab", ["persistent.yaml"])
