@@ -14,10 +14,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from halab.render import NOTIFY_LOG
+from halab.render import KEEPALIVED_CONF, NOTIFY_LOG
 
 if TYPE_CHECKING:
     from halab.remote import Remote
+    from halab.spec import Lab
 
 # The last lines read of each director's log: far more than one scenario writes.
 TAIL = 500
@@ -38,6 +39,13 @@ def parse(text: str) -> list[dict]:
         priority = fields[4] if len(fields) > 4 else ""
         events.append({"at": at, "type": fields[1], "name": fields[2], "state": fields[3], "priority": priority})
     return events
+
+
+def recorded(lab: Lab) -> bool:
+    """Whether the directors run the project's notify script: not where one runs an imported
+    keepalived.conf verbatim (it calls the operator's scripts, if any, never halab's), so
+    there no stream is compared (an empty one would call every VIP move MISSING)."""
+    return not any(f"/{KEEPALIVED_CONF}" in node.files for node in lab.role("director").values())
 
 
 def read(remote: Remote, offsets: dict[str, float], started: float) -> list[dict]:

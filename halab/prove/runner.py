@@ -69,7 +69,7 @@ class Recording:
     held: list[dict] = field(default_factory=list)
     gateway: list[dict] = field(default_factory=list)  # already relative to the probe's start
     directors: dict[str, float] = field(default_factory=dict)  # director -> its clock minus the host's
-    notify: list[dict] = field(default_factory=list)  # already relative to the probe's start
+    notify: list[dict] | None = None  # already relative to the probe's start; None: not recorded
     phases: list[Done] = field(default_factory=list)
     lived: split.Lived = field(default_factory=split.Lived)  # already relative to the probe's start
 
@@ -175,7 +175,8 @@ class Runner:
             record.requests = http.stop()
             record.held = http.connections()
             record.gateway = self._gateway_changes(watch, record.started)
-            record.notify = notify.read(self.remote, record.directors, record.started)
+            if notify.recorded(self.lab):
+                record.notify = notify.read(self.remote, record.directors, record.started)
             record.lived = self._lived(directors, record.started)
 
     def _aimed(self, scenario: Scenario, requests: list[dict]) -> Scenario:

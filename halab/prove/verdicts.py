@@ -44,7 +44,7 @@ class Seen:
     connections: list[dict] = field(default_factory=list)
     macs: dict[str, str] = field(default_factory=dict)
     gateway: list[dict] = field(default_factory=list)
-    notify: list[dict] = field(default_factory=list)  # the directors' recorded state changes
+    notify: list[dict] | None = field(default_factory=list)  # the directors' state changes; None: not recorded
     lived: split.Lived = field(default_factory=split.Lived)  # the directors' own records
 
 
@@ -145,7 +145,8 @@ def judge(scenario: str, mark: Mark, seen: Seen, margin: Margin, resolution: flo
         gateway_moves=owner_changes(seen.gateway, mark.acted, mark.until, seen.macs),
     )
     _judge_connections(result, phase, seen.connections, margin)
-    result.notify = notify.compare(seen.notify, result.vip_moves, mark.acted, mark.until)
+    if seen.notify is not None:
+        result.notify = notify.compare(seen.notify, result.vip_moves, mark.acted, mark.until)
     if "split" in phase.observe:
         _judge_split(result, mark, seen, margin)
     return result

@@ -3,6 +3,7 @@ events held against the VIP moves the client saw."""
 
 from __future__ import annotations
 
+from halab import paths, spec
 from halab.prove import notify, report
 from halab.prove.results import ScenarioRun
 
@@ -78,3 +79,13 @@ def test_the_report_prints_the_stream_only_where_there_is_one(tmp_path):
         "  s / q: MASTER events: server4 at +3800 ms; EXTRA: server4 entered MASTER, no VIP moved to it"
     ]
     assert report.notify_text([ScenarioRun("s", "", 0.0, 0.0, {}, [], [quiet])]) == ""
+
+
+def test_a_lab_running_an_imported_keepalived_conf_records_no_stream():
+    """Its directors run the operator's file verbatim, which never calls halab's notify script:
+    no stream is compared (an empty one would call every VIP move MISSING)."""
+    lab = spec.load(paths.DEFAULT_LAB)
+    assert notify.recorded(lab)
+    own = lab.nodes["server3"].model_copy(update={"files": {"/etc/keepalived/keepalived.conf": "server3/k.conf"}})
+    imported = lab.model_copy(update={"nodes": {**lab.nodes, "server3": own}})
+    assert not notify.recorded(imported)
