@@ -147,7 +147,7 @@ def test_nginx_listens_serves_its_own_page_and_its_config_is_clean(lab_case, rea
 CONFIG_RUNS_ANYWAY = 5
 
 
-def test_keepalived_config_is_clean_on_every_director(lab_case, record_property):
+def test_keepalived_config_is_clean_on_every_director(lab_case, request):
     """halab's own rendering must be clean: any complaint is its bug. An imported file is the
     operator's, run verbatim: keepalived's complaints about it are findings, shown as warnings
     (terminal, JSON, report), as long as keepalived runs it; the other checks prove what the
@@ -164,7 +164,7 @@ def test_keepalived_config_is_clean_on_every_director(lab_case, record_property)
         if result.rc:
             complaints[name] = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
     if complaints:
-        record_property("warnings", complaints)
+        request.node.user_properties.append(("warnings", complaints))
         for name, lines in complaints.items():
             summary = f"{name}'s imported keepalived.conf runs, with: " + "; ".join(lines)
             warnings.warn(KeepalivedComplaint(summary), stacklevel=1)
