@@ -124,8 +124,8 @@ def main() -> None:
     advert, down = lab.vrrp.advert_int, bounds.down(lab).seconds
     print(f"spurious takeovers under advert loss on {lab.name}: {seconds:g} s per rate, advert_int {advert:g} s,")
     print(f"master-down {down:.3f} s, k = {split.adverts_in_down(advert, down)} adverts lost in a row per takeover")
-    print("(takeovers by the BACKUP's adverts; 'seen' of them lasted a VIP sample or more: the MASTER")
-    print(" answers a takeover's first advert at once, so most end within milliseconds)")
+    print("(takeovers counted by the BACKUP's adverts; 'seen': those that lasted a VIP sample or more,")
+    print(" since the MASTER answers a takeover's first advert at once and one can end between two samples)")
     print(f"  {'loss %':>7}{'measured/min':>14}{'predicted/min':>15}{'takeovers':>11}{'seen':>6}")
     rows = []
     try:

@@ -127,7 +127,7 @@ def _spurious(lab: Lab, run: ScenarioRun, phase: PhaseResult) -> Iterator[Findin
         run.scenario,
         phase.phase,
         f"{taken} spurious takeovers in {seconds:.0f} s at {phase.loss:g} % advert loss, by the BACKUP's "
-        f"adverts ({held} long enough to be seen holding the VIP; the MASTER answers at once) "
+        f"adverts ({held} seen holding the VIP: the MASTER answers a takeover's first advert at once) "
         f"(predicted {predicted:.1f}: 60 / advert_int x (1 - loss) x loss^k, "
         f"k = {split.adverts_in_down(advert, down)})",
         f"vrrp.advert_int {advert:g}",
