@@ -34,7 +34,10 @@ director)
     sysctl -q -p /etc/sysctl.d/90-lvs-director.conf
     # Every file the lab places there: the rendered keepalived.conf, or an imported one with
     # its includes and scripts (`lab.import --file`), root's alone (auth_pass may be anywhere).
+    # A second run starts from the lab's files alone: one removed since (an included
+    # conf.d/*.conf, say) must not stay behind to be picked up.
     mkdir -p /etc/keepalived/
+    find /etc/keepalived -mindepth 1 -delete
     cp -R "$FILES/etc/keepalived/." /etc/keepalived/
     chmod -R go-rwx /etc/keepalived
     install -m 0755 "$FILES/usr/local/sbin/halab-notify" /usr/local/sbin/halab-notify  # its notify script

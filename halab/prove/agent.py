@@ -331,17 +331,20 @@ TCP_SYN = 0x02
 
 
 def listen(args):
-    """Count SYNs to --port arriving on --iface for --wait seconds: by client address, and for
-    IP-in-IP (protocol 4) frames also by the wrapper's MAC and outer source address."""
+    """Count SYNs to --port arriving on --iface for --wait seconds, or until stdin closes: by
+    client address, and for IP-in-IP (protocol 4) frames also by the wrapper's MAC and outer
+    source address."""
     sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
     sock.bind((args.iface, ETH_P_ALL))
     emit({"event": "listening", "iface": args.iface})
+    stop = threading.Event()
+    threading.Thread(target=stdin_closed, args=(stop,), daemon=True).start()
     clients = {}  # type: dict[str, int]
     wrapped = {}  # type: dict[str, int]
     deadline = time.time() + args.wait
-    while time.time() < deadline:
-        ready, _, _ = select.select([sock], [], [], max(0.0, deadline - time.time()))
+    while not stop.is_set() and time.time() < deadline:
+        ready, _, _ = select.select([sock], [], [], max(0.0, min(POLL, deadline - time.time())))
         if not ready:
             continue
         frame, meta = sock.recvfrom(65535)
@@ -443,7 +446,8 @@ def vrrp(args):
 
 
 def mcast(args):
-    """--listen: join the group on the interface's address and count datagrams for --wait s;
+    """--listen: join the group on the interface's address and count datagrams for --wait s
+    (or until stdin closes);
     otherwise send --count datagrams to it (TTL 1: link-local, as VRRP's adverts are)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
     if args.listen:
@@ -452,9 +456,11 @@ def mcast(args):
         membership = socket.inet_aton(args.group) + socket.inet_aton(args.source)
         sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, membership)
         emit({"event": "listening", "group": args.group, "port": args.port})
+        stop = threading.Event()
+        threading.Thread(target=stdin_closed, args=(stop,), daemon=True).start()
         received, deadline = 0, time.time() + args.wait
-        while time.time() < deadline:
-            ready, _, _ = select.select([sock], [], [], max(0.0, deadline - time.time()))
+        while not stop.is_set() and time.time() < deadline:
+            ready, _, _ = select.select([sock], [], [], max(0.0, min(POLL, deadline - time.time())))
             if ready:
                 sock.recv(2048)
                 received += 1

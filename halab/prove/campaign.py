@@ -56,7 +56,8 @@ DEFAULT_STEP_SECONDS = 25.0
 # The quiet gap after each step, in seconds: long enough to see a late flap.
 GAP = (3.0, 10.0)
 # How often a director fault runs while a real server is down (scenarios.beside), drawn from
-# a stream of its own: the seed's choice of faults, targets and gaps stays as it was.
+# a stream of its own: the seed's faults, targets and gaps come in the order they would
+# without overlaps (a held fault lengthens its step, so a duration may hold fewer).
 OVERLAP = 1 / 3
 OVERLAP_STREAM = 0x0FE1
 DURATION = re.compile(r"(\d+)(s|m|h)?")

@@ -121,8 +121,9 @@ def _spurious(lab: Lab, run: ScenarioRun, phase: PhaseResult) -> Iterator[Findin
     predicted = split.predicted_per_minute(loss, advert, down) * seconds / 60
     doubled = bounds.down(lab.model_copy(update={"vrrp": lab.vrrp.model_copy(update={"advert_int": 2 * advert})}))
     slower = split.predicted_per_minute(loss, 2 * advert, doubled.seconds) * seconds / 60
-    taken = sum(seen["heard_takeovers"] for seen in phase.split.values())
-    held = sum(seen["takeovers"] for seen in phase.split.values())
+    per_vrid = {seen["vrid"]: seen for seen in phase.split.values()}  # VIPs of one instance move together
+    taken = sum(seen.get("heard_takeovers", 0) for seen in per_vrid.values())
+    held = sum(seen["takeovers"] for seen in per_vrid.values())
     yield Finding(
         run.scenario,
         phase.phase,

@@ -8,6 +8,7 @@ it is how a running http probe is told to stop.
 from __future__ import annotations
 
 import json
+import os
 import select
 import shlex
 import subprocess
@@ -25,6 +26,10 @@ def command(args: list[str]) -> str:
     return "python3 -c " + shlex.quote(paths.AGENT.read_text()) + " " + " ".join(shlex.quote(a) for a in args)
 
 
+# The longest first line started() reads (an agent's records are short).
+FIRST_LINE = 64 * 1024
+
+
 def run(remote: Remote, node: str, args: list[str], timeout: float = 60) -> list[dict]:
     """One agent command to completion; its JSON records."""
     try:
@@ -40,18 +45,26 @@ def spawn(remote: Remote, node: str, args: list[str]) -> subprocess.Popen[str]:
 
 def started(process: subprocess.Popen[str], timeout: float = 30) -> dict:
     """A spawned agent's first record, waited for (bounded): a listener says it listens only once
-    it can hear, so what is sent after this counts. Only for an agent that writes nothing more
-    until its end: a line read here ahead of that would be lost to finish()."""
+    it can hear, so what is sent after this counts. Read a byte at a time from the pipe itself,
+    so nothing after that line is taken from what finish() collects."""
     assert process.stdout is not None  # spawned with a pipe
-    ready, _, _ = select.select([process.stdout], [], [], timeout)
-    line = process.stdout.readline() if ready else ""
-    if not line:
-        _, err, _ = _ended(process, 5 if ready else 0)  # silent: stopped at once
-        said = "said nothing" + (f" within {timeout:.0f} s" if not ready else f" and ended ({process.returncode})")
-        raise ProbeError(f"agent {said}: {err.strip()[-200:]}")
+    line, deadline = b"", time.monotonic() + timeout
+    while not line.endswith(b"\n") and len(line) < FIRST_LINE:
+        ready, _, _ = select.select([process.stdout], [], [], max(0.0, deadline - time.monotonic()))
+        byte = os.read(process.stdout.fileno(), 1) if ready else b""
+        if not byte:
+            _, err, _ = _ended(process, 5 if ready else 0)  # silent: stopped at once
+            said = (
+                f"said nothing within {timeout:.0f} s"
+                if not ready
+                else f"said nothing and ended ({process.returncode})"
+            )
+            raise ProbeError(f"agent {said}: {err.strip()[-200:]}")
+        line += byte
     try:
         return json.loads(line)
     except json.JSONDecodeError as exc:
+        _ended(process, 0)
         raise ProbeError(f"agent said something that is not JSON ({exc}): {line[:200]!r}") from None
 
 

@@ -260,9 +260,9 @@ def split_line(seen: dict) -> str:
         for who, sources in seen["adverts"].items()
     )
     return (
-        f"two MASTERs {seen['dual_ms']} (from {_after(seen['dual_after_ms'])}), {seen['takeovers']} takeover(s) "
-        f"({seen.get('heard_takeovers', '?')} by adverts), "
-        f"one MASTER for good {_after(seen['single_ms'])}, client ARP on it {_after(seen['arp_ms'])}"
+        f"two MASTERs {seen['dual_ms']} (from {_after(seen['dual_after_ms'])}), {seen['takeovers']} takeover(s)"
+        + (f" ({seen['heard_takeovers']} by adverts)" if "heard_takeovers" in seen else "")
+        + f", one MASTER for good {_after(seen['single_ms'])}, client ARP on it {_after(seen['arp_ms'])}"
         + (f"; adverts {heard}" if heard else "")
     )
 

@@ -97,8 +97,9 @@ def takeovers(presence: list[dict], vip: str, start: float, end: float) -> int:
 
 
 def heard_takeovers(records: list[dict], vrid: int, start: float, end: float) -> int:
-    """Takeovers as the adverts tell them, within [start, end): each run of adverts from a
-    director of lower priority than another heard for vrid. A lower-priority director
+    """Takeovers under advert loss as the adverts tell them, within [start, end): each run of
+    adverts from a director of lower priority than another heard for vrid (only where one
+    MASTER is expected: in a split, two MASTERs' adverts interleave and each would count). A lower-priority director
     advertises only while MASTER, and keepalived's MASTER answers its first advert with its
     own at once (lower_prio_no_advert is off by default), so a takeover can end within
     milliseconds, between two presence samples (`takeovers` misses it); its advert was on
@@ -143,7 +144,9 @@ def adverts(records: list[dict], vrid: int, start: float, end: float) -> dict[st
     return seen
 
 
-def figures(lived: Lived, requests: list[dict], macs: dict[str, str], start: float, end: float) -> dict[str, dict]:
+def figures(
+    lived: Lived, requests: list[dict], macs: dict[str, str], start: float, end: float, lossy: bool = False
+) -> dict[str, dict]:
     """Per VIP, everything above over [start, end): the phase's split-brain figures, in ms.
     "single_ms" and "arp_ms" count from start (the action); null when it never happened.
     {} when the directors recorded nothing (their watchers failed): nothing was measured."""
@@ -160,11 +163,12 @@ def figures(lived: Lived, requests: list[dict], macs: dict[str, str], start: flo
             "dual_ms": round(dual(pieces) * 1000),
             "dual_after_ms": None if began is None else round((began - start) * 1000),
             "takeovers": takeovers(lived.presence, vip, start, end),
-            "heard_takeovers": heard_takeovers(lived.adverts, vrid, start, end),
             "single_ms": None if single is None else round(single * 1000),
             "arp_ms": None if arp is None else round(arp * 1000),
             "adverts": adverts(lived.adverts, vrid, start, end),
         }
+        if lossy:  # under advert loss alone: in a split two MASTERs' adverts interleave
+            result[vip]["heard_takeovers"] = heard_takeovers(lived.adverts, vrid, start, end)
     return result
 
 

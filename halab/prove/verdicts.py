@@ -165,7 +165,7 @@ def _judge_split(result: PhaseResult, mark: Mark, seen: Seen, margin: Margin) ->
     phase = mark.phase
     lossy = phase.fault.primitive == "advert-loss" and not phase.heals
     until = mark.done if lossy else mark.until  # under loss: its takeovers, while it lasted
-    result.split = split.figures(seen.lived, seen.requests, seen.macs, mark.acted, until)
+    result.split = split.figures(seen.lived, seen.requests, seen.macs, mark.acted, until, lossy)
     result.split_expected, result.split_bound_ms = phase.split, round(phase.split_bound * 1000)
     if lossy:
         result.loss, result.loss_seconds = phase.fault.amount, round(mark.done - mark.acted, 1)

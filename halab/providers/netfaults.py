@@ -238,8 +238,8 @@ def _router_arp(provider: Provider) -> str:
     """Save the client's ARP settings (once), then cache as a router does."""
     accept, reachable = map(shlex.quote, _client_arp(provider))
     return (
-        f"[ -e {ARP_SAVED} ] || sysctl -n {accept} {reachable} > {ARP_SAVED} && "
-        f"sysctl -qw {accept}=0 {reachable}={ROUTER_REACHABLE * 1000:.0f}"
+        f"{{ [ -e {ARP_SAVED} ] || {{ sysctl -n {accept} {reachable} > {ARP_SAVED}.new && "
+        f"mv {ARP_SAVED}.new {ARP_SAVED}; }}; }} && sysctl -qw {accept}=0 {reachable}={ROUTER_REACHABLE * 1000:.0f}"
     )
 
 
@@ -247,7 +247,7 @@ def _own_arp(provider: Provider) -> str:
     """The client's saved ARP settings back, the saved copy gone."""
     accept, reachable = map(shlex.quote, _client_arp(provider))
     return (
-        f"if [ -e {ARP_SAVED} ]; then set -- $(cat {ARP_SAVED}) && "
+        f"if [ -e {ARP_SAVED} ]; then set -- $(cat {ARP_SAVED}) && [ $# = 2 ] && "
         f"sysctl -qw {accept}=$1 {reachable}=$2 && rm -f {ARP_SAVED}; fi"
     )
 
@@ -278,8 +278,10 @@ def _garp_healed(provider: Provider, fault: Fault) -> None:
     """keepalived back on the MASTER (the filter is long gone; deleted again, if still there),
     the client's own ARP settings back."""
     _unfilter(provider, fault)
-    provider.remote.check(provider.lab.client, _own_arp(provider), timeout=20)
-    provider.start_service(fault.node, "keepalived")
+    try:
+        provider.remote.check(provider.lab.client, _own_arp(provider), timeout=20)
+    finally:  # keepalived back whatever the client said (remains then names what is left)
+        provider.start_service(fault.node, "keepalived")
 
 
 def _garp_left(provider: Provider, fault: Fault) -> str:

@@ -159,6 +159,13 @@ def test_started_returns_the_first_record_and_finish_the_rest():
     assert probe.finish(agent) == [{"received": 3}]
 
 
+def test_started_leaves_what_follows_its_line_to_finish_even_when_it_is_already_in_the_pipe():
+    agent = _spawned("import json; print(json.dumps({'event': 'listening'})); print(json.dumps({'received': 2}))")
+    agent.wait()  # both lines in the pipe before started() reads
+    assert probe.started(agent) == {"event": "listening"}
+    assert probe.finish(agent) == [{"received": 2}]
+
+
 @pytest.mark.parametrize(
     ("code", "said"),
     [

@@ -150,7 +150,7 @@ def test_garp_lost_hides_the_takeovers_gratuitous_arps_from_the_client_only(swit
     assert switched.rules == []  # later ones (garp_master_refresh) reach the client
     assert _sent(fake_ssh, "server3")[-1] == "svc stop keepalived"
     [router] = _sent(fake_ssh, "client")  # the client caches ARP as a router does, its own saved
-    assert router.startswith(f"[ -e {netfaults.ARP_SAVED} ] || sysctl -n net/ipv4/conf/eth0/arp_accept ")
+    assert router.startswith(f"{{ [ -e {netfaults.ARP_SAVED} ] || {{ sysctl -n net/ipv4/conf/eth0/arp_accept ")
     assert router.endswith(
         "sysctl -qw net/ipv4/conf/eth0/arp_accept=0 net/ipv4/neigh/eth0/base_reachable_time_ms=60000"
     )

@@ -171,7 +171,7 @@ def test_the_split_figures_are_said_under_the_table():
     assert text.splitlines() == [
         "Split brain, as the directors lived it (ms from each action):",
         f"  director-partition / a split: {VIP} (VRID 51): two MASTERs 6000 (from +3000), "
-        "1 takeover(s) (0 by adverts), one MASTER for good never, client ARP on it never",
+        "1 takeover(s), one MASTER for good never, client ARP on it never",
     ]
     assert report.split_text([ScenarioRun("s", "d", 0.0, 0.0, {}, [], [])]) == ""
 
@@ -214,3 +214,11 @@ def test_findings_name_unicast_peers_for_a_multicast_split_and_garp_refresh_for_
     assert (
         finding.measured == f"{VIP}: the client's ARP entry named another director than the holder to the phase's end"
     )
+
+
+def test_heard_takeovers_are_figured_under_advert_loss_only():
+    """In a split two MASTERs' adverts interleave: counted there, each would be a 'takeover'."""
+    adverts = [_advert(0.5, "172.25.1.1", 100, "server4"), _advert(1.0, "172.25.1.2", 50, "server3")]
+    lived = split.Lived([{"node": "server3", "vip": VIP, "present": True, "at": 0.0}], adverts, {VIP: 51})
+    assert "heard_takeovers" not in split.figures(lived, [], {}, 0.0, 10.0)[VIP]
+    assert split.figures(lived, [], {}, 0.0, 10.0, lossy=True)[VIP]["heard_takeovers"] == 1

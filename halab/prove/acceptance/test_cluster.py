@@ -239,17 +239,24 @@ def _capture(case, service, count: int = 6) -> dict:
     return probe.run(case.provider.remote, case.client, args)[0]
 
 
+# A listener's longest window: it stops once the check is done with it (finish closes its
+# stdin), so this only bounds one left behind.
+LISTENING = ["--wait", "60"]
+
+
 def _capture_heard_by_real_servers(case, service) -> tuple[dict, dict[str, dict]]:
     """The client's capture, while each real server records the SYNs that reach it."""
     remote = case.provider.remote
     listeners = {
-        name: probe.spawn(remote, name, ["listen", "--iface", case.lab.vrrp.interface, "--port", str(service.port)])
+        name: probe.spawn(
+            remote, name, ["listen", "--iface", case.lab.vrrp.interface, "--port", str(service.port), *LISTENING]
+        )
         for name in service.real_servers
     }
     for process in listeners.values():
         probe.started(process)  # bound: from here on, every SYN reaching it counts
-    record = _capture(case, service)
-    return record, {name: probe.finish(process)[-1] for name, process in listeners.items()}
+    record = _capture(case, service)  # its requests answered: their SYNs have arrived
+    return record, {name: probe.finish(process)[-1] for name, process in listeners.items()}  # stdin closed: they stop
 
 
 def _checkers(case) -> set[str]:
@@ -361,10 +368,11 @@ def test_the_switch_carries_multicast_only_if_the_lab_says_so(lab_case):
     listener = next(iter(lab_case.lab.role("director")))
     remote = lab_case.provider.remote
     address = str(lab_case.lab.nodes[listener].address)
-    listening = probe.spawn(remote, listener, ["mcast", "--listen", "--source", address, "--wait", "6"])
+    listening = probe.spawn(remote, listener, ["mcast", "--listen", "--source", address, *LISTENING])
     probe.started(listening)  # joined: from here on, what the switch carries arrives
     probe.run(remote, lab_case.client, ["mcast", "--source", str(lab_case.lab.nodes[lab_case.client].address)])
-    received = probe.finish(listening)[-1]["received"]
+    time.sleep(0.5)  # the last datagram's way across the switch
+    received = probe.finish(listening)[-1]["received"]  # stdin closed: it stops
     assert (received > 0) == lab_case.lab.multicast, (
         f"{received} datagrams arrived; lab multicast: {lab_case.lab.multicast}"
     )
