@@ -192,14 +192,13 @@ def test_the_gray_faults_apply_heal_and_leave_nothing_behind(seed_lab):
 @pytest.mark.parametrize(
     ("fault", "left"),
     [
-        (Fault("vrrp-blocked", "server4"), "firewall rules left on server4"),
-        (Fault("director-partition", "server3"), "firewall rules left on server3"),
-        (Fault("advert-loss", "server3", seconds=0.1, amount=50), "qdisc or filter left on server3"),
-        (Fault("multicast-dropped", "server3"), "filter(s) left on the lab switch"),
-        (Fault("one-way", "server3"), "filter(s) left on the lab switch"),
-        (Fault("garp-lost", "server3", seconds=0.1), "router-like ARP left on client"),
+        pytest.param(Fault("vrrp-blocked", "server4"), "firewall rules left on server4", id="vrrp-blocked"),
+        pytest.param(Fault("director-partition", "server3"), "firewall rules left on server3", id="partition"),
+        pytest.param(Fault("advert-loss", "server3", seconds=0.1, amount=50), "qdisc or filter left", id="loss"),
+        pytest.param(Fault("multicast-dropped", "server3"), "filter(s) left on the lab switch", id="multicast"),
+        pytest.param(Fault("one-way", "server3"), "filter(s) left on the lab switch", id="one-way"),
+        pytest.param(Fault("garp-lost", "server3", seconds=0.1), "router-like ARP left on client", id="garp-lost"),
     ],
-    ids=lambda value: value.primitive if isinstance(value, Fault) else "",
 )
 def test_a_network_fault_is_seen_while_it_holds_and_nothing_of_it_after_its_heal(seed_lab, fault, left):
     """Each network primitive for real (issue 26): while it holds, its `remains` names what it
