@@ -57,7 +57,7 @@ def takeovers(provider: LocalProvider, master: str, backup: str, loss: float, se
     left = fault.remains(provider)
     if left:
         raise SystemExit(f"the loss was not healed: {left}")
-    vrid = next(i.vrid for i in render.instances(provider.lab, master) if vip in map(str, i.vips))
+    vrid = render.vrids(provider.lab, master)[vip]
     heard = [{**r, "node": node} for node, mine in records.items() for r in mine if "vrid" in r]
     held = sum(1 for r in records[backup] if r.get("vip") == vip and r["present"])
     return split.heard_takeovers(heard, vrid, float("-inf"), float("inf")), held

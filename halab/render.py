@@ -237,6 +237,16 @@ def smtp_server(lab: Lab) -> str:
     return str(lab.nodes[server].address) if server in lab.nodes else server
 
 
+def vrids(lab: Lab, director: str) -> dict[str, int]:
+    """VIP -> the VRID of the director's VRRP instance that carries it."""
+    return {str(vip): instance.vrid for instance in instances(lab, director) for vip in instance.vips}
+
+
+def runs_imported_conf(node: Node) -> bool:
+    """Whether the node runs an operator's keepalived.conf verbatim (`lab.import`), not halab's."""
+    return f"/{KEEPALIVED_CONF}" in node.files
+
+
 def instances(lab: Lab, director: str) -> list[Instance]:
     """The VRRP instances of one director.
 

@@ -197,6 +197,13 @@ def one_request(seq, host, port, timeout):
     emit(record)
 
 
+def until_stdin_closes():
+    """An event set once the controlling side closes our stdin (the probe's end signal)."""
+    stop = threading.Event()
+    threading.Thread(target=stdin_closed, args=(stop,), daemon=True).start()
+    return stop
+
+
 def stdin_closed(stop):
     """Set stop when the controlling side closes our stdin (the probe's end signal)."""
     try:
@@ -210,8 +217,7 @@ def stdin_closed(stop):
 def http(args):
     targets = [(t.rsplit(":", 1)[0], int(t.rsplit(":", 1)[1])) for t in args.target]
     interval = 1.0 / args.rate
-    stop = threading.Event()
-    threading.Thread(target=stdin_closed, args=(stop,), daemon=True).start()
+    stop = until_stdin_closes()
     start = time.time()
     emit({"event": "start", "time": start, "rate": args.rate, "targets": args.target})
     holders = []
@@ -338,8 +344,7 @@ def listen(args):
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
     sock.bind((args.iface, ETH_P_ALL))
     emit({"event": "listening", "iface": args.iface})
-    stop = threading.Event()
-    threading.Thread(target=stdin_closed, args=(stop,), daemon=True).start()
+    stop = until_stdin_closes()
     clients = {}  # type: dict[str, int]
     wrapped = {}  # type: dict[str, int]
     deadline = time.time() + args.wait
@@ -373,8 +378,7 @@ def listen(args):
 def neigh(args):
     """Each change of this node's ARP entry for --ip, with the time it was seen (polled every
     --interval s), until stdin closes or --duration passes."""
-    stop = threading.Event()
-    threading.Thread(target=stdin_closed, args=(stop,), daemon=True).start()
+    stop = until_stdin_closes()
     emit({"event": "start", "at": time.time()})
     seen, deadline = None, time.time() + args.duration
     while not stop.is_set() and time.time() < deadline:
@@ -429,8 +433,7 @@ def vrrp(args):
     with open("/proc/sys/net/ipv4/ip_nonlocal_bind") as setting:
         if setting.read().strip() != "0":
             sys.exit("ip_nonlocal_bind is on: binding cannot tell whether a VIP is here")
-    stop = threading.Event()
-    threading.Thread(target=stdin_closed, args=(stop,), daemon=True).start()
+    stop = until_stdin_closes()
     threading.Thread(target=adverts, args=(args.iface, stop, emit), daemon=True).start()
     emit({"event": "start", "at": time.time()})
     held = {}  # type: dict
@@ -456,8 +459,7 @@ def mcast(args):
         membership = socket.inet_aton(args.group) + socket.inet_aton(args.source)
         sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, membership)
         emit({"event": "listening", "group": args.group, "port": args.port})
-        stop = threading.Event()
-        threading.Thread(target=stdin_closed, args=(stop,), daemon=True).start()
+        stop = until_stdin_closes()
         received, deadline = 0, time.time() + args.wait
         while not stop.is_set() and time.time() < deadline:
             ready, _, _ = select.select([sock], [], [], max(0.0, min(POLL, deadline - time.time())))

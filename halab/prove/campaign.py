@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import random
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from halab.errors import UsageError
 from halab.prove import bounds, scenarios
@@ -139,7 +139,7 @@ def plan(lab: Lab, chosen_seed: int, seconds: float) -> list[Step]:
         if entry in directors and overlapping.random() < OVERLAP:
             beside = overlapping.choice(held)
             extra = STEP_SECONDS.get(beside.primitive, DEFAULT_STEP_SECONDS)
-            step = Step(entry.name, target, gap, cost + extra, beside.name, overlapping.choice(servers))
+            step = replace(step, estimate=cost + extra, held=beside.name, held_target=overlapping.choice(servers))
         steps.append(step)
         total += step.estimate
     return steps

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from halab.render import KEEPALIVED_CONF, NOTIFY_LOG
+from halab.render import NOTIFY_LOG, runs_imported_conf
 
 if TYPE_CHECKING:
     from halab.remote import Remote
@@ -45,7 +45,7 @@ def recorded(lab: Lab) -> bool:
     """Whether the directors run the project's notify script: not where one runs an imported
     keepalived.conf verbatim (it calls the operator's scripts, if any, never halab's), so
     there no stream is compared (an empty one would call every VIP move MISSING)."""
-    return not any(f"/{KEEPALIVED_CONF}" in node.files for node in lab.role("director").values())
+    return not any(runs_imported_conf(node) for node in lab.role("director").values())
 
 
 def read(remote: Remote, offsets: dict[str, float], started: float) -> list[dict]:

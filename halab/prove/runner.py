@@ -279,8 +279,7 @@ class Runner:
 
     def _vrids(self) -> dict[str, int]:
         """VIP -> the VRID of the VRRP instance that carries it (as rendered for the lab)."""
-        master = bounds.pair(self.lab)[0]
-        return {str(vip): instance.vrid for instance in render.instances(self.lab, master) for vip in instance.vips}
+        return render.vrids(self.lab, bounds.pair(self.lab)[0])
 
     # --- NAT: the gateway as a real server sees it -----------------------------------
 

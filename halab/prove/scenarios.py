@@ -388,17 +388,19 @@ def beside(held: Scenario, during: Scenario) -> Scenario:
     server = down.fault.node
     phases = []
     for phase in during.phases:
-        anew = phase.heals and phase.fault.primitive in RESTARTS
-        phases.append(
-            replace(
-                phase,
-                bound=max(phase.bound, down.bound) if anew else phase.bound,
-                basis=f"max({phase.basis}; {server}'s check anew: {down.basis})" if anew else phase.basis,
-                settle=max(phase.settle, down.bound) if anew else phase.settle,
-                members={**phase.members, server: False},
-                table={name: weight for name, weight in phase.table.items() if name != server},
-            )
+        out = replace(
+            phase,
+            members={**phase.members, server: False},
+            table={name: weight for name, weight in phase.table.items() if name != server},
         )
+        if phase.heals and phase.fault.primitive in RESTARTS:  # keepalived started again
+            out = replace(
+                out,
+                bound=max(phase.bound, down.bound),
+                basis=f"max({phase.basis}; {server}'s check anew: {down.basis})",
+                settle=max(phase.settle, down.bound),
+            )
+        phases.append(out)
     return Scenario(
         f"{during.name}+{held.name}",
         f"{during.description}, while {held.description}",
