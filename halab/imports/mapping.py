@@ -122,6 +122,8 @@ def node_names(confs: Sequence[Path]) -> list[str]:
 
 def _director(name: str, ident: str, conf: Path, binary: Path, table: Mapping) -> Director:
     read = source.read(conf, ident)
+    if not read.find("vrrp_instance"):  # before keepalived echoes an unrelated file line by line
+        raise NotRunnable(f"{conf.name}: no vrrp_instance block: not a keepalived.conf a lab can be made of")
     run = scratch.run(binary, read.root, read.files, conf, ident, interfaces(read))
     shown = f"{conf.name}"
     if run.test_ok:

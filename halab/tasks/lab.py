@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from halab import build, configtest, inventory, providers, render, spec, stopwatch
+from halab import build, configtest, environment, inventory, providers, render, spec, stopwatch
 from halab.errors import BuildError, ProviderError, SpecError, UsageError, shown
 from halab.imports import mapping, table
 from halab.paths import LabPaths, checked_name
@@ -324,4 +324,5 @@ def imported(
     print(table.text(result.rows))
     if result.lab is None:
         raise ImportRefused("nothing runnable could be made from it (see the table); no lab was written")
-    print(f"wrote {target} (files run verbatim: {LabPaths(lab_name).imported}); boot it: invoke lab.up --lab {target}")
+    boot = f"{environment.launcher()} lab.up --lab {target}"
+    print(f"wrote {target} (files run verbatim: {LabPaths(lab_name).imported}); boot it: {boot}")

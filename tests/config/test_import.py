@@ -82,7 +82,15 @@ REFUSED = {
     "include out of the directory": ([CORPUS / "traversal" / "keepalived.conf"], "include"),
     "shell metacharacters in names": ([CORPUS / "metachar.conf"], "no vrrp_instance"),
     "IPv6 VIPs and fwmark services only": ([CORPUS / "ipv6-fwmark.conf"], "IPv6 is not modelled"),
+    "not a keepalived.conf": ([CORPUS / "check_nginx.sh"], "no vrrp_instance block"),
 }
+
+
+def test_a_file_that_is_no_keepalived_conf_is_refused_without_being_echoed(builds):
+    """/etc/passwd given by mistake: one row, not keepalived's complaint about each of its lines."""
+    result = mapping.build([CORPUS / "check_nginx.sh"], builds["keepalived"].binary, "t-import")
+    assert [row.found for row in result.rows] == ["the lab"], table.text(result.rows)
+    assert "curl" not in table.text(result.rows)
 
 
 def _has(rows: list[mapping.Row], found: str, said: str) -> bool:
